@@ -1,0 +1,63 @@
+# The project's workflows. `make run` starts everything locally; `make test` is the test command.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install lock lint format test run smoke bench train reliability endpoint-up endpoint-down clean report report-demo
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+install: $(STAMP)  ## build .venv from requirements.lock (uv), with the package in editable mode
+
+$(STAMP): requirements.lock fraud-pipeline/pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e fraud-pipeline
+	touch $(STAMP)
+
+lock:  ## re-pin requirements.in into requirements.lock
+	$(BIN)/uv pip compile requirements.in -o requirements.lock --python-version 3.11
+
+lint: install  ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint  ## lint, then the whole test suite against real services
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests were collected" >&2; exit 5; fi; exit $$rc
+
+train: install  ## retrain the model: same data and seed give the same artifacts and metrics
+	$(BIN)/fraud-pipeline train
+
+endpoint-up: install  ## deploy the model to the SageMaker endpoint (SAGEMAKER_* settings), wait InService
+	$(BIN)/fraud-pipeline sagemaker deploy
+
+endpoint-down: install  ## tear the SageMaker endpoint and its configs down (stops the cost)
+	$(BIN)/fraud-pipeline sagemaker teardown
+
+run: install  ## start everything locally (PostgreSQL, APIs, model, mail, Airflow, report) until Ctrl-C
+	$(BIN)/fraud-pipeline run
+
+smoke: install  ## start the whole stack on free ports, wait for a green scheduled run, an email, report rows; stop
+	$(BIN)/python -m pytest tests/stack/test_smoke.py -m slow -v $(PYTEST_ARGS)
+
+report: install  ## the morning report alone on :8501 (DATABASE_URL's database, role fraud_report_reader)
+	$(BIN)/streamlit run fraud-dashboard/app.py --server.port 8501 --server.headless true
+
+report-demo: install  ## store yesterday's payments, generated and scored by the real model, for the report
+	$(BIN)/fraud-pipeline db migrate
+	$(BIN)/fraud-pipeline report demo
+
+clean:  ## remove local state (.local: embedded database, logs, mail)
+	rm -rf .local

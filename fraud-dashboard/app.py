@@ -1,0 +1,311 @@
+"""The morning fraud report: yesterday's payments and frauds, for the risk analysts.
+
+`streamlit run fraud-dashboard/app.py`. Layout only: every number and table comes from
+`fraud_pipeline.report`, read as the database role `fraud_report_reader`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from fraud_pipeline import report, report_charts
+from fraud_pipeline.config import Settings, get_settings
+
+st.set_page_config(page_title="Morning fraud report", page_icon=":material/shield:", layout="wide")
+
+PAGE_SIZES = (25, 50, 100, 250)
+WARN = ":material/warning:"
+TABLE_COLUMNS = {
+    "Time": st.column_config.DatetimeColumn("Time", format="HH:mm:ss"),
+    "Amount": st.column_config.NumberColumn("Amount", format="dollar"),
+    "Probability": st.column_config.ProgressColumn(
+        "Probability", format="percent", min_value=0.0, max_value=1.0
+    ),
+    "Reasons": st.column_config.TextColumn("Reasons", width="large"),
+    "Transaction": st.column_config.TextColumn("Transaction", width="small"),
+}
+
+
+# -- data, cached briefly: the pipeline adds payments every minute --------------------------------
+@st.cache_resource(show_spinner=False)
+def engine(url: str) -> Engine:
+    name = f"report-{abs(hash(url))}"
+    return st.connection(
+        name, type="sql", url=report.sqlalchemy_url(url), pool_pre_ping=True
+    ).engine
+
+
+def ttl() -> int:
+    return get_settings().report_cache_ttl_s
+
+
+@st.cache_data(ttl=ttl(), show_spinner=False)
+def summary(url: str, day: date) -> report.DaySummary:
+    return report.day_summary(engine(url), day)
+
+
+@st.cache_data(ttl=ttl(), show_spinner=False)
+def flagged(url: str, day: date) -> pd.DataFrame:
+    return report.flagged_payments(engine(url), day)
+
+
+@st.cache_data(ttl=ttl(), show_spinner=False)
+def charts_data(url: str, day: date) -> dict[str, pd.DataFrame]:
+    conn = engine(url)
+    return {
+        "hours": report.by_hour(conn, day),
+        "categories": report.by_category(conn, day),
+        "amounts": report.amount_distribution(conn, day),
+        "density": report.merchant_density(conn, day),
+    }
+
+
+@st.cache_data(ttl=ttl(), show_spinner=False)
+def options(url: str, day: date) -> report.FilterOptions:
+    return report.filter_options(engine(url), day)
+
+
+@st.cache_data(ttl=ttl(), show_spinner=False)
+def payments(
+    url: str, day: date, where: report.PaymentFilter, page: int, size: int
+) -> tuple[int, pd.DataFrame]:
+    conn = engine(url)
+    return report.count_payments(conn, day, where), report.payments_page(
+        conn, day, where, page, size
+    )
+
+
+# -- login ----------------------------------------------------------------------------------------
+def signed_in(settings: Settings) -> bool:
+    if st.session_state.get("signed_in"):
+        return True
+    _, middle, _ = st.columns([1, 1.2, 1])
+    with middle:
+        st.title(":material/shield: Morning fraud report")
+        st.caption("This report holds cardholders' personal data: sign in to read it.")
+        with st.form("login"):
+            user = st.text_input("User", key="login_user")
+            password = st.text_input("Password", type="password", key="login_password")
+            submitted = st.form_submit_button("Sign in", type="primary")
+        if submitted:
+            if report.credentials_ok(user, password, settings):
+                st.session_state["signed_in"] = True
+                st.rerun()
+            st.error("Wrong user or password.")
+    return False
+
+
+# -- sections -------------------------------------------------------------------------------------
+def freshness_banner(url: str, settings: Settings) -> None:
+    fresh = report.freshness(engine(url), settings)
+    if fresh.last_scored_at is None:
+        st.warning("No scored payment in the database yet: is the pipeline running?", icon=WARN)
+        return
+    age = report.format_age(fresh.lag or timedelta(0))
+    when = f"{fresh.last_scored_at:%a %d %b %H:%M:%S}"
+    if fresh.stalled:
+        st.warning(
+            f"The pipeline looks stalled: the last payment was scored {age} ago ({when}); "
+            f"it scores every minute.",
+            icon=WARN,
+        )
+    else:
+        st.caption(
+            f":green[:material/check_circle:] Live data: last payment scored {age} ago ({when})."
+        )
+
+
+def kpi_row(current: report.DaySummary, previous: report.DaySummary) -> None:
+    for column, kpi in zip(st.columns(4), report.kpis(current, previous), strict=True):
+        column.metric(
+            kpi.label,
+            kpi.value,
+            kpi.delta,
+            delta_color=kpi.delta_color,  # type: ignore[arg-type]
+            help=kpi.help,
+            border=True,
+        )
+
+
+def model_row(day: report.DaySummary) -> None:
+    if not day.has_labels:
+        return
+    st.markdown(
+        f"**How the model did** — true labels known for {report.format_count(day.labelled)} "
+        f"of {report.format_count(day.payments)} payments"
+    )
+    precision, recall, missed, alarms = st.columns(4)
+    precision.metric(
+        "Precision",
+        report.format_percent(day.precision),
+        border=True,
+        help="Flagged payments that really were frauds.",
+    )
+    recall.metric(
+        "Recall",
+        report.format_percent(day.recall),
+        border=True,
+        help="True frauds the model flagged.",
+    )
+    missed.metric(
+        "Missed frauds",
+        report.format_count(day.missed),
+        f"{report.format_money(day.missed_amount)} not caught",
+        delta_color="off",
+        delta_arrow="off",
+        border=True,
+    )
+    alarms.metric(
+        "False alarms",
+        report.format_count(day.false_alarms),
+        border=True,
+        help="Flagged payments that were legitimate: analyst time spent.",
+    )
+
+
+def frauds_section(rows: pd.DataFrame, day: date) -> None:
+    table = report.frauds_table(rows)
+    st.subheader(f"Frauds detected · {len(table)}")
+    if table.empty:
+        st.info("The model flagged no payment on this day.")
+        return
+    st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS, height=320, key="frauds")
+    st.download_button(
+        "Frauds (CSV)",
+        report.to_csv(table),
+        file_name=f"frauds-{day}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def charts_section(url: str, day: date, rows: pd.DataFrame) -> None:
+    data = charts_data(url, day)
+    charts = [
+        ("Payments and frauds by hour", report_charts.hourly_chart(data["hours"])),
+        ("Frauds by category", report_charts.category_chart(data["categories"])),
+        ("Amounts: frauds vs legitimate", report_charts.amount_chart(data["amounts"])),
+        (
+            "Where the frauds happened",
+            report_charts.fraud_map(data["density"], report.fraud_locations(rows)),
+        ),
+    ]
+    for pair in (charts[:2], charts[2:]):
+        for column, (title, chart) in zip(st.columns(2), pair, strict=True):
+            with column:
+                st.subheader(title)
+                st.altair_chart(chart, width="stretch", height=report_charts.HEIGHT)
+
+
+def payments_section(url: str, day: date) -> None:
+    st.subheader("All payments of the day")
+    choices = options(url, day)
+    top = max(1.0, float(int(choices.max_amount) + 1))
+    category, state, amount, probability = st.columns([1.2, 1.2, 1, 1])
+    where = report.PaymentFilter(
+        categories=tuple(category.multiselect("Category", choices.categories, key="f_category")),
+        states=tuple(state.multiselect("State", choices.states, key="f_state")),
+        **dict(
+            zip(
+                ("amount_min", "amount_max"),
+                amount.slider("Amount", 0.0, top, (0.0, top), format="$%.0f", key="f_amount"),
+                strict=True,
+            )
+        ),
+        **dict(
+            zip(
+                ("probability_min", "probability_max"),
+                probability.slider("Fraud probability", 0.0, 1.0, (0.0, 1.0), key="f_prob"),
+                strict=True,
+            )
+        ),
+    )
+    size_column, page_column, count_column = st.columns([1, 1, 3])
+    size = size_column.selectbox("Rows per page", PAGE_SIZES, index=1, key="page_size")
+    total, _ = payments(url, day, where, 1, size)
+    pages = report.page_count(total, size)
+    page = int(page_column.number_input("Page", 1, pages, 1, key="page"))
+    total, table = payments(url, day, where, page, size)
+    count_column.markdown(
+        f"<br>**{report.format_count(total)}** payments match · page {page} of {pages}",
+        unsafe_allow_html=True,
+    )
+    st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS, key="payments")
+    st.download_button(
+        f"These {report.format_count(total)} payments (CSV, all pages)",
+        lambda: report.to_csv(report.filtered_payments(engine(url), day, where)),
+        file_name=f"payments-{day}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def page(url: str, settings: Settings) -> None:
+    with st.sidebar:
+        st.markdown(f"Signed in as **{settings.dashboard_user}**")
+        if st.button("Sign out"):
+            st.session_state.clear()
+            st.rerun()
+        default_day = report.yesterday(settings)
+        day = st.date_input(
+            "Report day", default_day, max_value=default_day + timedelta(days=1), key="day"
+        )
+        st.caption(f"Days run midnight to midnight, {settings.business_tz} time.")
+        if st.button("Refresh now"):
+            st.cache_data.clear()
+    assert isinstance(day, date)
+    st.title(":material/shield: Morning fraud report")
+    st.markdown(f"#### {day:%A %d %B %Y}")
+    freshness_banner(url, settings)
+    current, previous = summary(url, day), summary(url, day - timedelta(days=1))
+    if current.payments == 0:
+        st.info(f"No payments were scored on {day:%A %d %B %Y}. Pick another day in the sidebar.")
+        return
+    kpi_row(current, previous)
+    model_row(current)
+    rows = flagged(url, day)
+    frauds_section(rows, day)
+    charts_section(url, day, rows)
+    payments_section(url, day)
+    versions = ", ".join(sorted(rows["model_version"].unique())) if len(rows) else "—"
+    st.caption(f"Model version(s) of the flagged payments: {versions}.")
+
+
+def explain(error: SQLAlchemyError, url: str) -> str:
+    """A database error, said plainly (host and database named, never the password)."""
+    where = make_url(url)
+    target = f"database `{where.database}` on {where.host or 'local socket'}:{where.port or 5432}"
+    message = str(getattr(error, "orig", error)).strip().splitlines()[0]
+    if "does not exist" in message and "fraud_report" in message:
+        return (
+            f"The report's SQL objects are missing in {target}: run `fraud-pipeline db migrate`. "
+            f"({message})"
+        )
+    if "permission denied" in message:
+        return f"Role `{where.username}` may not read the report in {target}. ({message})"
+    return f"Cannot reach the report database ({target}): {message}"
+
+
+def main() -> None:
+    try:
+        settings = get_settings()
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        st.error(f"The report is misconfigured: {error}")
+        return
+    if not signed_in(settings):
+        return
+    url = report.report_database_url(settings)
+    try:
+        page(url, settings)
+    except SQLAlchemyError as error:
+        st.error(explain(error, url), icon=":material/error:")
+
+
+main()

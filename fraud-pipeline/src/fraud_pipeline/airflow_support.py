@@ -1,0 +1,73 @@
+"""What the DAGs need from Airflow, each with a fallback to Settings so the same DAG runs anywhere.
+
+- `fraud_db` Postgres connection (AIRFLOW_CONN_FRAUD_DB), else DATABASE_URL / local / embedded;
+- `aws_default` AWS connection (its extra `endpoint_url` points at the local model server when
+  local), else boto3 from Settings;
+- `smtp_default` SMTP connection, else the SMTP_* settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2.extensions
+
+from fraud_pipeline.alerts import SmtpTarget
+from fraud_pipeline.config import get_settings
+from fraud_pipeline.db import connect
+
+log = logging.getLogger(__name__)
+
+DB_CONN_ID = "fraud_db"
+AWS_CONN_ID = "aws_default"
+SMTP_CONN_ID = "smtp_default"
+
+
+def _airflow_connection(conn_id: str) -> Any | None:
+    try:
+        from airflow.sdk import BaseHook
+
+        return BaseHook.get_connection(conn_id)
+    except Exception:  # not defined (AirflowNotFoundException) or not inside Airflow
+        return None
+
+
+@contextmanager
+def db_connection() -> Iterator[psycopg2.extensions.connection]:
+    """A connection to fraud_db for one task, closed afterwards."""
+    if _airflow_connection(DB_CONN_ID) is not None:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        conn: psycopg2.extensions.connection = PostgresHook(postgres_conn_id=DB_CONN_ID).get_conn()
+    else:
+        conn = connect()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def scoring_client() -> Any:
+    from fraud_pipeline.scoring import EndpointClient
+
+    if _airflow_connection(AWS_CONN_ID) is not None:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from botocore.config import Config
+
+        hook = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime",
+                           config=Config(retries={"total_max_attempts": 1}))  # fmt: skip
+        return EndpointClient.from_settings(runtime=hook.get_conn())
+    return EndpointClient.from_settings()
+
+
+def smtp_target() -> SmtpTarget:
+    connection = _airflow_connection(SMTP_CONN_ID)
+    if connection is None:
+        return SmtpTarget.from_settings(get_settings())
+    extra = connection.extra_dejson or {}
+    return SmtpTarget(host=connection.host, port=int(connection.port or 25), user=connection.login or None,
+                      password=connection.password or None,
+                      starttls=str(extra.get("starttls", extra.get("disable_tls") is False)).lower() == "true")  # fmt: skip

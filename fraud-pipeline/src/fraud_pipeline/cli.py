@@ -1,0 +1,199 @@
+"""`fraud-pipeline`: the command line over the package's functions.
+
+Each subcommand declares its arguments here and imports its module only when it runs, so
+`fraud-pipeline --help` stays fast and a command never pays for another's heavy imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def _lazy(target: str) -> Handler:
+    """`module:function` resolved at call time."""
+
+    def run(args: argparse.Namespace) -> int | None:
+        module, _, function = target.partition(":")
+        handler: Handler = getattr(importlib.import_module(f"fraud_pipeline.{module}"), function)
+        return handler(args)
+
+    return run
+
+
+def _db_migrate(args: argparse.Namespace) -> int:
+    from fraud_pipeline.migrate import migrate
+
+    applied = migrate(args.database_url)
+    if applied:
+        for m in applied:
+            print(f"applied {m.version:03d}_{m.name}")
+    else:
+        print("database is up to date (nothing to apply)")
+    return 0
+
+
+def _db_url(args: argparse.Namespace) -> int:
+    from fraud_pipeline.db import database_url
+
+    print(database_url())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fraud-pipeline", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # --- storage -------------------------------------------------------------------------
+    db = commands.add_parser("db", help="database administration")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    migrate = db_commands.add_parser("migrate", help="apply pending SQL migrations (idempotent)")
+    migrate.add_argument("--database-url", help="default: DATABASE_URL / local / embedded")
+    migrate.set_defaults(handler=_db_migrate)
+    url = db_commands.add_parser("url", help="print the resolved database URL")
+    url.set_defaults(handler=_db_url)
+
+    # --- data and model --------------------------------------------------------------------
+    generate = commands.add_parser("generate", help="write realistic Sparkov-format payments")
+    size = generate.add_mutually_exclusive_group()
+    size.add_argument("--rows", type=int, help="the last N payments before --end")
+    size.add_argument("--days", type=float, default=1.0, help="days of payments before --end")
+    generate.add_argument("--end", help="end of the period (default: today 00:00)")
+    generate.add_argument("--rate", type=float, default=60.0, help="payments per minute")
+    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--out", required=True, help="FILE.csv or FILE.csv.gz")
+    generate.set_defaults(handler=_lazy("generate:main"))
+
+    train = commands.add_parser("train", help="train the XGBoost model and write the artifacts")
+    train.add_argument("--out", help="artifacts directory (default: ARTIFACTS_DIR)")
+    train.add_argument(
+        "--goal",
+        choices=["f1", "recall_at_precision"],
+        default="f1",
+        help="how the decision threshold is chosen on the validation window",
+    )
+    train.add_argument(
+        "--min-precision",
+        type=float,
+        default=0.9,
+        help="with --goal recall_at_precision: the precision to keep",
+    )
+    train.add_argument("--sample-rows", type=int, help="train on the first N rows (quick runs)")
+    train.set_defaults(handler=_lazy("train:main"))
+
+    evaluate = commands.add_parser("evaluate", help="score a Sparkov CSV and print the metrics")
+    evaluate.add_argument("--data", required=True, help="Sparkov-format FILE.csv[.gz]")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--out", help="directory for the PR-curve and confusion-matrix PNGs")
+    evaluate.set_defaults(handler=_lazy("evaluate:main"))
+
+    # --- scoring ---------------------------------------------------------------------------
+    serve_model = commands.add_parser("serve-model", help="local SageMaker-compatible model server")
+    serve_model.add_argument("--host", default="127.0.0.1")
+    serve_model.add_argument("--port", type=int, default=8080)
+    serve_model.add_argument("--model-dir", help="default: SM_MODEL_DIR or ARTIFACTS_DIR")
+    serve_model.set_defaults(handler=_lazy("model_server:main"))
+
+    sagemaker = commands.add_parser("sagemaker", help="deploy the model to a SageMaker endpoint")
+    sagemaker_commands = sagemaker.add_subparsers(
+        dest="sagemaker_command", required=True, metavar="SAGEMAKER_COMMAND"
+    )
+    for name, help_text in (
+        ("deploy", "upload, create model + config, create or update the endpoint (idempotent)"),
+        ("update", "move an existing endpoint to the current model version, without downtime"),
+    ):
+        step = sagemaker_commands.add_parser(name, help=help_text)
+        step.add_argument("--artifacts-dir", help="default: ARTIFACTS_DIR")
+        step.add_argument(
+            "--endpoint-type",
+            choices=["serverless", "realtime"],
+            help="default: SAGEMAKER_ENDPOINT_TYPE",
+        )
+        step.add_argument("--no-wait", action="store_true", help="do not wait for InService")
+    sagemaker_commands.add_parser("status", help="the endpoint's status, config and model version")
+    teardown = sagemaker_commands.add_parser(
+        "teardown", help="delete the endpoint and its configs (stops the cost)"
+    )
+    teardown.add_argument("--models", action="store_true", help="delete the SageMaker models too")
+    sagemaker.set_defaults(handler=_lazy("sagemaker_deploy:main"))
+
+    # --- local stack (make run) ------------------------------------------------------------
+    run = commands.add_parser("run", help="start the whole pipeline locally until Ctrl-C")
+    run.add_argument("--state-dir", help="PostgreSQL data, Airflow, mail, logs (default .local)")
+    run.add_argument("--free-ports", action="store_true", help="pick free ports for everything")
+    for service in ("payments", "model", "smtp", "inbox", "airflow", "report"):
+        run.add_argument(f"--{service}-port", type=int, help="override the configured port")
+    run.add_argument("--only", help="comma-separated compose service names to start")
+    run.add_argument("--no-backfill", action="store_true", help="skip back-filling yesterday")
+    run.add_argument("--backfill-hours", type=int, default=24, help="of yesterday, up to 24")
+    run.add_argument("--status-every", type=float, default=30.0, help="seconds between statuses")
+    run.set_defaults(handler=_lazy("local_stack:main"))
+
+    serve_mail = commands.add_parser("serve-mail", help="local SMTP catcher + web inbox")
+    serve_mail.add_argument("--host", default="127.0.0.1")
+    serve_mail.add_argument("--port", type=int, help="SMTP port (default SMTP_PORT, 8025)")
+    serve_mail.add_argument("--web-port", type=int, help="web inbox (default INBOX_PORT, 8026)")
+    serve_mail.add_argument("--maildir", help="folder of .eml files (default .local/mail)")
+    serve_mail.set_defaults(handler=_lazy("inbox_web:main"))
+
+    # --- pipeline --------------------------------------------------------------------------
+    serve_payments = commands.add_parser("serve-payments", help="the payments API server")
+    serve_payments.add_argument("--host", default="127.0.0.1")
+    serve_payments.add_argument("--port", type=int, default=8000)
+    serve_payments.add_argument("--source", choices=["generator", "csv"], default="generator")
+    serve_payments.add_argument("--csv", help="with --source csv: the Sparkov CSV to replay")
+    serve_payments.add_argument("--rate", type=float, default=60.0, help="generator: payments/min")
+    serve_payments.add_argument("--speed", type=float, default=1.0, help="csv: replay speed-up")
+    serve_payments.add_argument("--seed", type=int, default=42)
+    serve_payments.set_defaults(handler=_lazy("payments_api:main"))
+
+    run_interval = commands.add_parser(
+        "run-interval", help="run every pipeline step for [--start, --end) outside Airflow"
+    )
+    run_interval.add_argument("--start", required=True, help="ISO time with offset")
+    run_interval.add_argument("--end", required=True, help="ISO time with offset")
+    run_interval.add_argument("--chunk-minutes", type=int, default=60, help="interval per run")
+    run_interval.add_argument("--no-alerts", action="store_true", help="do not send emails")
+    run_interval.set_defaults(handler=_lazy("backfill:main"))
+
+    # --- morning report --------------------------------------------------------------------
+    report = commands.add_parser("report", help="the morning report's data and database role")
+    report_commands = report.add_subparsers(
+        dest="report_command", required=True, metavar="REPORT_COMMAND"
+    )
+    demo = report_commands.add_parser(
+        "demo", help="store a realistic day: generated payments scored by the real model"
+    )
+    demo.add_argument("--day", help="YYYY-MM-DD (default: yesterday in BUSINESS_TZ)")
+    demo.add_argument("--rate", type=float, default=10.0, help="payments per minute")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(handler=_lazy("demo:main"))
+    reader_password = report_commands.add_parser(
+        "set-reader-password",
+        help="let fraud_report_reader log in with REPORT_DATABASE_URL's password",
+    )
+    reader_password.set_defaults(handler=_lazy("report:set_reader_password_main"))
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The one definition of the pipeline's configuration.
+
+Every setting is read from the environment (or a `.env` file at the repository root), typed and
+validated once. The DAGs, the dashboard, the CLI and the tests all call `get_settings()`.
+Two profiles: `dev` (local defaults, embedded services) and `prod` (every secret must be set).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PACKAGE_ROOT = REPO_ROOT / "fraud-pipeline"
+
+# Used only by the dev profile so that a fresh clone runs; prod refuses it.
+DEV_CARD_TOKEN_KEY = "dev-only-card-token-key-change-me"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    """Typed settings; names match the environment variables (case-insensitive)."""
+
+    model_config = SettingsConfigDict(
+        env_file=REPO_ROOT / ".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    fraud_profile: Literal["dev", "prod"] = "dev"
+
+    # Storage
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql:// URL of fraud_db; unset in dev = 127.0.0.1:5432 or embedded",
+    )
+    database_name: str = "fraud_db"
+    upsert_batch_size: int = Field(default=20_000, ge=1)
+    business_tz: str = "Europe/Paris"
+
+    # Card data protection (PCI DSS): HMAC key for card tokens.
+    card_token_key: SecretStr = SecretStr(DEV_CARD_TOKEN_KEY)
+
+    # Payments API
+    payments_api_url: str = "http://127.0.0.1:8000"
+    payments_api_mode: Literal["windowed", "current"] = "windowed"
+    payments_api_timeout_s: float = 10.0
+
+    # Model and scoring
+    artifacts_dir: Path = PACKAGE_ROOT / "artifacts"
+    sagemaker_endpoint_name: str = "fraud-xgboost"
+    aws_region: str = "eu-west-3"
+    sagemaker_endpoint_url: str | None = Field(
+        default="http://127.0.0.1:8080",
+        description="Local SageMaker-compatible server; empty in prod = the real AWS endpoint",
+    )
+    scoring_deadline_s: float = 120.0
+    scoring_content_type: Literal["application/x-npy", "text/csv"] = "application/x-npy"
+
+    # SageMaker deployment (`fraud-pipeline sagemaker deploy`); not needed to score locally
+    sagemaker_bucket: str | None = Field(default=None, description="S3 bucket for model.tar.gz")
+    sagemaker_artifact_prefix: str = "fraud-pipeline/models"
+    sagemaker_role_arn: str | None = Field(default=None, description="the execution role")
+    sagemaker_image_uri: str | None = Field(
+        default=None, description="ECR URI of infra/sagemaker's image; 'builtin-xgboost' = AWS's"
+    )
+    sagemaker_endpoint_type: Literal["serverless", "realtime"] = "serverless"
+    sagemaker_serverless_memory_mb: int = Field(default=2048, ge=1024, le=6144, multiple_of=1024)
+    sagemaker_serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
+    sagemaker_instance_type: str = "ml.c5.large"
+    sagemaker_instance_count: int = Field(default=1, ge=1)
+
+    # Alerts
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    alert_from: str = "fraud-pipeline@localhost"
+    alert_to: str = "fraud-team@localhost"
+    report_url: str = "http://127.0.0.1:8501"
+
+    # Morning report login
+    dashboard_user: str = "analyst"
+    dashboard_password: SecretStr | None = None
+    report_database_url: str | None = Field(
+        default=None, description="unset = the app database as role fraud_report_reader"
+    )
+    report_cache_ttl_s: int = Field(default=60, ge=0, description="how long a query is reused")
+    report_stale_after_min: float = Field(
+        default=10.0, gt=0, description="no newly scored payment for this long = stalled"
+    )
+
+    # Local stack (`make run`): state, ports of the services it starts, Airflow's metadata DB
+    local_state_dir: Path = REPO_ROOT / ".local"
+    inbox_port: int = Field(default=8026, description="web inbox over the local mail catcher")
+    airflow_port: int = Field(default=8081, description="Airflow UI and API (8080 = model)")
+    airflow_database_name: str = "airflow_db"
+
+    @field_validator("business_tz")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"BUSINESS_TZ={value!r} is not a known IANA time zone") from error
+        return value
+
+    @field_validator("sagemaker_endpoint_url", "database_url", "report_database_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _prod_needs_real_secrets(self) -> Settings:
+        if self.fraud_profile != "prod":
+            return self
+        missing = []
+        if self.card_token_key.get_secret_value() == DEV_CARD_TOKEN_KEY:
+            missing.append("CARD_TOKEN_KEY")
+        if not self.database_url:
+            missing.append("DATABASE_URL")
+        if self.dashboard_password is None:
+            missing.append("DASHBOARD_PASSWORD")
+        if missing:
+            raise ValueError(f"FRAUD_PROFILE=prod requires these environment variables: {missing}")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.business_tz)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process (tests call `get_settings.cache_clear()` after patching)."""
+    return Settings()

@@ -1,0 +1,124 @@
+"""`fraud-pipeline evaluate`: score any Sparkov CSV with the committed artifacts and measure it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fraud_pipeline.metrics import binary_metrics
+from fraud_pipeline.model import Model, load_model
+from fraud_pipeline.payments import read_sparkov_csv, to_payments
+
+JSON_KEYS = (
+    "pr_auc",
+    "roc_auc",
+    "precision",
+    "recall",
+    "f1",
+    "threshold",
+    "n",
+    "n_fraud",
+    "model_version",
+)
+
+
+def evaluate_file(
+    path: Path, model: Model | None = None
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Metrics at the saved threshold, with the labels and scores they came from."""
+    model = model or load_model()
+    raw = read_sparkov_csv(path)
+    if "is_fraud" not in raw.columns:
+        raise ValueError(f"{path}: evaluate needs the is_fraud label column")
+    payments = to_payments(raw)
+    label = payments["is_fraud"].to_numpy(dtype=int)
+    score = model.predict(model.features(payments))
+    metrics = binary_metrics(label, score, model.threshold)
+    metrics["model_version"] = model.version
+    return metrics, label, score
+
+
+def write_plots(
+    out_dir: Path, metrics: dict[str, Any], label: np.ndarray, score: np.ndarray
+) -> list[Path]:
+    """PR curve and confusion matrix as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    precision, recall, _ = precision_recall_curve(label, score)
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    ax.plot(recall, precision, color="#c0392b")
+    ax.scatter(
+        [metrics["recall"]],
+        [metrics["precision"]],
+        color="black",
+        zorder=3,
+        label=f"threshold {metrics['threshold']:.3f}",
+    )
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1.01),
+        ylim=(0, 1.01),
+        title=f"PR curve (PR-AUC {metrics['pr_auc']:.3f})",
+    )
+    ax.legend(loc="lower left")
+    pr_path = out_dir / "pr_curve.png"
+    fig.tight_layout()
+    fig.savefig(pr_path)
+    plt.close(fig)
+
+    cells = np.array([[metrics["tn"], metrics["fp"]], [metrics["fn"], metrics["tp"]]])
+    fig, ax = plt.subplots(figsize=(4, 3.6), dpi=120)
+    ax.imshow(np.log1p(cells), cmap="Reds")
+    for (i, j), value in np.ndenumerate(cells):
+        ax.text(j, i, f"{value:,}", ha="center", va="center", fontsize=12)
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["legit", "fraud"],
+        yticklabels=["legit", "fraud"],
+        xlabel="predicted",
+        ylabel="actual",
+        title="Confusion matrix",
+    )
+    cm_path = out_dir / "confusion_matrix.png"
+    fig.tight_layout()
+    fig.savefig(cm_path)
+    plt.close(fig)
+    return [pr_path, cm_path]
+
+
+def main(args: argparse.Namespace) -> int:
+    path = Path(args.data)
+    if not path.exists():
+        print(f"evaluate: {path} does not exist", file=sys.stderr)
+        return 2
+    metrics, label, score = evaluate_file(path)
+    if args.out:
+        write_plots(Path(args.out), metrics, label, score)
+    if args.json:
+        print(json.dumps({k: metrics[k] for k in JSON_KEYS}))
+        return 0
+    print(
+        f"model {metrics['model_version']} on {path.name}: {metrics['n']:,} payments, "
+        f"{metrics['n_fraud']:,} frauds"
+    )
+    print(f"PR-AUC {metrics['pr_auc']:.4f}  ROC-AUC {metrics['roc_auc']:.4f}")
+    print(
+        f"at threshold {metrics['threshold']:.4f}: precision {metrics['precision']:.4f}, "
+        f"recall {metrics['recall']:.4f}, F1 {metrics['f1']:.4f}"
+    )
+    print(f"TP {metrics['tp']:,}  FP {metrics['fp']:,}  FN {metrics['fn']:,}  TN {metrics['tn']:,}")
+    if args.out:
+        print(f"plots written to {args.out}")
+    return 0

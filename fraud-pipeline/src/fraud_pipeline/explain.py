@@ -1,0 +1,53 @@
+"""Why a payment was flagged: the features that raised its score most (XGBoost pred_contribs)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fraud_pipeline.model import Model
+
+if TYPE_CHECKING:
+    import xgboost
+
+Reason = dict[str, Any]
+
+
+def top_reasons(
+    model_or_booster: Model | xgboost.Booster, matrix: np.ndarray, k: int = 3
+) -> list[list[Reason]]:
+    """Per row, up to `k` features with the largest positive contribution, strongest first.
+
+    Contributions are XGBoost's own SHAP values (`pred_contribs`, log-odds); features that lowered
+    the score are never reasons. One-hot columns keep their name (e.g. `category_shopping_net`).
+    """
+    import xgboost
+
+    if len(matrix) == 0:
+        return []
+    if isinstance(model_or_booster, Model):
+        booster, names = model_or_booster.booster, model_or_booster.feature_names
+    else:
+        booster, names = model_or_booster, list(model_or_booster.feature_names or [])
+    if len(names) != matrix.shape[1]:
+        raise ValueError(f"matrix has {matrix.shape[1]} columns, the model {len(names)} features")
+    dmatrix = xgboost.DMatrix(matrix, feature_names=names)
+    contributions = booster.predict(dmatrix, pred_contribs=True)[:, :-1]  # drop the bias
+    order = np.argsort(-contributions, axis=1)[:, :k]
+    reasons: list[list[Reason]] = []
+    for row, columns in enumerate(order):
+        picked = []
+        for column in columns:
+            contribution = float(contributions[row, column])
+            if contribution <= 0:
+                break
+            picked.append(
+                {
+                    "feature": names[column],
+                    "value": float(matrix[row, column]),
+                    "contribution": round(contribution, 4),
+                }
+            )
+        reasons.append(picked)
+    return reasons

@@ -1,0 +1,139 @@
+"""Extract: fetch a run's payments from the payments API and land them, cards tokenised.
+
+Two API modes (PAYMENTS_API_MODE): `windowed` fetches every payment whose event time lies in the
+run's data interval, page by page, so a re-run fetches the same payments; `current` polls the
+public API's `GET /current-transactions` (a JSON string holding a pandas split frame).
+The full card number is replaced here, before anything is stored: a valid one by its HMAC token
+and last four digits, an invalid one by a masked form kept for the quarantine's reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import requests
+
+from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.payments import localize
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 5_000
+UNSTORABLE = "\ufffd"  # what replaces text PostgreSQL/UTF-8 cannot hold; validate quarantines it
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# JSON escapes that decode to NUL or to a (possibly lone) surrogate: the slow path is rare.
+_RISKY_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
+
+
+class ExtractError(RuntimeError):
+    """The payments API failed or answered something unreadable (the task retries)."""
+
+
+def _get(settings: Settings, path: str, params: dict[str, Any] | None = None) -> Any:
+    url = settings.payments_api_url.rstrip("/") + path
+    try:
+        response = requests.get(url, params=params, timeout=settings.payments_api_timeout_s)
+    except requests.RequestException as error:
+        raise ExtractError(f"payments API {url} unreachable: {error}") from error
+    if response.status_code != 200:
+        raise ExtractError(
+            f"payments API {url} answered {response.status_code}: {response.text[:200]}"
+        )
+    try:
+        return decode_json(response.text)
+    except ValueError as error:
+        raise ExtractError(f"payments API {url} sent a body that is not JSON: {error}") from error
+
+
+def decode_json(text: str) -> Any:
+    """JSON with NUL and lone surrogates in strings replaced by UNSTORABLE.
+
+    Neither can be stored (jsonb refuses \\u0000, UTF-8 has no surrogates): left in, one hostile
+    payment would make its whole interval fail on every retry. Replaced, it is quarantined.
+    """
+    value = json.loads(text)
+    return _scrub(value) if _RISKY_ESCAPE.search(text) else value
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        if "\x00" in value or (not value.isascii() and _LONE_SURROGATE.search(value)):
+            return _LONE_SURROGATE.sub(UNSTORABLE, value.replace("\x00", UNSTORABLE))
+        return value
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    if isinstance(value, dict):
+        return {_scrub(key): _scrub(item) for key, item in value.items()}
+    return value
+
+
+def fetch_window(start: datetime, end: datetime, settings: Settings | None = None) -> pd.DataFrame:
+    """Every payment with event time in [start, end), all pages."""
+    settings = settings or get_settings()
+    records: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        params = {"start": start.isoformat(), "end": end.isoformat(), "limit": PAGE_LIMIT}
+        if token:
+            params["page_token"] = token
+        page = _get(settings, "/transactions", params)
+        if not isinstance(page, dict) or not isinstance(page.get("payments"), list):
+            raise ExtractError(f"payments API page is malformed: {str(page)[:200]}")
+        served = pd.Timestamp(page["end"]) if page.get("end") else None
+        if served is not None and served < pd.Timestamp(end):
+            # The API's clock is behind ours: fetching now would miss the interval's last
+            # payments for good. Fail, and let the task's retry fetch the whole interval.
+            raise ExtractError(
+                f"payments API has served up to {served.isoformat()} only, not {end.isoformat()}"
+            )
+        records.extend(page["payments"])
+        token = page.get("next_page_token")
+        if not token:
+            break
+    log.info("fetched %d payments for [%s, %s)", len(records), start, end)
+    return pd.DataFrame.from_records(records)
+
+
+def fetch_current(settings: Settings | None = None) -> pd.DataFrame:
+    """The public API's latest payment(s); event time = its `current_time` (epoch ms)."""
+    settings = settings or get_settings()
+    body = _get(settings, "/current-transactions")
+    try:
+        split = decode_json(body) if isinstance(body, str) else body
+        frame = pd.DataFrame(split["data"], columns=split["columns"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ExtractError(f"current-transactions is not a split-orient frame: {error}") from error
+    times = pd.to_datetime(frame.pop("current_time"), unit="ms", utc=True)
+    frame["trans_time"] = times.dt.tz_convert(settings.business_tz)
+    return frame
+
+
+def tokenise_records(raw: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
+    """Replace `cc_num` by card_token/card_last4 (invalid numbers: masked, token left empty)."""
+    settings = settings or get_settings()
+    key = settings.card_token_key.get_secret_value().encode()
+    frame = raw.copy()
+    numbers = frame.pop("cc_num") if "cc_num" in frame else pd.Series(None, index=frame.index)
+    digits = numbers.astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
+    valid = digits.str.fullmatch(r"\d{11,19}").fillna(False).astype(bool)
+    frame["card_token"] = [
+        hmac.new(key, d.encode(), hashlib.sha256).hexdigest() if ok else None
+        for d, ok in zip(digits.fillna(""), valid, strict=True)
+    ]
+    frame["card_last4"] = digits.str[-4:].where(valid)
+    frame["card_masked"] = [
+        None if ok or pd.isna(d) else f"<invalid: {len(str(d))} chars>"
+        for d, ok in zip(digits, valid, strict=True)
+    ]
+    if "trans_time" not in frame and "trans_date_trans_time" in frame:
+        times = pd.to_datetime(frame["trans_date_trans_time"], errors="coerce")
+        frame["trans_time"] = localize(times.dt.strftime("%Y-%m-%d %H:%M:%S"), settings)
+    frame = frame.drop(columns=["trans_date_trans_time", "unix_time"], errors="ignore")
+    return frame

@@ -1,0 +1,170 @@
+"""A fault-injecting HTTP proxy, for proving the pipeline survives its neighbours misbehaving.
+
+`FaultProxy` sits in front of a real server (the model server, the payments API) and forwards
+every request, unless told to misbehave: answer a status (429/500/503), hang, answer slowly,
+send garbage or a truncated body, drop one score, or be switched off (the port refuses
+connections, as an endpoint deleted to save cost does). A fault can be limited to the next N
+requests, so "throttled twice, then fine" and "down for three runs" are both one line. Used by
+tests/reliability; nothing here runs in production.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+import numpy as np
+import requests
+
+from fraud_pipeline.net import free_port
+
+Fault = Literal["status", "hang", "slow", "garbage", "truncate", "drop_one_score", "malformed_page"]
+
+
+@dataclass
+class _Active:
+    fault: Fault
+    remaining: int | None  # None: until cleared
+    status: int = 503
+    delay_s: float = 0.0
+
+
+class FaultProxy:
+    """Forwarding proxy to `upstream` on a free loopback port; `inject()` a fault, `clear()` it."""
+
+    def __init__(self, upstream: str, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.host, self.port = host, port or free_port(host)
+        self._lock = threading.Lock()
+        self._active: _Active | None = None
+        self._server: ThreadingHTTPServer | None = None
+        self.faults_served = 0
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- control --------------------------------------------------------------------------------
+    def inject(
+        self, fault: Fault, *, times: int | None = None, status: int = 503, delay_s: float = 0.0
+    ) -> None:
+        """Misbehave on the next `times` requests (all of them when None)."""
+        with self._lock:
+            self._active = _Active(fault, times, status, delay_s)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._active = None
+
+    def _take(self) -> _Active | None:
+        with self._lock:
+            active = self._active
+            if active is None:
+                return None
+            if active.remaining is not None:
+                active.remaining -= 1
+                if active.remaining <= 0:
+                    self._active = None
+            self.faults_served += 1
+            return active
+
+    def start(self) -> FaultProxy:
+        """Listen (again: a stopped proxy restarts on the same port, as a redeployed endpoint)."""
+        self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Switch off: connections are refused until `start()`."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- serving --------------------------------------------------------------------------------
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._relay("GET")
+
+            def do_POST(self) -> None:
+                self._relay("POST")
+
+            def _reply(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _relay(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                active = proxy._take()
+                if active and active.fault == "status":
+                    error = f'{{"error": "injected {active.status}"}}'.encode()
+                    return self._reply(active.status, error, "application/json")
+                if active and active.fault == "hang":
+                    time.sleep(active.delay_s or 3600)
+                    return None
+                if active and active.fault == "slow":
+                    time.sleep(active.delay_s)
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
+                }
+                upstream = requests.request(
+                    method, proxy.upstream + self.path, data=body, headers=headers, timeout=120
+                )
+                content = upstream.content
+                content_type = upstream.headers.get("Content-Type", "application/octet-stream")
+                if active and active.fault == "garbage":
+                    content = b"<html><body>502 Bad Gateway</body></html>\x00\xff"
+                elif active and active.fault == "truncate":
+                    content = content[: max(1, len(content) // 2)]
+                elif active and active.fault == "malformed_page":
+                    content = b'{"payments": "not a list", "next_page_token": 7}'
+                elif active and active.fault == "drop_one_score":
+                    content = _drop_one_score(content, content_type)
+                self.send_response(upstream.status_code)
+                for key, value in upstream.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+                return None
+
+        return Handler
+
+
+def _drop_one_score(content: bytes, content_type: str) -> bytes:
+    """The model's answer with its last score missing (npy or one-per-line csv)."""
+    if "npy" in content_type:
+        scores = np.load(io.BytesIO(content), allow_pickle=False)
+        out = io.BytesIO()
+        np.save(out, scores.ravel()[:-1])
+        return out.getvalue()
+    lines = content.decode().strip().splitlines()
+    return ("\n".join(lines[:-1]) + "\n").encode()

@@ -1,0 +1,589 @@
+"""`fraud-pipeline run` (`make run`): the whole pipeline on one machine, without Docker.
+
+In order: PostgreSQL (DATABASE_URL, else 127.0.0.1:5432, else the embedded server under
+`<state dir>/pgdata`), migrations, the model (trained only if the artifacts are missing), then
+the services, each a child process with its log in `<state dir>/logs/<service>.log`: payments
+API, model server, mail catcher + web inbox, Airflow (LocalExecutor, metadata database
+`airflow_db` in the same server) and the Streamlit report. It waits for each health check,
+unpauses the DAGs, back-fills yesterday on first start, prints the URLs and credentials, then a
+short status line every so often until Ctrl-C stops everything (no orphans).
+
+Service names are the docker-compose service names: the two ways to run stay in step (a test
+compares them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from fraud_pipeline import airflow_local, db
+from fraud_pipeline.config import REPO_ROOT, Settings, get_settings
+from fraud_pipeline.net import free_port, port_open
+from fraud_pipeline.supervisor import Child, ServiceSpec, Supervisor
+
+DASHBOARD_APP = REPO_ROOT / "fraud-dashboard" / "app.py"
+# Every docker-compose service and its counterpart here (postgres and airflow-init are steps).
+COMPOSE_SERVICES = (
+    "postgres",
+    "airflow-init",
+    "payments-api",
+    "sagemaker-local",
+    "mailpit",
+    "fraud-dashboard",
+    *airflow_local.COMPONENTS,
+)
+STACK_ID_ENV = "FRAUD_STACK_ID"  # set in every child: finds strays after a stop
+
+
+@dataclass(frozen=True)
+class Ports:
+    payments: int
+    model: int
+    smtp: int
+    inbox: int
+    airflow: int
+    report: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ports:
+        return cls(
+            payments=_port_of(settings.payments_api_url, 8000),
+            model=_port_of(settings.sagemaker_endpoint_url or "", 8080),
+            smtp=settings.smtp_port,
+            inbox=settings.inbox_port,
+            airflow=settings.airflow_port,
+            report=_port_of(settings.report_url, 8501),
+        )
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Ports free right now, for a stack beside another one (the smoke test)."""
+        return cls(**{f.name: free_port() for f in fields(cls)})
+
+    def busy(self) -> list[str]:
+        return [
+            f"{name}={port}" for name, port in asdict(self).items() if port_open("127.0.0.1", port)
+        ]
+
+
+def _port_of(url: str, default: int) -> int:
+    return urlsplit(url).port or default
+
+
+@dataclass(frozen=True)
+class Urls:
+    payments: str
+    model: str
+    inbox: str
+    airflow: str
+    report: str
+
+    @classmethod
+    def local(cls, ports: Ports) -> Urls:
+        host = "http://127.0.0.1"
+        return cls(
+            payments=f"{host}:{ports.payments}",
+            model=f"{host}:{ports.model}",
+            inbox=f"{host}:{ports.inbox}",
+            airflow=f"{host}:{ports.airflow}",
+            report=f"{host}:{ports.report}",
+        )
+
+
+def http_ok(
+    url: str, accept: Callable[[int], bool] = lambda code: code == 200
+) -> Callable[[], bool]:
+    def check() -> bool:
+        return accept(httpx.get(url, timeout=2.0).status_code)
+
+    return check
+
+
+def cli_command(*args: str) -> list[str]:
+    """`fraud-pipeline ARGS` run by this interpreter (no activated venv or PATH needed)."""
+    return [sys.executable, "-m", "fraud_pipeline.cli", *args]
+
+
+def cli_has(command: str) -> bool:
+    """Whether the CLI has this subcommand yet (the stack integrates pieces as they land)."""
+    from fraud_pipeline.cli import build_parser
+
+    for action in build_parser()._subparsers._group_actions:  # type: ignore[union-attr]
+        choices = getattr(action, "choices", None) or {}
+        if command in choices:
+            return True
+    return False
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+def resolve_server(settings: Settings, state_dir: Path) -> tuple[str, object | None]:
+    """A server URL (maintenance db) and the embedded server's handle when we started one.
+
+    Same order as `db.server_url`, but the embedded server lives in this stack's state dir and
+    stops when the supervisor exits (its data stays for the next run).
+    """
+    if settings.database_url:
+        return db.with_database(settings.database_url, "postgres"), None
+    if port_open("127.0.0.1", 5432):
+        return db.LOCAL_SERVER_URL, None
+    import pgserver
+
+    data_dir = state_dir / "pgdata"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    return str(server.get_uri()), server
+
+
+# --- the stack ---------------------------------------------------------------------------------
+
+
+@dataclass
+class StackOptions:
+    state_dir: Path
+    ports: Ports
+    only: frozenset[str] | None = None  # compose names to start; None = all
+    backfill: bool = True
+    backfill_hours: int = 24  # the end of yesterday (the smoke test needs less)
+    status_every: float = 30.0
+    start_timeout: float = 180.0
+
+
+class LocalStack:
+    """Prepares state, starts the services, reports, and stops them; `run()` is the CLI."""
+
+    def __init__(self, options: StackOptions, settings: Settings | None = None) -> None:
+        self.options = options
+        self.settings = settings or get_settings()
+        self.state_dir = options.state_dir.resolve()
+        self.urls = Urls.local(options.ports)
+        self.stack_id = uuid.uuid4().hex
+        self.supervisor: Supervisor | None = None
+        self.airflow_home: airflow_local.AirflowHome | None = None
+        self.fraud_db_url = ""
+        self.backfill: Child | None = None
+        self._embedded: object | None = None
+        self.t0 = time.monotonic()
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe otherwise
+
+    def wants(self, name: str) -> bool:
+        return self.options.only is None or name in self.options.only
+
+    def say(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.t0:5.1f}s] {message}", flush=True)
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def prepare_database(self) -> str:
+        """Resolve the server, create + migrate fraud_db; returns the server URL."""
+        from fraud_pipeline.migrate import migrate
+
+        server, self._embedded = resolve_server(self.settings, self.state_dir)
+        where = "embedded server in " + str(self.state_dir / "pgdata") if self._embedded else server
+        self.say(f"PostgreSQL: {_redact(where)}")
+        self.fraud_db_url = self.settings.database_url or db.with_database(
+            server, self.settings.database_name
+        )
+        applied = migrate(self.fraud_db_url)
+        self.say(f"fraud_db migrated ({len(applied)} new migration(s))")
+        return server
+
+    def ensure_model(self) -> None:
+        if (self.settings.artifacts_dir / "metadata.json").exists():
+            self.say(f"model artifacts found in {self.settings.artifacts_dir}")
+            return
+        log = self.state_dir / "logs" / "train.log"
+        self.say(f"no model artifacts: training (first run only, a few minutes; log {log})")
+        with log.open("ab") as out:
+            done = subprocess.run(cli_command("train"), stdout=out, stderr=out, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"`fraud-pipeline train` failed; see {log}")
+        self.say("model trained")
+
+    def child_env(self) -> dict[str, str]:
+        ports = self.options.ports
+        return {
+            **os.environ,
+            STACK_ID_ENV: self.stack_id,
+            "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": self.fraud_db_url,
+            "LOCAL_STATE_DIR": str(self.state_dir),
+            "PAYMENTS_API_URL": self.urls.payments,
+            "SAGEMAKER_ENDPOINT_URL": self.urls.model,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(ports.smtp),
+            "INBOX_PORT": str(ports.inbox),
+            "AIRFLOW_PORT": str(ports.airflow),
+            "REPORT_URL": self.urls.report,
+        }
+
+    def app_services(self) -> list[ServiceSpec]:
+        """Everything but Airflow, in start order; pieces not landed yet are skipped, loudly."""
+        ports, urls = self.options.ports, self.urls
+        specs = [
+            ServiceSpec(
+                "payments-api",
+                cli_command("serve-payments", "--port", str(ports.payments)),
+                # any HTTP answer below 500 means the server is serving
+                http_ok(f"{urls.payments}/health", lambda code: code < 500),
+            ),
+            ServiceSpec(
+                "sagemaker-local",
+                cli_command("serve-model", "--port", str(ports.model)),
+                http_ok(f"{urls.model}/ping"),
+            ),
+            ServiceSpec(
+                "mailpit",
+                cli_command(
+                    "serve-mail",
+                    "--port",
+                    str(ports.smtp),
+                    "--web-port",
+                    str(ports.inbox),
+                    "--maildir",
+                    str(self.state_dir / "mail"),
+                ),
+                http_ok(f"{urls.inbox}/health"),
+            ),
+            ServiceSpec(
+                "fraud-dashboard",
+                [
+                    sys.executable,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    str(DASHBOARD_APP),
+                    "--server.port",
+                    str(ports.report),
+                    "--server.address",
+                    "127.0.0.1",
+                    "--server.headless",
+                    "true",
+                    "--browser.gatherUsageStats",
+                    "false",
+                ],
+                http_ok(f"{urls.report}/_stcore/health"),
+            ),
+        ]
+        available = {
+            "payments-api": lambda: cli_has("serve-payments"),
+            "sagemaker-local": lambda: cli_has("serve-model"),
+            "mailpit": lambda: cli_has("serve-mail"),
+            "fraud-dashboard": DASHBOARD_APP.exists,
+        }
+        chosen = []
+        for spec in specs:
+            if not self.wants(spec.name):
+                continue
+            if available[spec.name]():
+                chosen.append(spec)
+            else:
+                self.say(f"! {spec.name}: not available in this checkout yet, skipped")
+        return chosen
+
+    def prepare_airflow(self, server_url: str) -> dict[str, str]:
+        """Airflow's home, secrets and metadata database; the environment of its processes."""
+        self.airflow_home = airflow_local.prepare_home(self.state_dir)
+        metadata_url = db.with_database(server_url, self.settings.airflow_database_name)
+        if db.ensure_database(metadata_url):
+            self.say(f"created Airflow metadata database {self.settings.airflow_database_name}")
+        env = airflow_local.airflow_env(
+            self.airflow_home,
+            metadata_url=metadata_url,
+            port=self.options.ports.airflow,
+            smtp_host="127.0.0.1",
+            smtp_port=self.options.ports.smtp,
+        )
+        return env
+
+    def airflow_services(self, env: dict[str, str]) -> list[ServiceSpec]:
+        commands = airflow_local.component_commands(self.options.ports.airflow)
+        api_health = http_ok(f"{self.urls.airflow}/api/v2/monitor/health")
+        client = self.airflow_client()
+        return [
+            ServiceSpec(
+                name,
+                command,
+                api_health if name == "airflow-api-server" else client.healthy,
+                env,
+            )
+            for name, command in commands.items()
+        ]
+
+    def airflow_client(self) -> airflow_local.AirflowClient:
+        assert self.airflow_home is not None
+        return airflow_local.AirflowClient(
+            self.urls.airflow, airflow_local.ADMIN_USER, self.airflow_home.admin_password
+        )
+
+    def unpause_dags(self) -> None:
+        client = self.airflow_client()
+        try:
+            present = client.wait_for_dags(airflow_local.DAG_IDS, timeout=60)
+            for dag_id in airflow_local.DAG_IDS:
+                if dag_id in present:
+                    client.unpause(dag_id)
+                    self.say(f"DAG {dag_id} unpaused")
+                else:
+                    self.say(f"! DAG {dag_id} not found in {airflow_local.DAGS_FOLDER} (yet)")
+        except httpx.HTTPError as error:  # new DAGs start unpaused anyway (see airflow_env)
+            self.say(f"! could not unpause the DAGs through the API: {error!r}")
+        finally:
+            client.close()
+
+    def start_backfill(self) -> Child | None:
+        """Process yesterday once per state dir, in the background, so the report has data.
+
+        Alerts are not sent per back-filled hour: the frauds stay pending and the first
+        scheduled run sends them in one email.
+        """
+        assert self.supervisor is not None
+        marker = self.state_dir / "backfilled"
+        if marker.exists():
+            self.say(f"yesterday already back-filled ({marker.read_text().strip()})")
+            return None
+        if not cli_has("run-interval"):
+            self.say("! back-fill skipped: `fraud-pipeline run-interval` is not available")
+            return None
+        end = datetime.now(self.settings.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = end - timedelta(hours=self.options.backfill_hours)
+        command = cli_command(
+            "run-interval", "--start", start.isoformat(), "--end", end.isoformat(), "--no-alerts"
+        )
+        job = self.supervisor.start(ServiceSpec("backfill", command, _done, oneshot=True))
+        self.say(f"back-filling {start:%Y-%m-%d %H:%M} → {end:%H:%M} in the background")
+        return job
+
+    def check_backfill(self, job: Child | None) -> Child | None:
+        """Report a finished back-fill once; returns the job while it still runs."""
+        if job is None or job.exit_code() is None:
+            return job
+        elapsed = time.monotonic() - job.started_at
+        if job.exit_code() == 0:
+            (self.state_dir / "backfilled").write_text(
+                f"{datetime.now().isoformat(timespec='seconds')}, {elapsed:.0f} s\n"
+            )
+            self.say(f"back-fill done in {elapsed:.0f} s: yesterday's report has data")
+        else:
+            self.say(f"! back-fill failed (exit {job.exit_code()}); see {job.log_path}")
+        return None
+
+    # --- run -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Everything up to a healthy, ready stack (raises if a service cannot start)."""
+        (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        busy = self.options.ports.busy()
+        if busy:
+            raise RuntimeError(
+                f"ports already in use: {', '.join(busy)} (another `make run`? "
+                "set the *_PORT/*_URL settings or use --free-ports)"
+            )
+        server_url = self.prepare_database()
+        if self.wants("sagemaker-local"):
+            self.ensure_model()
+        self.supervisor = Supervisor(self.state_dir / "logs", self.child_env())
+        apps = [self.supervisor.start(spec) for spec in self.app_services()]
+        self.say(f"started {', '.join(c.name for c in apps) or 'no app service'}")
+        airflow: list[Child] = []
+        if any(self.wants(name) for name in airflow_local.COMPONENTS):
+            env = self.prepare_airflow(server_url)
+            init = self.supervisor.start(
+                ServiceSpec("airflow-init", airflow_local.migrate_command(), _done, env, True)
+            )
+            self.say("airflow-init: `airflow db migrate` while the services start")
+            self.supervisor.wait_healthy(apps, self.options.start_timeout, self.say)
+            self.supervisor.wait_done(init, self.options.start_timeout, self.say)
+            airflow = [self.supervisor.start(spec) for spec in self.airflow_services(env)]
+            self.say("started Airflow: " + ", ".join(c.name for c in airflow))
+        else:
+            self.supervisor.wait_healthy(apps, self.options.start_timeout, self.say)
+        self.supervisor.wait_healthy(airflow, self.options.start_timeout, self.say)
+        if airflow:
+            self.unpause_dags()
+        if self.options.backfill and self.wants("payments-api"):
+            self.backfill = self.start_backfill()
+        self.write_state()
+
+    def write_state(self) -> None:
+        """`<state dir>/stack.json`: what runs where (for tools and the smoke test)."""
+        assert self.supervisor is not None
+        state = {
+            "stack_id": self.stack_id,
+            "supervisor_pid": os.getpid(),
+            "ports": asdict(self.options.ports),
+            "urls": asdict(self.urls),
+            "database_url": self.fraud_db_url,
+            "maildir": str(self.state_dir / "mail"),
+            "children": {c.name: c.process.pid for c in self.supervisor.children},
+            "ready_after_s": round(time.monotonic() - self.t0, 1),
+        }
+        (self.state_dir / "stack.json").write_text(json.dumps(state, indent=2))
+
+    def banner(self) -> str:
+        names = {c.name for c in self.supervisor.children} if self.supervisor else set()
+        lines = [f"fraud pipeline ready in {time.monotonic() - self.t0:.0f} s", ""]
+
+        def row(name: str, label: str, url: str, extra: str = "") -> None:
+            if name in names:
+                lines.append(f"  {label:<22} {url:<28} {extra}")
+
+        if self.airflow_home:
+            creds = f"login {airflow_local.ADMIN_USER} / {self.airflow_home.admin_password}"
+            row("airflow-api-server", "Airflow UI", self.urls.airflow, creds)
+        password = self.settings.dashboard_password
+        report_login = (
+            f"login {self.settings.dashboard_user} / {password.get_secret_value()}"
+            if password
+            else "no login in dev (set DASHBOARD_PASSWORD)"
+        )
+        row("fraud-dashboard", "Morning report", self.urls.report, report_login)
+        row("mailpit", "Fraud alert inbox", self.urls.inbox, f"files in {self.state_dir / 'mail'}")
+        row("payments-api", "Payments API", self.urls.payments)
+        row("sagemaker-local", "Model server", self.urls.model, "POST /invocations")
+        lines += [
+            f"  {'PostgreSQL':<22} {_redact(self.fraud_db_url)}",
+            f"  {'Logs':<22} {self.state_dir / 'logs'}/<service>.log",
+            "",
+            "Ctrl-C stops everything; the next `make run` reuses the database and Airflow state.",
+        ]
+        return "\n".join(lines)
+
+    def status_line(self) -> str:
+        parts = []
+        if self.airflow_home is not None:
+            client = self.airflow_client()
+            try:
+                runs = client.dag_runs("fraud_pipeline", limit=100)
+                states: dict[str, int] = {}
+                for run in runs:
+                    states[run["state"]] = states.get(run["state"], 0) + 1
+                summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no run yet"
+                parts.append(f"fraud_pipeline runs: {summary}")
+            except (httpx.HTTPError, KeyError):
+                parts.append("fraud_pipeline runs: ?")
+            finally:
+                client.close()
+        parts.append(f"inbox: {len(list((self.state_dir / 'mail').glob('*.eml')))} email(s)")
+        try:
+            with db.transaction(self.fraud_db_url) as cur:
+                cur.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE is_fraud_pred) FROM payments_scored "
+                    "WHERE trans_time >= now() - interval '1 hour'"
+                )
+                scored, frauds = cur.fetchone() or (0, 0)
+            parts.append(f"last hour: {scored} payments scored, {frauds} frauds")
+        except Exception as error:  # a status line must never stop the stack
+            parts.append(f"database: {type(error).__name__}")
+        return " · ".join(parts)
+
+    def watch(self) -> int:
+        """Status every `status_every` s until a child dies (1); Ctrl-C raises KeyboardInterrupt."""
+        assert self.supervisor is not None
+        next_status = time.monotonic() + self.options.status_every
+        while True:
+            time.sleep(1.0)
+            self.backfill = self.check_backfill(self.backfill)
+            dead = self.supervisor.exited()
+            if dead:
+                for child in dead:
+                    self.say(f"! {child.name} exited with code {child.exit_code()}:")
+                    print(child.log_tail(), flush=True)
+                return 1
+            if time.monotonic() >= next_status:
+                self.say(self.status_line())
+                next_status = time.monotonic() + self.options.status_every
+        return 0
+
+    def stop(self) -> list[str]:
+        survivors: list[str] = []
+        if self.supervisor is not None:
+            self.say("stopping services …")
+            survivors = self.supervisor.stop(progress=self.say)
+            if survivors:
+                self.say("! still running after stop: " + "; ".join(survivors))
+            else:
+                self.say(f"all {len(self.supervisor.children)} services stopped, no process left")
+        if self._embedded is not None:
+            self._embedded.cleanup()  # type: ignore[attr-defined]
+            self.say("embedded PostgreSQL stopped (data kept)")
+            self._embedded = None
+        return survivors
+
+    def run(self) -> int:
+        """Start, report until Ctrl-C/SIGTERM (or a service dies), stop; the exit code."""
+        signal.signal(signal.SIGTERM, _interrupt)
+        code = 0
+        try:
+            self.start()
+            print(self.banner(), flush=True)
+            code = self.watch()
+        except KeyboardInterrupt:
+            self.say("interrupted")
+        except (RuntimeError, TimeoutError) as error:
+            self.say(f"! {error}")
+            code = 1
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_IGN)  # let the stop finish
+            survivors = self.stop()
+        return 2 if survivors else code
+
+
+def _done() -> bool:
+    return True  # one-shot jobs have no health check: they end
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # Raising is all a handler may do safely: no locks (an Event.set() here can deadlock).
+    raise KeyboardInterrupt
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    state_dir = Path(args.state_dir) if args.state_dir else settings.local_state_dir
+    ports = Ports.free() if args.free_ports else Ports.from_settings(settings)
+    overrides = {
+        name: getattr(args, f"{name}_port")
+        for name in ("payments", "model", "smtp", "inbox", "airflow", "report")
+        if getattr(args, f"{name}_port") is not None
+    }
+    if overrides:
+        ports = Ports(**{**asdict(ports), **overrides})
+    only = frozenset(args.only.split(",")) if args.only else None
+    if only and not only <= set(COMPOSE_SERVICES):
+        print(f"unknown service(s) in --only: {sorted(only - set(COMPOSE_SERVICES))}")
+        return 2
+    options = StackOptions(
+        state_dir=state_dir,
+        ports=ports,
+        only=only,
+        backfill=not args.no_backfill,
+        backfill_hours=args.backfill_hours,
+        status_every=args.status_every,
+    )
+    return LocalStack(options, settings).run()
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url

@@ -1,0 +1,73 @@
+"""Model quality figures shared by training and evaluation, and the threshold choice."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+
+def binary_metrics(label: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, Any]:
+    """PR-AUC, ROC-AUC, and precision/recall/F1 with counts at `threshold`."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    label = np.asarray(label, dtype=int)
+    predicted = np.asarray(score) >= threshold
+    tp = int(np.sum(predicted & (label == 1)))
+    fp = int(np.sum(predicted & (label == 0)))
+    fn = int(np.sum(~predicted & (label == 1)))
+    tn = int(np.sum(~predicted & (label == 0)))
+    both = 0 < label.sum() < len(label)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "pr_auc": float(average_precision_score(label, score)) if both else float("nan"),
+        "roc_auc": float(roc_auc_score(label, score)) if both else float("nan"),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "threshold": float(threshold),
+        "n": len(label),
+        "n_fraud": int(label.sum()),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+def choose_threshold(
+    label: np.ndarray,
+    score: np.ndarray,
+    *,
+    goal: Literal["f1", "recall_at_precision"] = "f1",
+    min_precision: float = 0.9,
+) -> float:
+    """The decision threshold that maximises F1, or recall subject to a minimum precision."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(label, score)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    if goal == "f1":
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
+        return float(thresholds[int(np.argmax(f1))])
+    allowed = precision >= min_precision
+    if not allowed.any():
+        raise ValueError(f"no threshold reaches precision {min_precision} on the validation data")
+    best = np.flatnonzero(allowed)[np.argmax(recall[allowed])]
+    return float(thresholds[best])
+
+
+def recall_at_fpr(label: np.ndarray, score: np.ndarray, *, max_fpr: float) -> dict[str, float]:
+    """The best recall reachable while the false-positive rate stays at most `max_fpr`."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thresholds = roc_curve(label, score)
+    ok = np.flatnonzero(fpr <= max_fpr)
+    best = ok[np.argmax(tpr[ok])]
+    return {
+        "recall_at_fpr": float(tpr[best]),
+        "fpr_at_threshold": float(fpr[best]),
+        "max_fpr": max_fpr,
+        "threshold_at_fpr": float(thresholds[best]),
+    }

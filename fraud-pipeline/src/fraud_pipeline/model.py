@@ -1,0 +1,168 @@
+"""The model's artifacts: writing them, and loading them only after verifying them.
+
+`fraud-pipeline/artifacts/` holds `preprocess.joblib` (the scikit-learn transformer), `model.ubj`
+(the XGBoost booster, native format), `model.tar.gz` (the SageMaker model artifact: the booster as
+`xgboost-model`) and `metadata.json` (version, threshold, features, metrics, library versions and
+the SHA-256 of every other file). joblib is pickle: nothing is unpickled before its checksum and
+the library versions it was written with have been checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from fraud_pipeline.config import get_settings
+from fraud_pipeline.features import feature_frame
+
+PREPROCESS_FILE: Final = "preprocess.joblib"
+BOOSTER_FILE: Final = "model.ubj"
+SAGEMAKER_FILE: Final = "model.tar.gz"
+METADATA_FILE: Final = "metadata.json"
+SAGEMAKER_MEMBER: Final = "xgboost-model"  # the name SageMaker's XGBoost container loads
+VERIFIED_LIBRARIES: Final = ("scikit-learn", "xgboost", "joblib")
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing, altered, or was written by other library versions."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import joblib
+    import sklearn
+    import xgboost
+
+    return {
+        "scikit-learn": sklearn.__version__,
+        "xgboost": xgboost.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def sagemaker_tarball(booster_bytes: bytes) -> bytes:
+    """A reproducible model.tar.gz (fixed mtime and owner) holding the booster."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(SAGEMAKER_MEMBER)
+        info.size, info.mtime, info.mode = len(booster_bytes), 0, 0o644
+        tar.addfile(info, io.BytesIO(booster_bytes))
+    # gzip stores its own mtime: zero it so the same booster gives the same bytes.
+    data = bytearray(buffer.getvalue())
+    data[4:8] = b"\0\0\0\0"
+    return bytes(data)
+
+
+def read_metadata(artifacts_dir: Path) -> dict[str, Any]:
+    path = artifacts_dir / METADATA_FILE
+    if not path.exists():
+        raise ArtifactError(f"{path} is missing: run `make train` to build the model artifacts")
+    metadata: dict[str, Any] = json.loads(path.read_text())
+    return metadata
+
+
+def verify(artifacts_dir: Path, metadata: dict[str, Any]) -> None:
+    """Refuse any artifact whose checksum or library versions differ from the metadata."""
+    for name, expected in metadata["sha256"].items():
+        path = artifacts_dir / name
+        if not path.exists():
+            raise ArtifactError(f"{path} is missing (listed in {METADATA_FILE})")
+        actual = sha256_of(path)
+        if actual != expected:
+            raise ArtifactError(
+                f"{path} has SHA-256 {actual}, but {METADATA_FILE} says {expected}: "
+                "refusing to load an altered artifact"
+            )
+    installed = library_versions()
+    for library in VERIFIED_LIBRARIES:
+        wanted = metadata["libraries"].get(library)
+        if wanted != installed[library]:
+            raise ArtifactError(
+                f"{artifacts_dir} was written with {library} {wanted}, but {installed[library]} "
+                "is installed: retrain (`make train`) or install the recorded version"
+            )
+
+
+@dataclass
+class Model:
+    """The verified transformer and booster, and what the pipeline needs to know about them."""
+
+    preprocess: Any
+    booster: Any  # xgboost.Booster
+    metadata: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["model_version"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata["threshold"])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.metadata["feature_names"])
+
+    def features(self, payments: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
+        """The model's input matrix: row and card-history features, then the saved transformer."""
+        matrix = self.preprocess.transform(feature_frame(payments, history))
+        return np.asarray(matrix, dtype=np.float32)
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """In-process probabilities (evaluation and tests; the DAG scores through the endpoint)."""
+        import xgboost
+
+        dmatrix = xgboost.DMatrix(matrix, feature_names=self.feature_names)
+        return np.asarray(self.booster.predict(dmatrix), dtype=np.float64)
+
+
+def load_model(artifacts_dir: Path | None = None) -> Model:
+    """Load the artifacts after verifying every checksum and library version."""
+    import joblib
+    import xgboost
+
+    artifacts_dir = Path(artifacts_dir or get_settings().artifacts_dir)
+    metadata = read_metadata(artifacts_dir)
+    verify(artifacts_dir, metadata)
+    preprocess = joblib.load(artifacts_dir / PREPROCESS_FILE)  # verified above
+    booster = xgboost.Booster()
+    booster.load_model(str(artifacts_dir / BOOSTER_FILE))
+    booster.set_param({"nthread": 1})
+    return Model(preprocess=preprocess, booster=booster, metadata=metadata)
+
+
+def save_model(
+    artifacts_dir: Path, preprocess: Any, booster: Any, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """Write every artifact, then metadata.json with their checksums (last); return it."""
+    import joblib
+
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    joblib.dump(preprocess, artifacts_dir / PREPROCESS_FILE)
+    booster_bytes = bytes(booster.save_raw(raw_format="ubj"))
+    (artifacts_dir / BOOSTER_FILE).write_bytes(booster_bytes)
+    (artifacts_dir / SAGEMAKER_FILE).write_bytes(sagemaker_tarball(booster_bytes))
+    files = (PREPROCESS_FILE, BOOSTER_FILE, SAGEMAKER_FILE)
+    metadata = {
+        **metadata,
+        "libraries": {**metadata.get("libraries", {}), **library_versions()},
+        "sha256": {name: sha256_of(artifacts_dir / name) for name in files},
+    }
+    path = artifacts_dir / METADATA_FILE
+    path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    return metadata

@@ -1,0 +1,347 @@
+"""The pipeline's steps, one function per DAG task; the DAG only wires them.
+
+extract -> validate -> transform -> score -> load -> alert. Each step reads its input from a
+PostgreSQL table and writes its output to the next one, so tasks exchange references (run id,
+batch id, counts) and a payment is never lost between them:
+
+    payments_landing (extract) -> payments_inbox (validate; bad rows -> payments_quarantine)
+    -> scoring_stage (transform: features; score: probabilities) -> payments_scored (load)
+
+`transform` claims every pending inbox row, not only this run's: what earlier runs could not
+score (endpoint switched off, database down) is picked up by the next run. A claim older than
+STALE_CLAIM (a run that died) is taken over. Every step can be re-run: the same interval again
+stores nothing new and sends nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+import psycopg2.extensions
+from psycopg2.extras import execute_values
+
+from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.schema import PAYMENT_COLUMNS
+from fraud_pipeline.upsert import copy_into, merge_scored, prepare
+
+log = logging.getLogger(__name__)
+
+STALE_CLAIM = timedelta(minutes=5)
+
+Connection: TypeAlias = psycopg2.extensions.connection
+
+
+def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, pd.Timestamp | datetime):
+            out[key] = value.isoformat()
+        elif isinstance(value, float) and np.isnan(value):
+            out[key] = None
+        elif isinstance(value, float) and np.isinf(value):
+            out[key] = str(value)  # JSON has no inf; "inf" stays visible to validation
+        elif value is pd.NA or value is pd.NaT:
+            out[key] = None
+        else:
+            out[key] = value.item() if isinstance(value, np.generic) else value
+    return out
+
+
+# -- extract ----------------------------------------------------------------------------------
+def extract(
+    conn: Connection, run_id: str, start: datetime, end: datetime, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Fetch the interval's payments, tokenise the cards, land them (idempotent per run)."""
+    from fraud_pipeline.extract import fetch_current, fetch_window, tokenise_records
+
+    settings = settings or get_settings()
+    raw = (
+        fetch_window(start, end, settings)
+        if settings.payments_api_mode == "windowed"
+        else fetch_current(settings)
+    )
+    records = tokenise_records(raw, settings) if len(raw) else raw
+    rows = []
+    for position, record in enumerate(records.to_dict(orient="records")):
+        key = str(record.get("trans_num") or f"missing-{position}")[:200]
+        rows.append((run_id, key, json.dumps(_json_safe(record), allow_nan=False)))
+    with conn, conn.cursor() as cur:
+        if rows:
+            execute_values(
+                cur,
+                "INSERT INTO payments_landing (run_id, trans_num, payload) VALUES %s "
+                "ON CONFLICT (run_id, trans_num) DO NOTHING",
+                rows,
+                page_size=5_000,
+            )
+    return {
+        "run_id": run_id,
+        "landed": len(rows),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+    }
+
+
+# -- validate ---------------------------------------------------------------------------------
+def validate(conn: Connection, run_id: str) -> dict[str, Any]:
+    """Landed rows -> inbox (payments not stored yet) or quarantine (with the reason).
+
+    One transaction: the landed rows are deleted as they are read, so a failure leaves them landed.
+    """
+    from fraud_pipeline.validate import validate as check
+
+    with conn, conn.cursor() as cur:
+        # Every landed row, not only this run's: a run whose validate never ran left its rows.
+        cur.execute("DELETE FROM payments_landing RETURNING payload")
+        payloads = [row[0] for row in cur.fetchall()]
+        if not payloads:
+            return {"run_id": run_id, "good": 0, "quarantined": 0, "new": 0}
+        result = check(pd.DataFrame.from_records(payloads))
+        for _, bad in result.bad.iterrows():
+            payload = _json_safe(
+                {k: v for k, v in bad.items() if k != "reason" and not _missing(v)}
+            )
+            text = json.dumps(payload, sort_keys=True, default=str)
+            cur.execute(
+                "INSERT INTO payments_quarantine (trans_num, reason, payload, payload_hash, run_id) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (payload_hash) DO NOTHING",
+                (
+                    str(bad.get("trans_num"))[:200] if not _missing(bad.get("trans_num")) else None,
+                    bad["reason"],
+                    text,
+                    hashlib.sha256(text.encode()).hexdigest(),
+                    run_id,
+                ),
+            )
+        new = 0
+        if len(result.good):
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS inbox_stage (LIKE payments_inbox INCLUDING DEFAULTS) ON COMMIT DROP"
+            )
+            copy_into(cur, "inbox_stage", result.good.loc[:, list(PAYMENT_COLUMNS)])
+            columns = ", ".join(f'"{c}"' for c in PAYMENT_COLUMNS)
+            cur.execute(
+                f"INSERT INTO payments_inbox ({columns}) SELECT {columns} FROM inbox_stage s "  # noqa: S608
+                "WHERE NOT EXISTS (SELECT 1 FROM payments_scored p WHERE p.trans_num = s.trans_num) "
+                "ON CONFLICT (trans_num) DO NOTHING"
+            )
+            new = cur.rowcount
+    if len(result.bad):
+        log.warning(
+            "run %s: %d payments quarantined: %s",
+            run_id,
+            len(result.bad),
+            "; ".join(sorted(set(result.bad["reason"])))[:500],
+        )
+    return {"run_id": run_id, "good": len(result.good), "quarantined": len(result.bad), "new": new}
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+# -- transform --------------------------------------------------------------------------------
+def _inbox_frame(cur: psycopg2.extensions.cursor, batch_id: str) -> pd.DataFrame:
+    columns = ", ".join(f'"{c}"' for c in PAYMENT_COLUMNS)
+    cur.execute(
+        f"SELECT {columns} FROM payments_inbox WHERE batch_id = %s ORDER BY trans_time, trans_num",  # noqa: S608
+        (batch_id,),
+    )
+    frame = pd.DataFrame(cur.fetchall(), columns=list(PAYMENT_COLUMNS))
+    frame["trans_time"] = pd.to_datetime(frame["trans_time"], utc=True)
+    frame["amt"] = frame["amt"].astype(float)
+    frame["is_fraud"] = pd.to_numeric(frame["is_fraud"]).astype("Int64")
+    frame["card_last4"] = frame["card_last4"].astype(str)
+    return frame
+
+
+def transform(conn: Connection, batch_id: str, model: Any = None) -> dict[str, Any]:
+    """Claim the pending payments and write their feature rows to scoring_stage."""
+    from fraud_pipeline.history import load_card_history
+    from fraud_pipeline.model import load_model
+
+    model = model or load_model()
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE payments_inbox SET batch_id = %s, claimed_at = now() "
+            "WHERE batch_id IS NULL OR batch_id = %s OR claimed_at < now() - %s",
+            (batch_id, batch_id, STALE_CLAIM),
+        )
+        cur.execute(
+            "DELETE FROM scoring_stage s WHERE s.batch_id <> %s AND NOT EXISTS "
+            "(SELECT 1 FROM payments_inbox i WHERE i.batch_id = s.batch_id)",
+            (batch_id,),
+        )
+        payments = _inbox_frame(cur, batch_id)
+        cur.execute("DELETE FROM scoring_stage WHERE batch_id = %s", (batch_id,))
+        if payments.empty:
+            return {"batch_id": batch_id, "rows": 0}
+        matrix = model.features(payments, load_card_history(conn, payments))
+        stage = pd.DataFrame(
+            {
+                "batch_id": batch_id,
+                "trans_num": payments["trans_num"].astype(str),
+                "features": ["{" + ",".join(map(repr, map(float, row))) + "}" for row in matrix],
+            }
+        )
+        copy_into(cur, "scoring_stage", stage)
+    return {"batch_id": batch_id, "rows": len(payments)}
+
+
+# -- score ------------------------------------------------------------------------------------
+def score(
+    conn: Connection, batch_id: str, client: Any = None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Score the batch's feature rows on the SageMaker endpoint; store the probabilities.
+
+    Endpoint down: `scoring.EndpointUnavailable` after the client's own retries; the rows stay
+    claimed in the inbox and the next run (or this task's retry) scores them.
+    """
+    from fraud_pipeline.scoring import EndpointClient
+
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT trans_num, features FROM scoring_stage WHERE batch_id = %s ORDER BY trans_num",
+            (batch_id,),
+        )
+        rows = cur.fetchall()
+    if not rows:
+        return {"batch_id": batch_id, "rows": 0, "model_version": None}
+    matrix = np.asarray([r[1] for r in rows], dtype=np.float32)
+    result = (client or EndpointClient.from_settings(settings)).predict(matrix)
+    scores = pd.DataFrame(
+        {
+            "trans_num": [r[0] for r in rows],
+            "fraud_probability": result.probabilities,
+            "model_version": result.model_version or "unknown",
+        }
+    )
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS score_updates (trans_num text, fraud_probability "
+            "double precision, model_version text) ON COMMIT DROP"
+        )
+        copy_into(cur, "score_updates", scores)
+        cur.execute(
+            "UPDATE scoring_stage s SET fraud_probability = u.fraud_probability, "
+            "model_version = u.model_version FROM score_updates u "
+            "WHERE s.batch_id = %s AND s.trans_num = u.trans_num",
+            (batch_id,),
+        )
+    return {"batch_id": batch_id, "rows": len(rows), "model_version": result.model_version}
+
+
+# -- load -------------------------------------------------------------------------------------
+def scored_frame(
+    payments: pd.DataFrame,
+    matrix: np.ndarray,
+    probabilities: np.ndarray,
+    model_version: str,
+    model: Any,
+) -> pd.DataFrame:
+    """Payments plus their scores, decisions and reasons (schema.SCORED_COLUMNS)."""
+    from fraud_pipeline.explain import top_reasons
+
+    flagged = probabilities >= model.threshold
+    reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(payments))]
+    if flagged.any():
+        if model_version != model.version:
+            log.warning(
+                "endpoint serves %s, local artifacts are %s: reasons may not match",
+                model_version,
+                model.version,
+            )
+        for position, why in zip(
+            np.flatnonzero(flagged), top_reasons(model, matrix[flagged]), strict=True
+        ):
+            reasons[position] = why
+    return payments.assign(
+        fraud_probability=probabilities,
+        is_fraud_pred=flagged,
+        threshold=model.threshold,
+        model_version=model_version,
+        reasons=reasons,
+        scored_at=pd.Timestamp.now(tz="UTC"),
+    )
+
+
+def load(conn: Connection, batch_id: str, model: Any = None) -> dict[str, Any]:
+    """Upsert the scored batch and clear it from inbox and stage, in one transaction."""
+    from fraud_pipeline.model import load_model
+
+    model = model or load_model()
+    with conn, conn.cursor() as cur:
+        payments = _inbox_frame(cur, batch_id)
+        cur.execute(
+            "SELECT trans_num, features, fraud_probability, model_version FROM scoring_stage "
+            "WHERE batch_id = %s AND fraud_probability IS NOT NULL",
+            (batch_id,),
+        )
+        stage = pd.DataFrame(
+            cur.fetchall(), columns=["trans_num", "features", "fraud_probability", "model_version"]
+        )
+        payments = payments.merge(stage, on="trans_num", how="inner")
+        if payments.empty:
+            return {"batch_id": batch_id, "loaded": 0, "frauds": 0}
+        matrix = np.asarray(payments.pop("features").tolist(), dtype=np.float32)
+        probabilities = payments.pop("fraud_probability").to_numpy(dtype=float)
+        version = str(payments.pop("model_version").iloc[0])
+        scored = scored_frame(payments, matrix, probabilities, version, model)
+        flags = merge_scored(cur, prepare(scored))
+        cur.execute(
+            "DELETE FROM payments_inbox WHERE batch_id = %s AND trans_num = ANY(%s)",
+            (batch_id, payments["trans_num"].tolist()),
+        )
+        cur.execute("DELETE FROM scoring_stage WHERE batch_id = %s", (batch_id,))
+    return {
+        "batch_id": batch_id,
+        "loaded": len(scored),
+        "inserted": int(sum(flags)),
+        "frauds": int(scored["is_fraud_pred"].sum()),
+        "model_version": version,
+    }
+
+
+# -- alert ------------------------------------------------------------------------------------
+def alert(conn: Connection, settings: Settings | None = None, target: Any = None) -> dict[str, Any]:
+    from fraud_pipeline.alerts import alert_pending
+
+    return alert_pending(conn, settings, target)
+
+
+# -- all steps, outside Airflow (backfills, `make run`, benchmarks) -----------------------------
+def run_interval(
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    run_id: str | None = None,
+    model: Any = None,
+    client: Any = None,
+    send_alerts: bool = True,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Every step for one interval, in order, as the DAG would run them."""
+    from fraud_pipeline.model import load_model
+
+    settings = settings or get_settings()
+    run_id = run_id or f"manual__{start.isoformat()}__{end.isoformat()}"
+    model = model or load_model(settings.artifacts_dir)
+    summary: dict[str, Any] = {"run_id": run_id}
+    summary["extract"] = extract(conn, run_id, start, end, settings)
+    summary["validate"] = validate(conn, run_id)
+    summary["transform"] = transform(conn, run_id, model)
+    summary["score"] = score(conn, run_id, client, settings)
+    summary["load"] = load(conn, run_id, model)
+    if send_alerts:
+        summary["alert"] = alert(conn, settings)
+    return summary

@@ -1,0 +1,270 @@
+"""The SageMaker endpoint client the DAG scores with (boto3 `sagemaker-runtime` invoke_endpoint).
+
+The matrix is cut into batches under SageMaker's payload limits (4 MB serverless, 6 MB real-time)
+and sent concurrently. Each batch is retried with exponential backoff and full jitter on
+throttling, 5xx and timeouts, within one overall deadline. A response must hold exactly one finite probability in [0, 1] per row.
+Errors name the endpoint, the status and the batch; `EndpointUnavailable` tells the pipeline to
+keep the payments pending (the endpoint may be switched off to save money).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fraud_pipeline.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# Serverless endpoints accept 4 MB per request and response (real-time ones 6 MB): stay under both.
+MAX_PAYLOAD_BYTES = 3_500_000
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "ModelNotReadyException",
+        "ModelError",
+    }
+)
+
+
+class ScoringError(RuntimeError):
+    """Scoring failed for good: says which endpoint, which batch and what status."""
+
+    def __init__(
+        self, message: str, *, endpoint: str, batch: str, status: int | str | None
+    ) -> None:
+        super().__init__(f"endpoint {endpoint!r}, batch {batch}, status {status}: {message}")
+        self.endpoint, self.batch, self.status = endpoint, batch, status
+
+
+class EndpointUnavailable(ScoringError):
+    """The endpoint could not be reached or kept failing: payments stay pending, retry later."""
+
+
+@dataclass
+class ScoreResult:
+    probabilities: np.ndarray
+    model_version: str | None
+
+
+def _status_of(error: Exception) -> tuple[int | str | None, bool]:
+    """(status, retryable) of a botocore/HTTP error."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(error, ClientError):
+        response = error.response
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        original = response.get("OriginalStatusCode")  # ModelError carries the container's status
+        code = response.get("Error", {}).get("Code", "")
+        status = original or status
+        retryable = status in RETRYABLE_STATUS or (code in RETRYABLE_CODES and status != 400)
+        return status or code, bool(retryable)
+    if isinstance(error, ReadTimeoutError | ConnectTimeoutError):
+        return "timeout", True
+    if isinstance(error, EndpointConnectionError | ConnectionClosedError):
+        return "unreachable", True
+    return type(error).__name__, False
+
+
+def runtime_client(settings: Settings) -> Any:
+    """boto3 sagemaker-runtime with our own retries (botocore's are switched off)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"total_max_attempts": 1},
+        connect_timeout=5,
+        read_timeout=60,
+        max_pool_connections=16,
+    )
+    session = boto3.Session(region_name=settings.aws_region)
+    local = settings.sagemaker_endpoint_url
+    if local and session.get_credentials() is None:
+        # The local stand-in checks no signature, but botocore insists on signing.
+        session = boto3.Session(
+            region_name=settings.aws_region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 (not a secret: no signature is checked)
+        )
+    return session.client("sagemaker-runtime", endpoint_url=local, config=config)
+
+
+class EndpointClient:
+    """Scores feature matrices on one SageMaker endpoint."""
+
+    def __init__(
+        self,
+        runtime: Any,
+        endpoint_name: str,
+        *,
+        content_type: str = "application/x-npy",
+        concurrency: int = 4,
+        max_attempts: int = 5,
+        base_delay_s: float = 0.2,
+        max_delay_s: float = 10.0,
+        deadline_s: float = 120.0,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self.runtime, self.endpoint = runtime, endpoint_name
+        self.content_type, self.concurrency = content_type, concurrency
+        self.max_attempts, self.base_delay_s, self.max_delay_s = (
+            max_attempts,
+            base_delay_s,
+            max_delay_s,
+        )
+        self.deadline_s, self.max_payload_bytes = deadline_s, max_payload_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, runtime: Any = None) -> EndpointClient:
+        settings = settings or get_settings()
+        return cls(
+            runtime or runtime_client(settings),
+            settings.sagemaker_endpoint_name,
+            content_type=settings.scoring_content_type,
+            deadline_s=settings.scoring_deadline_s,
+        )
+
+    # -- encoding -----------------------------------------------------------------------------
+    def _encode(self, rows: np.ndarray) -> bytes:
+        if self.content_type == "text/csv":
+            buffer = io.StringIO()
+            np.savetxt(buffer, rows, delimiter=",", fmt="%.9g")
+            return buffer.getvalue().encode()
+        buffer_b = io.BytesIO()
+        np.save(buffer_b, np.ascontiguousarray(rows, dtype=np.float32))
+        return buffer_b.getvalue()
+
+    def _decode(self, body: bytes, content_type: str) -> np.ndarray:
+        if "npy" in content_type:
+            return np.asarray(
+                np.load(io.BytesIO(body), allow_pickle=False), dtype=np.float64
+            ).ravel()
+        text = body.decode().strip()
+        return (
+            np.array([float(v) for v in text.replace(",", "\n").split()]) if text else np.empty(0)
+        )
+
+    def batch_rows(self, matrix: np.ndarray) -> int:
+        """Rows per request so that one payload stays under the limit."""
+        bytes_per_row = matrix.shape[1] * (4 if self.content_type != "text/csv" else 14) + 2
+        return max(1, self.max_payload_bytes // bytes_per_row)
+
+    # -- calls --------------------------------------------------------------------------------
+    def _invoke(
+        self, rows: np.ndarray, label: str, deadline: float
+    ) -> tuple[np.ndarray, str | None]:
+        body = self._encode(rows)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.runtime.invoke_endpoint(
+                    EndpointName=self.endpoint,
+                    Body=body,
+                    ContentType=self.content_type,
+                    Accept=self.content_type,
+                )
+                payload = response["Body"].read()
+                try:
+                    scores = self._decode(payload, response.get("ContentType", self.content_type))
+                except (ValueError, EOFError, OSError) as error:
+                    raise ScoringError(
+                        f"unreadable response ({error})",
+                        endpoint=self.endpoint,
+                        batch=label,
+                        status=200,
+                    ) from error
+                if len(scores) != len(rows):
+                    raise ScoringError(
+                        f"{len(scores)} scores came back for {len(rows)} rows",
+                        endpoint=self.endpoint,
+                        batch=label,
+                        status=200,
+                    )
+                if (
+                    not np.all(np.isfinite(scores))
+                    or scores.min(initial=0) < 0
+                    or scores.max(initial=0) > 1
+                ):
+                    raise ScoringError(
+                        "scores outside [0, 1]", endpoint=self.endpoint, batch=label, status=200
+                    )
+                attributes = response.get("CustomAttributes") or ""
+                version = (
+                    attributes.split("model_version=", 1)[1]
+                    if "model_version=" in attributes
+                    else None
+                )
+                return scores, version
+            except ScoringError:
+                raise
+            except Exception as error:
+                status, retryable = _status_of(error)
+                delay = random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+                if not retryable:
+                    raise ScoringError(
+                        str(error), endpoint=self.endpoint, batch=label, status=status
+                    ) from error
+                if attempt >= self.max_attempts or time.monotonic() + delay > deadline:
+                    raise EndpointUnavailable(
+                        f"gave up after {attempt} attempts: {error}",
+                        endpoint=self.endpoint,
+                        batch=label,
+                        status=status,
+                    ) from error
+                log.warning(
+                    "endpoint %s batch %s: %s (attempt %d), retrying in %.2f s",
+                    self.endpoint,
+                    label,
+                    status,
+                    attempt,
+                    delay,
+                )
+                time.sleep(delay)
+
+    def predict(self, matrix: np.ndarray) -> ScoreResult:
+        """One probability per row of `matrix`, in order."""
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if len(matrix) == 0:
+            return ScoreResult(np.empty(0), None)
+        deadline = time.monotonic() + self.deadline_s
+        size = self.batch_rows(matrix)
+        starts = list(range(0, len(matrix), size))
+        labels = [
+            f"{i + 1}/{len(starts)} (rows {s}-{min(s + size, len(matrix)) - 1})"
+            for i, s in enumerate(starts)
+        ]
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(starts)))
+        try:
+            futures = [
+                pool.submit(self._invoke, matrix[s : s + size], label, deadline)
+                for s, label in zip(starts, labels, strict=True)
+            ]
+            results = [future.result() for future in futures]
+        finally:  # one batch failed for good: the run fails, do not send the batches not yet sent
+            pool.shutdown(wait=True, cancel_futures=True)
+        versions = {version for _, version in results}
+        if len(versions) > 1:
+            raise ScoringError(
+                f"batches were scored by different models {sorted(map(str, versions))}",
+                endpoint=self.endpoint,
+                batch="all",
+                status=200,
+            )
+        return ScoreResult(np.concatenate([scores for scores, _ in results]), versions.pop())

@@ -1,0 +1,55 @@
+"""Settings: one typed definition, read from the environment, strict in prod."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from fraud_pipeline.cards import card_last4, card_token, mask_last4
+from fraud_pipeline.config import Settings
+
+
+def test_dev_profile_runs_with_defaults(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.fraud_profile == "dev"
+    assert settings.business_tz == "Europe/Paris"
+
+
+def test_prod_profile_names_every_missing_secret(monkeypatch):
+    monkeypatch.setenv("FRAUD_PROFILE", "prod")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(ValidationError) as error:
+        Settings(_env_file=None)
+    for name in ("CARD_TOKEN_KEY", "DATABASE_URL", "DASHBOARD_PASSWORD"):
+        assert name in str(error.value)
+
+
+def test_prod_profile_accepts_real_secrets(monkeypatch):
+    monkeypatch.setenv("FRAUD_PROFILE", "prod")
+    monkeypatch.setenv("CARD_TOKEN_KEY", "k" * 64)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db/fraud_db")
+    monkeypatch.setenv("DASHBOARD_PASSWORD", "s3cret")
+    assert Settings(_env_file=None).database_url == "postgresql://u@db/fraud_db"
+
+
+def test_unknown_time_zone_is_refused(monkeypatch):
+    monkeypatch.setenv("BUSINESS_TZ", "Europe/Atlantis")
+    with pytest.raises(ValidationError, match="Atlantis"):
+        Settings(_env_file=None)
+
+
+def test_card_token_is_keyed_stable_and_not_the_number():
+    number = "4382581175753077"
+    token = card_token(number, b"key-1")
+    assert token == card_token(number, b"key-1") and len(token) == 64
+    assert token != card_token(number, b"key-2")
+    assert number not in token
+    assert card_last4(number) == "3077"
+    assert mask_last4("3077") == "**** **** **** 3077"
+
+
+@pytest.mark.parametrize("bad", ["", "12ab", "123", "1" * 25, None])
+def test_malformed_card_numbers_are_refused(bad):
+    with pytest.raises(ValueError, match="digits"):
+        card_token(bad, b"key")

@@ -1,0 +1,154 @@
+"""The Streamlit page itself (AppTest), against the seeded PostgreSQL: what an analyst sees."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fraud_pipeline import db
+from fraud_pipeline.config import REPO_ROOT, get_settings
+from fraud_pipeline.net import free_port
+from tests.dashboard.conftest import PASSWORD, SeededDay
+
+APP = str(REPO_ROOT / "fraud-dashboard" / "app.py")
+DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
+
+
+def signed_in(password: str = PASSWORD) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    assert not app.exception, app.exception
+    app.text_input(key="login_user").input("analyst")
+    app.text_input(key="login_password").input(password)
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+def number(text: str) -> float:
+    """'$55,102.54' / '21,252' / '0.64%' / '+17 vs Fri' -> the number it shows."""
+    match = re.search(r"[-+−]?\$?[\d,]+(\.\d+)?", text)
+    assert match, text
+    return float(match.group().replace("$", "").replace(",", "").replace("−", "-"))
+
+
+def metrics(app: AppTest) -> dict[str, tuple[str, str | None]]:
+    return {m.label: (m.value, m.delta) for m in app.metric}
+
+
+@pytest.mark.usefixtures("report_env")
+def test_every_number_on_the_page_equals_sql(seeded: SeededDay) -> None:
+    app = signed_in()
+    assert not app.error, [e.value for e in app.error]
+    shown = metrics(app)
+    before = seeded.day - timedelta(days=1)
+    payments = seeded.one(f"SELECT count(*) {DAY_ROWS}")
+    payments_before = seeded.one(f"SELECT count(*) {DAY_ROWS}", before)
+    frauds = seeded.one(f"SELECT count(*) {DAY_ROWS} AND is_fraud_pred")
+    frauds_before = seeded.one(f"SELECT count(*) {DAY_ROWS} AND is_fraud_pred", before)
+    at_risk = float(seeded.one(f"SELECT sum(amt) {DAY_ROWS} AND is_fraud_pred"))
+    at_risk_before = float(seeded.one(f"SELECT sum(amt) {DAY_ROWS} AND is_fraud_pred", before))
+    assert number(shown["Payments"][0]) == payments
+    assert number(shown["Payments"][1] or "") == round(
+        (payments - payments_before) / payments_before * 100, 1
+    )
+    assert number(shown["Frauds detected"][0]) == frauds
+    assert number(shown["Frauds detected"][1] or "") == frauds - frauds_before
+    assert number(shown["Amount at risk"][0]) == pytest.approx(at_risk, abs=0.005)
+    assert number(shown["Amount at risk"][1] or "") == pytest.approx(
+        at_risk - at_risk_before, abs=0.005
+    )
+    assert number(shown["Share flagged"][0]) == round(frauds / payments * 100, 2)
+
+    # How the model did, from the true labels.
+    tp = seeded.one(f"SELECT count(*) {DAY_ROWS} AND is_fraud = 1 AND is_fraud_pred")
+    fp = seeded.one(f"SELECT count(*) {DAY_ROWS} AND is_fraud = 0 AND is_fraud_pred")
+    fn = seeded.one(f"SELECT count(*) {DAY_ROWS} AND is_fraud = 1 AND NOT is_fraud_pred")
+    assert number(shown["Precision"][0]) == round(tp / (tp + fp) * 100, 1)
+    assert number(shown["Recall"][0]) == round(tp / (tp + fn) * 100, 1)
+    assert number(shown["Missed frauds"][0]) == fn
+    missed = float(
+        seeded.one(
+            f"SELECT coalesce(sum(amt), 0) {DAY_ROWS} AND is_fraud = 1 AND NOT is_fraud_pred"
+        )
+    )
+    assert number(shown["Missed frauds"][1] or "") == pytest.approx(missed, abs=0.005)
+    assert number(shown["False alarms"][0]) == fp
+
+    # The frauds table, then the first page of all payments.
+    frauds_table, payments_table = app.dataframe[0].value, app.dataframe[1].value
+    expected = seeded.rows(f"SELECT trans_num {DAY_ROWS} AND is_fraud_pred ORDER BY trans_time")
+    assert list(frauds_table["Transaction"]) == [r[0] for r in expected]
+    assert frauds_table["Card"].str.fullmatch(r"\*{4} \*{4} \*{4} \d{4}").all()
+    assert len(payments_table) == 50
+    first_page = seeded.rows(f"SELECT trans_num {DAY_ROWS} ORDER BY trans_time LIMIT 50")
+    assert list(payments_table["Transaction"]) == [r[0] for r in first_page]
+    assert any(f"**{payments:,}** payments match" in m.value for m in app.markdown)
+
+    # Stale scores (the factories' date from March 2026): the page says the pipeline stalled.
+    assert any("stalled" in w.value for w in app.warning)
+    charts = app.get("vega_lite_chart")
+    assert len(charts) == 4
+    assert "albersUsa" in charts[3].proto.spec  # the map draws without any tile server
+
+
+@pytest.mark.usefixtures("report_env")
+def test_filters_narrow_the_payments(seeded: SeededDay) -> None:
+    app = signed_in()
+    app.multiselect(key="f_category").select("grocery_pos").run()
+    app.slider(key="f_prob").set_value((0.5, 1.0)).run()
+    expected = seeded.one(
+        f"SELECT count(*) {DAY_ROWS} AND category = 'grocery_pos' AND fraud_probability >= 0.5"
+    )
+    assert any(f"**{expected:,}** payments match" in m.value for m in app.markdown)
+    table = app.dataframe[1].value
+    assert len(table) == min(expected, 50)
+    assert set(table["Category"]) == {"grocery_pos"} and (table["Probability"] >= 0.5).all()
+
+
+@pytest.mark.usefixtures("report_env")
+def test_wrong_password_is_refused(seeded: SeededDay) -> None:
+    app = signed_in(password=PASSWORD + "x")
+    assert [e.value for e in app.error] == ["Wrong user or password."]
+    assert not app.metric and not app.dataframe
+
+
+@pytest.mark.usefixtures("report_env")
+def test_an_empty_day_says_so(seeded: SeededDay) -> None:
+    app = signed_in()
+    empty = seeded.day - timedelta(days=20)
+    app.date_input(key="day").set_value(empty).run()
+    assert not app.exception and not app.error
+    assert any("No payments were scored" in i.value for i in app.info)
+    assert not app.metric
+
+
+@pytest.mark.usefixtures("report_env")
+def test_a_database_that_is_down_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    monkeypatch.setenv(
+        "REPORT_DATABASE_URL", f"postgresql://fraud_report_reader@127.0.0.1:{port}/fraud_db"
+    )
+    get_settings.cache_clear()
+    app = signed_in()
+    assert not app.exception
+    [error] = app.error
+    assert "Cannot reach the report database" in error.value and f":{port}" in error.value
+
+
+@pytest.mark.usefixtures("report_env")
+def test_a_missing_view_says_so(monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
+    bare = db.with_database(database_url, f"fraud_bare_{uuid.uuid4().hex[:8]}")
+    db.ensure_database(bare)  # exists, never migrated
+    try:
+        monkeypatch.setenv("REPORT_DATABASE_URL", bare)
+        get_settings.cache_clear()
+        app = signed_in()
+        assert not app.exception
+        [error] = app.error
+        assert "fraud-pipeline db migrate" in error.value
+    finally:
+        db.drop_database(bare)

@@ -1,0 +1,136 @@
+"""Migrations, the daily report view's day boundary, and card-number protection."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import psycopg2
+import pytest
+
+from fraud_pipeline.migrate import discover, migrate
+from fraud_pipeline.upsert import upsert_scored
+from tests.factories import real_rows, scored_payments
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def test_migrate_twice_is_a_noop(database_url):
+    cli = [sys.executable, "-m", "fraud_pipeline.cli", "db", "migrate"]
+    out = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+    assert "up to date" in out
+    assert migrate(database_url) == []
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version FROM schema_migrations ORDER BY version")
+        assert [r[0] for r in cur.fetchall()] == [m.version for m in discover()]
+
+
+def test_fresh_database_is_created_and_migrated_by_the_cli(database_url):
+    url = database_url.rsplit("/", 1)[0] + "/fraud_cli_" + database_url.rsplit("_", 1)[-1]
+    cli = [sys.executable, "-m", "fraud_pipeline.cli", "db", "migrate", "--database-url", url]
+    try:
+        first = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+        second = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+        assert "applied 001_payments_scored" in first
+        assert "up to date" in second
+    finally:
+        from fraud_pipeline.db import drop_database
+
+        drop_database(url)
+
+
+def _report(conn, day: str) -> set[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT trans_num FROM fraud_report_for_day(%s::date)", (day,))
+        return {r[0] for r in cur.fetchall()}
+
+
+def _at(conn, times: list[datetime]) -> list[str]:
+    frame = scored_payments(len(times))
+    frame["trans_time"] = pd.to_datetime(times)
+    upsert_scored(conn, frame)
+    return list(frame.trans_num)
+
+
+def test_day_boundary_is_midnight_in_the_business_time_zone(conn):
+    # 00:30 Paris on the 10th is still the 9th in UTC: the report must follow Paris.
+    late, early = _at(
+        conn,
+        [datetime(2026, 1, 9, 23, 30, tzinfo=PARIS), datetime(2026, 1, 10, 0, 30, tzinfo=PARIS)],
+    )
+    assert _report(conn, "2026-01-09") == {late}
+    assert _report(conn, "2026-01-10") == {early}
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"), [("2026-03-29", 23), ("2026-10-25", 25)], ids=["spring", "autumn"]
+)
+def test_daylight_saving_days_have_their_true_length(conn, day, hours):
+    start = datetime.fromisoformat(day).replace(tzinfo=PARIS)
+    utc_start = start.astimezone(ZoneInfo("UTC"))
+    # One payment every 30 minutes of real (UTC) time, from 2 h before to 2 h after the day.
+    times = [utc_start + timedelta(minutes=30 * i) for i in range(-4, hours * 2 + 4)]
+    ids = _at(conn, times)
+    inside = {
+        t
+        for t, when in zip(ids, times, strict=True)
+        if when.astimezone(PARIS).date().isoformat() == day
+    }
+    assert len(inside) == hours * 2
+    assert _report(conn, day) == inside
+
+
+def test_view_is_yesterday_in_the_configured_time_zone(conn):
+    kiritimati = ZoneInfo("Pacific/Kiritimati")  # UTC+14: its "yesterday" differs from Paris's
+    paris_noon = (datetime.now(PARIS) - timedelta(days=1)).replace(hour=12, minute=0)
+    kiritimati_noon = (datetime.now(kiritimati) - timedelta(days=1)).replace(hour=12, minute=0)
+    _now, in_paris, in_kiritimati = _at(
+        conn, [datetime.now(PARIS), paris_noon, kiritimati_noon.astimezone(PARIS)]
+    )
+    with conn.cursor() as cur:
+        cur.execute("SELECT trans_num, report_day FROM v_daily_fraud_report")
+        paris_rows = set(cur.fetchall())
+        assert (in_paris, paris_noon.date()) in paris_rows
+        assert all(day == paris_noon.date() for _, day in paris_rows)
+        cur.execute(
+            "UPDATE app_settings SET value = 'Pacific/Kiritimati' WHERE key = 'business_tz'"
+        )
+        cur.execute("SELECT trans_num, report_day FROM v_daily_fraud_report")
+        kiritimati_rows = set(cur.fetchall())
+        assert (in_kiritimati, kiritimati_noon.date()) in kiritimati_rows
+        assert all(day == kiritimati_noon.date() for _, day in kiritimati_rows)
+    conn.rollback()
+
+
+def test_report_reader_role_reads_only_the_report(conn):
+    _at(conn, [datetime.now(PARIS) - timedelta(days=1)])
+    with conn.cursor() as cur:
+        cur.execute("SET ROLE fraud_report_reader")
+        cur.execute("SELECT count(*) FROM v_daily_fraud_report")
+        assert cur.fetchone()[0] == 1
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute("SELECT card_token FROM payments_scored")
+    conn.rollback()
+
+
+def test_no_full_card_number_anywhere_in_the_database(conn):
+    frame = scored_payments(2_000)
+    upsert_scored(conn, frame)
+    card_numbers = set(real_rows().cc_num.iloc[:2_000])
+    with conn.cursor() as cur:  # a dump of every row of every table, as text
+        cur.execute(
+            "SELECT schemaname, tablename FROM pg_tables "
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        )
+        dump = []
+        for schema, table in cur.fetchall():
+            cur.execute(f'SELECT t::text FROM "{schema}"."{table}" t')
+            dump.extend(r[0] for r in cur.fetchall())
+    text = "\n".join(dump)
+    assert len(dump) >= 2_000 and "card_token" not in text  # rows, not column names
+    leaked = [n for n in card_numbers if n in text]
+    assert leaked == []
+    assert all(n[-4:] in text for n in list(card_numbers)[:50])  # the last four digits are kept

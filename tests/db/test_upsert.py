@@ -1,0 +1,96 @@
+"""The upsert against a real PostgreSQL: idempotent, duplicate-safe, all-or-nothing per batch."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from fraud_pipeline.upsert import upsert_scored
+from tests.factories import scored_payments
+
+
+def table_dump(conn) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM payments_scored ORDER BY trans_num")
+        return cur.fetchall()
+
+
+@pytest.mark.parametrize("method", ["copy", "values"])
+def test_same_batch_n_times_leaves_identical_contents(conn, method):
+    batch = scored_payments(500)
+    first = upsert_scored(conn, batch, batch_size=200, method=method)
+    assert (first.inserted, first.updated) == (500, 0)
+    snapshot = table_dump(conn)
+    for _ in range(3):
+        again = upsert_scored(conn, batch, batch_size=200, method=method)
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 500)
+    assert table_dump(conn) == snapshot  # updated_at included: untouched rows stay untouched
+
+
+def test_copy_and_values_store_the_same_rows(conn):
+    batch = scored_payments(300, seed=3)
+    upsert_scored(conn, batch, method="copy")
+    by_copy = [row[:-2] for row in table_dump(conn)]  # minus created_at/updated_at
+    with conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE payments_scored")
+    upsert_scored(conn, batch, method="values")
+    assert [row[:-2] for row in table_dump(conn)] == by_copy
+
+
+def test_changed_score_updates_row_but_keeps_alert_bookkeeping(conn):
+    batch = scored_payments(10)
+    upsert_scored(conn, batch)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE payments_scored SET alerted_at = now(), alert_id = 'a1' WHERE trans_num = %s",
+            (batch.trans_num[0],),
+        )
+    rescored = batch.copy()
+    rescored["fraud_probability"] = 0.99
+    rescored["model_version"] = "test-model-2"
+    result = upsert_scored(conn, rescored)
+    assert (result.inserted, result.updated) == (0, 10)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT alert_id, model_version, created_at < updated_at FROM payments_scored "
+            "WHERE trans_num = %s",
+            (batch.trans_num[0],),
+        )
+        assert cur.fetchone() == ("a1", "test-model-2", True)
+
+
+def test_duplicate_trans_num_inside_a_batch_keeps_the_last(conn):
+    batch = scored_payments(20)
+    dup = batch.iloc[[5]].copy()
+    dup["fraud_probability"] = 0.123
+    result = upsert_scored(conn, __import__("pandas").concat([batch, dup]))
+    assert result.inserted == 20 and result.duplicates_in_input == 1
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), max(fraud_probability) FILTER (WHERE trans_num = %s) "
+            "FROM payments_scored",
+            (batch.trans_num[5],),
+        )
+        assert cur.fetchone() == (20, 0.123)
+
+
+def test_failure_mid_batch_writes_nothing_of_that_batch(conn):
+    batch = scored_payments(100)
+    batch.loc[50, "fraud_probability"] = 7.0  # violates the CHECK constraint, mid-batch
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        upsert_scored(conn, batch, batch_size=100)
+    assert table_dump(conn) == []
+
+
+def test_only_the_failing_batch_is_rolled_back(conn):
+    batch = scored_payments(100)
+    batch.loc[75, "card_token"] = "not-a-token"
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        upsert_scored(conn, batch, batch_size=50)
+    stored = {row[0] for row in table_dump(conn)}
+    assert stored == set(batch.trans_num[:50])
+
+
+def test_missing_columns_are_refused_before_touching_the_database(conn):
+    with pytest.raises(ValueError, match="fraud_probability"):
+        upsert_scored(conn, scored_payments(3).drop(columns=["fraud_probability"]))

@@ -1,0 +1,131 @@
+"""The payments API server and the extract client, over real HTTP, in both modes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from io import StringIO
+
+import pandas as pd
+import pytest
+import requests
+
+from fraud_pipeline import payments_api
+from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.db import connect
+from fraud_pipeline.extract import ExtractError, fetch_current, fetch_window
+from fraud_pipeline.net import free_port
+from fraud_pipeline.payments import localize, read_sparkov_csv
+from fraud_pipeline.pipeline import extract, validate
+from tests.factories import KAGGLE_HEAD
+from tests.pipeline.conftest import serve
+
+SPEED = 50.0  # 5,116 real rows over ~31 h, replayed in ~37 min: ~140 payments a minute
+
+
+@pytest.fixture(scope="module")
+def anchor() -> pd.Timestamp:
+    """The replay started 30 minutes ago, so the last minutes are in the past."""
+    return pd.Timestamp.now(tz="UTC").floor("min") - pd.Timedelta(minutes=30)
+
+
+@pytest.fixture(scope="module")
+def replay(anchor: pd.Timestamp) -> payments_api.Source:
+    return payments_api.replay_source(KAGGLE_HEAD, anchor, speed=SPEED)
+
+
+@pytest.fixture(scope="module")
+def api_url(replay: payments_api.Source) -> Iterator[str]:
+    server = payments_api.build_server(replay, port=free_port())
+    serve(server)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _get(url: str, **params: object) -> requests.Response:
+    return requests.get(url, params=params, timeout=30)
+
+
+def _settings(api_url: str, **changes: object) -> Settings:
+    return get_settings().model_copy(update={"payments_api_url": api_url, **changes})
+
+
+def test_replay_keeps_the_csv_order_and_spacing(replay, anchor):
+    csv = read_sparkov_csv(KAGGLE_HEAD)
+    served = replay(anchor, anchor + pd.Timedelta(minutes=5))
+    assert len(served) > 100
+    assert list(served["trans_num"]) == list(csv["trans_num"].head(len(served)))
+    original = localize(csv["trans_date_trans_time"].head(len(served))).diff().dt.total_seconds()
+    shifted = served["unix_time"].diff()
+    assert (shifted.iloc[1:] - original.iloc[1:] / SPEED).abs().max() <= 1.0  # 1 s: whole seconds
+
+
+def test_pages_of_a_window_are_the_window_exactly_and_a_rerun_gets_the_same(
+    api_url, replay, anchor
+):
+    start, end = anchor + pd.Timedelta(minutes=2), anchor + pd.Timedelta(minutes=4)
+    pages, token = [], None
+    while True:
+        params = {"start": start.isoformat(), "end": end.isoformat(), "limit": 37}
+        response = _get(
+            f"{api_url}/transactions", **params | ({"page_token": token} if token else {})
+        ).json()
+        pages.append([p["trans_num"] for p in response["payments"]])
+        token = response["next_page_token"]
+        if not token:
+            break
+    fetched = [t for page in pages for t in page]
+    assert len(pages) > 3 and fetched == list(replay(start, end)["trans_num"])
+    again = fetch_window(start.to_pydatetime(), end.to_pydatetime(), _settings(api_url))
+    assert list(again["trans_num"]) == fetched
+
+
+def test_the_future_is_never_served_and_a_behind_api_fails_the_extract(api_url):
+    now = pd.Timestamp.now(tz="UTC")
+    params = {"start": (now - pd.Timedelta(minutes=2)).isoformat()}
+    params["end"] = (now + pd.Timedelta(hours=1)).isoformat()
+    page = _get(f"{api_url}/transactions", **params, limit=50_000).json()
+    assert page["payments"] and pd.Timestamp(page["end"]) <= pd.Timestamp.now(tz="UTC")
+    assert max(p["unix_time"] for p in page["payments"]) <= pd.Timestamp.now(tz="UTC").timestamp()
+    # A run whose interval ends after the API's now must not silently take less.
+    with pytest.raises(ExtractError, match="served up to"):
+        fetch_window(
+            now - pd.Timedelta(minutes=1), now + pd.Timedelta(minutes=1), _settings(api_url)
+        )
+
+
+def test_bad_requests_get_a_400_that_says_why(api_url):
+    response = _get(f"{api_url}/transactions", start="yesterday")
+    assert response.status_code == 400 and "start and end" in response.json()["error"]
+
+
+def test_current_transactions_speaks_the_public_format(api_url):
+    body = _get(f"{api_url}/current-transactions").json()
+    assert isinstance(body, str)  # a JSON string holding a split-orient frame
+    frame = pd.read_json(StringIO(body), orient="split", convert_dates=False)
+    assert "current_time" in frame.columns and "cc_num" in frame.columns
+    assert not {"trans_date_trans_time", "unix_time"} & set(frame.columns)
+    assert abs(frame["current_time"].iloc[-1] / 1000 - pd.Timestamp.now().timestamp()) < 60
+    assert set(json.loads(body)) == {"columns", "index", "data"}
+
+
+def test_current_mode_extract_lands_and_validates_the_latest_payment(clean_db, api_url):
+    settings = _settings(api_url, payments_api_mode="current")
+    latest = fetch_current(settings)
+    assert len(latest) == 1 and latest["trans_time"].dt.tz is not None
+    conn = connect()
+    try:
+        now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+        landed = extract(conn, "current-1", now, now, settings)
+        assert landed["landed"] == 1
+        assert validate(conn, "current-1")["new"] == 1
+        with conn.cursor() as cur:
+            cur.execute("SELECT trans_num, card_token FROM payments_inbox")
+            (trans_num, token), *_ = cur.fetchall()
+        # The stream moves on between two polls: the one landed is a real replayed payment.
+        assert trans_num in set(read_sparkov_csv(KAGGLE_HEAD)["trans_num"]) and len(token) == 64
+    finally:
+        conn.close()

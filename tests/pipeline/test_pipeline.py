@@ -1,0 +1,169 @@
+"""Every pipeline step against the real PostgreSQL, payments API, model server and SMTP server."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg2
+import pytest
+
+from fraud_pipeline.db import connect
+from fraud_pipeline.generate import payments_between
+from fraud_pipeline.model import load_model
+from fraud_pipeline.payments import to_payments
+from fraud_pipeline.pipeline import run_interval
+from tests.pipeline.conftest import night_window
+
+
+def _count(conn, sql: str) -> int:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return int(cur.fetchone()[0])
+
+
+def test_an_interval_is_scored_stored_and_alerted_once(services):
+    start, end = night_window()
+    conn = connect()
+    try:
+        summary = run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="r1")
+        expected = payments_between(start, end, seed=11, rate_per_min=40)
+        assert summary["extract"]["landed"] == len(expected) > 100
+        assert _count(conn, "SELECT count(*) FROM payments_scored") == len(expected)
+        assert _count(conn, "SELECT count(*) FROM payments_inbox") == 0
+        assert _count(conn, "SELECT count(*) FROM scoring_stage") == 0
+        # Scores equal the model's in-process scores for the same payments and history.
+        model = load_model()
+        payments = to_payments(expected)
+        reference = dict(
+            zip(payments["trans_num"], model.predict(model.features(payments)), strict=True)
+        )
+        with conn.cursor() as cur:
+            cur.execute("SELECT trans_num, fraud_probability, model_version, is_fraud_pred, threshold, "
+                        "jsonb_array_length(reasons) FROM payments_scored")  # fmt: skip
+            rows = cur.fetchall()
+        np.testing.assert_allclose([r[1] for r in rows], [reference[r[0]] for r in rows], atol=1e-6)
+        assert {r[2] for r in rows} == {model.version}
+        assert all(r[3] == (r[1] >= r[4]) for r in rows)
+        assert all(r[5] >= 1 for r in rows if r[3])  # every flagged payment says why
+        frauds = _count(conn, "SELECT count(*) FROM payments_scored WHERE is_fraud_pred")
+        assert frauds > 0
+        messages = services.mail.messages()
+        assert len(messages) == 1  # one email per run, not one per fraud
+        body = messages[0].get_body(("plain",)).get_content()
+        assert body.count("payment ") == frauds
+        # The same interval again: nothing new stored, nothing sent.
+        again = run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="r1-again")
+        assert again["validate"]["new"] == 0 and again["load"]["loaded"] == 0
+        assert again["alert"]["emails"] == 0
+        assert len(services.mail.messages()) == 1
+        assert _count(conn, "SELECT count(*) FROM payments_scored") == len(expected)
+    finally:
+        conn.close()
+
+
+def test_no_full_card_number_in_database_or_email(services):
+    start, end = night_window(1.0)
+    conn = connect()
+    try:
+        run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="cards")
+        numbers = set(payments_between(start, end, seed=11, rate_per_min=40)["cc_num"])
+        with conn.cursor() as cur:
+            cur.execute("SELECT string_agg(t::text, ' ') FROM payments_scored t")
+            dump = cur.fetchone()[0]
+        emails = " ".join(m.as_string() for m in services.mail.messages())
+        assert numbers and not [n for n in numbers if n in dump or n in emails]
+    finally:
+        conn.close()
+
+
+def test_endpoint_down_keeps_payments_pending_until_it_is_back(services):
+    from fraud_pipeline.scoring import EndpointClient, EndpointUnavailable, runtime_client
+
+    start, end = night_window(1.0)
+    conn = connect()
+    down = EndpointClient(runtime_client(services.settings.model_copy(
+        update={"sagemaker_endpoint_url": "http://127.0.0.1:9"})), "fraud-xgboost",
+        max_attempts=2, base_delay_s=0.01)  # fmt: skip
+    try:
+        with pytest.raises(EndpointUnavailable):
+            run_interval(
+                conn, start.to_pydatetime(), end.to_pydatetime(), run_id="down", client=down
+            )
+        pending = _count(conn, "SELECT count(*) FROM payments_inbox")
+        assert pending > 0 and _count(conn, "SELECT count(*) FROM payments_scored") == 0
+        # The endpoint is back: the next run (a later, empty interval) scores what was pending.
+        later = run_interval(conn, end.to_pydatetime(), end.to_pydatetime(), run_id="later")
+        assert later["transform"]["rows"] == 0  # the claim of the dead run is not stale yet
+        with conn, conn.cursor() as cur:  # as if STALE_CLAIM had passed
+            cur.execute("UPDATE payments_inbox SET claimed_at = claimed_at - interval '1 hour'")
+        recovered = run_interval(conn, end.to_pydatetime(), end.to_pydatetime(), run_id="recovered")
+        assert recovered["load"]["loaded"] == pending
+        assert _count(conn, "SELECT count(*) FROM payments_inbox") == 0
+        assert len(services.mail.messages()) == 1
+    finally:
+        conn.close()
+
+
+def test_smtp_down_keeps_alerts_pending_and_sends_them_once_later(services):
+    start, end = night_window(1.0)
+    conn = connect()
+    try:
+        services.mail.stop()
+        from fraud_pipeline.alerts import AlertError
+
+        with pytest.raises(AlertError, match="refused the alert"):
+            run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="smtp-down")
+        pending = _count(
+            conn, "SELECT count(*) FROM payments_scored WHERE is_fraud_pred AND alerted_at IS NULL"
+        )
+        assert pending > 0
+        services.mail.start()
+        run_interval(conn, end.to_pydatetime(), end.to_pydatetime(), run_id="smtp-up")
+        run_interval(conn, end.to_pydatetime(), end.to_pydatetime(), run_id="smtp-up-2")
+        assert len(services.mail.messages()) == 1
+        assert (
+            _count(
+                conn,
+                "SELECT count(*) FROM payments_scored WHERE is_fraud_pred AND alerted_at IS NULL",
+            )
+            == 0
+        )
+    finally:
+        conn.close()
+
+
+def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
+    import pandas as pd
+
+    from fraud_pipeline.extract import tokenise_records
+    from fraud_pipeline.pipeline import validate
+    from tests.factories import real_rows
+
+    raw = real_rows().head(6).copy()
+    raw.loc[0, "amt"] = -5
+    raw.loc[1, "category"] = "'; DROP TABLE payments_scored; --"
+    raw.loc[2, "cc_num"] = "12ab"
+    raw.loc[3, "lat"] = 123.0
+    records = tokenise_records(raw)
+    conn = psycopg2.connect(clean_db)
+    try:
+        with conn, conn.cursor() as cur:
+            for record in records.to_dict(orient="records"):
+                import json
+
+                from fraud_pipeline.pipeline import _json_safe
+
+                cur.execute("INSERT INTO payments_landing (run_id, trans_num, payload) VALUES ('q', %s, %s)",
+                            (record["trans_num"], json.dumps(_json_safe(record))))  # fmt: skip
+        first = validate(conn, "q")
+        assert (first["good"], first["quarantined"]) == (2, 4)
+        with conn.cursor() as cur:
+            cur.execute("SELECT reason, payload::text FROM payments_quarantine ORDER BY reason")
+            rows = cur.fetchall()
+            cur.execute("SELECT count(*) FROM payments_scored")  # the table is still there
+        reasons = " | ".join(r[0] for r in rows)
+        for expected in ("amt outside", "unknown category", "card number invalid", "lat outside"):
+            assert expected in reasons
+        assert "12ab" not in " ".join(r[1] for r in rows)  # even an invalid card is masked
+        assert pd.notna(first["new"])
+    finally:
+        conn.close()

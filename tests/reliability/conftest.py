@@ -1,0 +1,117 @@
+"""Reliability scenarios against the real services, and the table they print at the end.
+
+Each scenario appends one `Outcome` (expected and got, per measure) to the session's table;
+`pytest_terminal_summary` prints it, so `make reliability` shows one line per scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pytest
+
+from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.faults import FaultProxy
+from fraud_pipeline.model import load_model
+from fraud_pipeline.scoring import EndpointClient
+from tests.pipeline.conftest import Services, services  # noqa: F401 (fixture)
+from tests.scoring.conftest import runtime_for
+
+MEASURES = ("payments", "stored", "duplicates", "lost", "alerts", "dup_alerts", "quarantined")
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    expected: dict[str, int]
+    got: dict[str, int]
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.expected == self.got
+
+
+TABLE: list[Outcome] = []
+
+
+def format_table(rows: list[Outcome]) -> list[str]:
+    """One line per scenario: every measure as got/expected, then PASS or FAIL."""
+    width = max([len(r.scenario) for r in rows] + [8])
+    head = f"{'scenario':<{width}}  " + "  ".join(f"{m:>13}" for m in MEASURES) + "  result"
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        cells = "  ".join(f"{row.got[m]:>6} / {row.expected[m]:<4}" for m in MEASURES)
+        lines.append(f"{row.scenario:<{width}}  {cells}  {'PASS' if row.ok else 'FAIL'}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not TABLE:
+        return
+    terminalreporter.section("reliability scenarios (got / expected)")
+    for line in format_table(TABLE):
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def outcomes() -> list[Outcome]:
+    return TABLE
+
+
+@pytest.fixture(scope="session")
+def model():
+    return load_model()
+
+
+@dataclass
+class Stack:
+    """The real services behind fault proxies; `settings` point the pipeline at the proxies."""
+
+    services: Services
+    model_proxy: FaultProxy
+    payments_proxy: FaultProxy
+    settings: Settings
+    window: tuple[pd.Timestamp, pd.Timestamp]
+    seed: int = 11
+    rate_per_min: float = 40
+    log: list[str] = field(default_factory=list)
+
+    def client(self, read_timeout: float = 2.0, attempts: int = 3) -> EndpointClient:
+        """Short timeouts and few retries: a scenario's outage costs seconds, not minutes."""
+        return EndpointClient(
+            runtime_for(self.model_proxy.url, read_timeout),
+            self.settings.sagemaker_endpoint_name,
+            max_attempts=attempts,
+            base_delay_s=0.01,
+            max_delay_s=0.05,
+            deadline_s=20,
+        )
+
+
+@pytest.fixture
+def stack(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:  # noqa: F811
+    model_proxy = FaultProxy(services.settings.sagemaker_endpoint_url or "").start()
+    payments_proxy = FaultProxy(services.settings.payments_api_url).start()
+    monkeypatch.setenv("PAYMENTS_API_URL", payments_proxy.url)
+    monkeypatch.setenv("SAGEMAKER_ENDPOINT_URL", model_proxy.url)
+    monkeypatch.setenv("PAYMENTS_API_TIMEOUT_S", "2")
+    get_settings.cache_clear()
+    # A past night (frauds are mostly at night): 45 minutes, three 15-minute runs.
+    end = (pd.Timestamp.now(tz="Europe/Paris") - pd.Timedelta(days=1)).normalize() + pd.Timedelta(
+        hours=2
+    )
+    try:
+        yield Stack(
+            services,
+            model_proxy,
+            payments_proxy,
+            get_settings(),
+            (end - pd.Timedelta("45min"), end),
+        )
+    finally:
+        model_proxy.stop()
+        payments_proxy.stop()
+        get_settings.cache_clear()

@@ -1,0 +1,149 @@
+"""The endpoint client against the real local model server, over HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from fraud_pipeline.config import REPO_ROOT, get_settings
+from fraud_pipeline.generate import payments_between
+from fraud_pipeline.model import ArtifactError, load_model
+from fraud_pipeline.model_server import load_booster
+from fraud_pipeline.net import free_port, wait_for_port
+from fraud_pipeline.payments import to_payments
+from fraud_pipeline.scoring import EndpointClient, ScoringError
+from tests.scoring.conftest import runtime_for
+
+
+@pytest.fixture(scope="module")
+def matrix() -> np.ndarray:
+    model = load_model()
+    payments = to_payments(payments_between(datetime(2026, 3, 2), datetime(2026, 3, 2, 8)))
+    return model.features(payments)
+
+
+@pytest.mark.parametrize("content_type", ["application/x-npy", "text/csv"])
+def test_scores_equal_in_process_booster(model_server_url, matrix, content_type):
+    client = EndpointClient(
+        runtime_for(model_server_url), "fraud-xgboost", content_type=content_type
+    )
+    result = client.predict(matrix)
+    model = load_model()
+    np.testing.assert_allclose(result.probabilities, model.predict(matrix), atol=1e-6)
+    assert result.model_version == model.version
+
+
+def test_large_matrices_are_cut_under_the_payload_limit(model_server_url, matrix):
+    client = EndpointClient(runtime_for(model_server_url), "fraud-xgboost", content_type="text/csv")
+    big = np.tile(matrix, (max(1, 60_000 // len(matrix)) + 1, 1))
+    assert len(big) > client.batch_rows(big)  # more than one request
+    assert len(client.predict(big).probabilities) == len(big)
+
+
+def test_ping_and_a_bad_body_get_clear_answers(model_server_url):
+    assert requests.get(f"{model_server_url}/ping", timeout=5).status_code == 200
+    bad = requests.post(
+        f"{model_server_url}/invocations",
+        data=b"1,2,abc\n",
+        headers={"Content-Type": "text/csv"},
+        timeout=5,
+    )
+    assert bad.status_code == 400 and "cannot read" in bad.json()["message"]
+    short = requests.post(
+        f"{model_server_url}/invocations",
+        data=b"1,2,3\n",
+        headers={"Content-Type": "text/csv"},
+        timeout=5,
+    )
+    features = len(load_model().feature_names)
+    assert short.status_code == 400
+    assert f"{features} features" in short.json()["message"]
+    client = EndpointClient(runtime_for(model_server_url), "fraud-xgboost")
+    with pytest.raises(ScoringError, match=rf"status 400.*{features} features"):
+        client.predict(np.ones((2, 3)))
+
+
+def test_a_tarball_that_does_not_match_its_checksum_is_not_served(tmp_path):
+    target = tmp_path / "artifacts"
+    shutil.copytree(get_settings().artifacts_dir, target)
+    with (target / "model.tar.gz").open("ab") as tarball:
+        tarball.write(b"tampered")
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        load_booster(target)
+
+
+def readme_snippet() -> str:
+    """The boto3 snippet of the README's Scoring section, verbatim."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Scoring") :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@contextmanager
+def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+    """A server process, until the block ends; its output shown if it never listens."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+    )
+    try:
+        try:
+            wait_for_port("127.0.0.1", port, timeout=60)
+        except TimeoutError:
+            process.kill()
+            raise AssertionError(process.communicate()[0]) from None
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_fresh_shell_serve_model_then_the_readme_boto3_snippet():
+    """`fraud-pipeline serve-model &`, then the README's plain boto3 invoke_endpoint."""
+    port = free_port()
+    cli = str(Path(sys.executable).with_name("fraud-pipeline"))
+    with running([cli, "serve-model", "--port", str(port)], port):
+        snippet = readme_snippet().replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+        out = subprocess.run(
+            [sys.executable, "-c", snippet],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.split()
+    scores, attributes = [float(value) for value in out[:-1]], out[-1]
+    assert len(scores) == 2 and all(0 <= score <= 1 for score in scores)
+    assert attributes == f"model_version={load_model().version}"
+
+
+def test_the_container_serve_entry_point_serves_what_sagemaker_extracts(tmp_path, matrix):
+    """infra/sagemaker/serve on an extracted /opt/ml/model: version from the model's env."""
+    model_dir = tmp_path / "opt-ml-model"
+    with tarfile.open(get_settings().artifacts_dir / "model.tar.gz") as tar:
+        tar.extractall(model_dir, filter="data")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "SM_MODEL_DIR": str(model_dir),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "MODEL_SERVER_HOST": "127.0.0.1",
+        "MODEL_VERSION": "from-sagemaker-model-env",
+    }
+    with running([str(REPO_ROOT / "infra" / "sagemaker" / "serve")], port, env):
+        url = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{url}/ping", timeout=5).status_code == 200
+        result = EndpointClient(runtime_for(url), "fraud-xgboost").predict(matrix)
+    np.testing.assert_allclose(result.probabilities, load_model().predict(matrix), atol=1e-6)
+    assert result.model_version == "from-sagemaker-model-env"
