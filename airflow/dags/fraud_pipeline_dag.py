@@ -15,13 +15,15 @@ Logic lives in the `fraud_pipeline` package; these tasks only call it.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, chain, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from fraud_pipeline.config import get_settings
+
+settings = get_settings()
 PAYMENTS_SCORED = Asset(
     name="payments_scored", uri="postgres://postgres:5432/fraud_db/public/payments_scored"
 )
@@ -38,8 +40,8 @@ default_args = {
     dag_id="fraud_pipeline",
     schedule=CronDataIntervalTimetable("* * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=os.environ.get("FRAUD_DAG_CATCHUP", "false").lower() == "true",
-    max_active_runs=int(os.environ.get("FRAUD_DAG_MAX_ACTIVE_RUNS", "2")),
+    catchup=settings.dag_catchup,
+    max_active_runs=settings.dag_max_active_runs,
     dagrun_timeout=timedelta(minutes=10),
     default_args=default_args,
     tags=["fraud", "near-real-time"],

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from fraud_pipeline import payments_api
+from fraud_pipeline.airflow_local import local_aws_connection, postgres_connection
 from fraud_pipeline.config import REPO_ROOT
-from fraud_pipeline.db import connect
+from fraud_pipeline.db import connect, with_database
 from fraud_pipeline.generate import payments_between
 from fraud_pipeline.net import free_port
 from tests.pipeline.conftest import serve
@@ -84,8 +85,14 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
     api = payments_api.build_server(with_bad_rows, port=free_port())
     serve(api)
     env = {**airflow_env, "PAYMENTS_API_URL": f"http://127.0.0.1:{api.server_port}",
-           "SAGEMAKER_ENDPOINT_URL": os.environ["SAGEMAKER_ENDPOINT_URL"],
-           "SMTP_PORT": os.environ["SMTP_PORT"], "DATABASE_URL": os.environ["DATABASE_URL"]}  # fmt: skip
+           # Scoring goes through the `aws_default` connection's endpoint_url, not the setting.
+           "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(os.environ["SAGEMAKER_ENDPOINT_URL"]),
+           "SAGEMAKER_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+           "SMTP_PORT": os.environ["SMTP_PORT"],
+           # The tasks reach the database only through the `fraud_db` Airflow connection:
+           # DATABASE_URL names a database that does not exist.
+           "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
+           "DATABASE_URL": with_database(os.environ["DATABASE_URL"], "no_such_database")}  # fmt: skip
     run = """
         from airflow.dag_processing.dagbag import DagBag
         import pendulum

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
 from fraud_pipeline.cards import card_last4, card_token, mask_last4
-from fraud_pipeline.config import Settings
+from fraud_pipeline.config import REPO_ROOT, Settings
 
 
 def test_dev_profile_runs_with_defaults(monkeypatch):
@@ -53,3 +55,13 @@ def test_card_token_is_keyed_stable_and_not_the_number():
 def test_malformed_card_numbers_are_refused(bad):
     with pytest.raises(ValueError, match="digits"):
         card_token(bad, b"key")
+
+
+def test_env_example_names_only_settings_fields():
+    names = {
+        line.lstrip("# ").split("=", 1)[0]
+        for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+        if re.match(r"#? ?[A-Z][A-Z0-9_]+=", line)
+    }
+    fields = {name.upper() for name in Settings.model_fields}
+    assert names and names <= fields, sorted(names - fields)

@@ -76,3 +76,18 @@ def test_training_is_reproducible(tmp_path):
     assert first["metrics"] == second["metrics"]
     assert first["sha256"] == second["sha256"]  # byte-identical artifacts
     assert first["model_version"] == second["model_version"]
+
+
+def test_since_measures_only_later_payments_but_keeps_their_history(tmp_path):
+    data = tmp_path / "sample.csv"
+    frame = pd.read_csv(REAL_FILE, nrows=3_000, dtype=str)
+    frame.to_csv(data, index=False)
+    times = pd.to_datetime(frame["trans_date_trans_time"])
+    since = times.sort_values().iloc[2_000]
+    later, _, later_scores = evaluate_file(data, since=str(since))
+    whole, _, whole_scores = evaluate_file(data)
+    assert later["n"] == int((times >= since).sum()) < whole["n"]
+    # The same payments get the same scores: the earlier rows still count as card history.
+    assert set(later_scores.round(9)) <= set(whole_scores.round(9))
+    with pytest.raises(ValueError, match="no payment at or after"):
+        evaluate_file(data, since="2100-01-01")

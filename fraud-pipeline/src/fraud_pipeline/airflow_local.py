@@ -114,10 +114,24 @@ def postgres_connection(url: str) -> str:
     return json.dumps(connection)
 
 
+def local_aws_connection(model_url: str, region: str = "eu-west-3") -> str:
+    """The `aws_default` connection for the local model server (it checks no signature)."""
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "local",
+            "password": "local",
+            "extra": {"region_name": region, "endpoint_url": model_url},
+        }
+    )
+
+
 def airflow_env(
     home: AirflowHome,
     *,
     metadata_url: str,
+    database_url: str,
+    model_url: str,
     port: int,
     smtp_host: str,
     smtp_port: int,
@@ -145,9 +159,8 @@ def airflow_env(
         "AIRFLOW__API_AUTH__JWT_SECRET": home.jwt_secret,
         # New or edited DAG files show up within 30 s instead of 5 min.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        # No AIRFLOW_CONN_FRAUD_DB yet: PostgresHook hands airflow_support a psycopg 3
-        # connection that pipeline.extract (psycopg2 execute_values) cannot use; the tasks
-        # read DATABASE_URL instead. postgres_connection() is ready for when that is fixed.
+        "AIRFLOW_CONN_FRAUD_DB": postgres_connection(database_url),
+        "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(model_url),
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
             {"conn_type": "smtp", "host": smtp_host, "port": smtp_port}
         ),

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg2
 import psycopg2.extensions
 
 from fraud_pipeline.alerts import SmtpTarget
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 DB_CONN_ID = "fraud_db"
 AWS_CONN_ID = "aws_default"
 SMTP_CONN_ID = "smtp_default"
+# Connection extras passed on to libpq (others, e.g. Airflow's own, are not libpq options).
+LIBPQ_EXTRAS = frozenset(
+    {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options"}
+)
 
 
 def _airflow_connection(conn_id: str) -> Any | None:
@@ -35,15 +40,24 @@ def _airflow_connection(conn_id: str) -> Any | None:
         return None
 
 
+def _psycopg2_from_airflow(connection: Any) -> psycopg2.extensions.connection:
+    """psycopg2 from the connection's fields: PostgresHook.get_conn() may hand out psycopg 3."""
+    extra = {k: v for k, v in (connection.extra_dejson or {}).items() if k in LIBPQ_EXTRAS}
+    return psycopg2.connect(
+        host=connection.host or "127.0.0.1",
+        port=int(connection.port or 5432),
+        user=connection.login or None,
+        password=connection.password or None,
+        dbname=connection.schema or "fraud_db",
+        **extra,
+    )
+
+
 @contextmanager
 def db_connection() -> Iterator[psycopg2.extensions.connection]:
     """A connection to fraud_db for one task, closed afterwards."""
-    if _airflow_connection(DB_CONN_ID) is not None:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        conn: psycopg2.extensions.connection = PostgresHook(postgres_conn_id=DB_CONN_ID).get_conn()
-    else:
-        conn = connect()
+    airflow_connection = _airflow_connection(DB_CONN_ID)
+    conn = connect() if airflow_connection is None else _psycopg2_from_airflow(airflow_connection)
     try:
         yield conn
     finally:

@@ -11,6 +11,7 @@ import time
 
 import pandas as pd
 
+from fraud_pipeline.config import get_settings
 from fraud_pipeline.db import connect
 from fraud_pipeline.model import load_model
 from fraud_pipeline.pipeline import run_interval
@@ -49,8 +50,20 @@ def backfill(
     return loaded
 
 
+def yesterday(tz: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Yesterday's calendar day in the business time zone (23 or 25 hours on DST days)."""
+    end = pd.Timestamp.now(tz=tz).normalize()
+    return (end - pd.Timedelta(days=1)).normalize(), end
+
+
 def main(args: argparse.Namespace) -> int:
-    start, end = pd.Timestamp(args.start), pd.Timestamp(args.end)
+    if args.yesterday:
+        start, end = yesterday(get_settings().business_tz)
+    elif args.start and args.end:
+        start, end = pd.Timestamp(args.start), pd.Timestamp(args.end)
+    else:
+        print("run-interval: give --start and --end, or --yesterday")
+        return 2
     if start.tzinfo is None or end.tzinfo is None:
         print("run-interval: --start and --end need a UTC offset, e.g. 2026-11-21T00:00+01:00")
         return 2

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score a Sparkov CSV and print the metrics")
     evaluate.add_argument("--data", required=True, help="Sparkov-format FILE.csv[.gz]")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument(
+        "--since", help="measure only payments from this time on (earlier ones give history)"
+    )
     evaluate.add_argument("--out", help="directory for the PR-curve and confusion-matrix PNGs")
     evaluate.set_defaults(handler=_lazy("evaluate:main"))
 
@@ -156,8 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_interval = commands.add_parser(
         "run-interval", help="run every pipeline step for [--start, --end) outside Airflow"
     )
-    run_interval.add_argument("--start", required=True, help="ISO time with offset")
-    run_interval.add_argument("--end", required=True, help="ISO time with offset")
+    run_interval.add_argument("--start", help="ISO time with offset")
+    run_interval.add_argument("--end", help="ISO time with offset")
+    run_interval.add_argument(
+        "--yesterday", action="store_true", help="yesterday in BUSINESS_TZ (the report's day)"
+    )
     run_interval.add_argument("--chunk-minutes", type=int, default=60, help="interval per run")
     run_interval.add_argument("--no-alerts", action="store_true", help="do not send emails")
     run_interval.set_defaults(handler=_lazy("backfill:main"))

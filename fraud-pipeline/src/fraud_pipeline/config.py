@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     payments_api_mode: Literal["windowed", "current"] = "windowed"
     payments_api_timeout_s: float = 10.0
 
+    # The per-minute DAG: catch up missed minutes after downtime (the payments API keeps them),
+    # and how many runs may overlap when one is slow.
+    dag_catchup: bool = False
+    dag_max_active_runs: int = Field(default=2, ge=1, le=8)
+
     # Model and scoring
     artifacts_dir: Path = PACKAGE_ROOT / "artifacts"
     sagemaker_endpoint_name: str = "fraud-xgboost"

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from fraud_pipeline.metrics import binary_metrics
 from fraud_pipeline.model import Model, load_model
-from fraud_pipeline.payments import read_sparkov_csv, to_payments
+from fraud_pipeline.payments import local_wall_clock, read_sparkov_csv, to_payments
 
 JSON_KEYS = (
     "pr_auc",
@@ -28,16 +29,25 @@ JSON_KEYS = (
 
 
 def evaluate_file(
-    path: Path, model: Model | None = None
+    path: Path, model: Model | None = None, since: str | None = None
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """Metrics at the saved threshold, with the labels and scores they came from."""
+    """Metrics at the saved threshold, with the labels and scores they came from.
+
+    With `since` (a wall-clock time, as in the file) only later payments are measured, but the
+    earlier ones still feed the card-history features, as they would in production.
+    """
     model = model or load_model()
     raw = read_sparkov_csv(path)
     if "is_fraud" not in raw.columns:
         raise ValueError(f"{path}: evaluate needs the is_fraud label column")
     payments = to_payments(raw)
-    label = payments["is_fraud"].to_numpy(dtype=int)
     score = model.predict(model.features(payments))
+    if since is not None:
+        measured = (local_wall_clock(payments["trans_time"]) >= pd.Timestamp(since)).to_numpy()
+        if not measured.any():
+            raise ValueError(f"{path}: no payment at or after {since}")
+        payments, score = payments[measured], score[measured]
+    label = payments["is_fraud"].to_numpy(dtype=int)
     metrics = binary_metrics(label, score, model.threshold)
     metrics["model_version"] = model.version
     return metrics, label, score
@@ -103,7 +113,11 @@ def main(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"evaluate: {path} does not exist", file=sys.stderr)
         return 2
-    metrics, label, score = evaluate_file(path)
+    try:
+        metrics, label, score = evaluate_file(path, since=args.since)
+    except ValueError as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 2
     if args.out:
         write_plots(Path(args.out), metrics, label, score)
     if args.json:

@@ -45,6 +45,7 @@ COMPOSE_SERVICES = (
     "sagemaker-local",
     "mailpit",
     "fraud-dashboard",
+    "backfill",
     *airflow_local.COMPONENTS,
 )
 STACK_ID_ENV = "FRAUD_STACK_ID"  # set in every child: finds strays after a stop
@@ -306,6 +307,8 @@ class LocalStack:
         env = airflow_local.airflow_env(
             self.airflow_home,
             metadata_url=metadata_url,
+            database_url=self.fraud_db_url,
+            model_url=self.urls.model,
             port=self.options.ports.airflow,
             smtp_host="127.0.0.1",
             smtp_port=self.options.ports.smtp,
