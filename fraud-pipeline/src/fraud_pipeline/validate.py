@@ -109,7 +109,7 @@ def validate(records: pd.DataFrame, now: pd.Timestamp | None = None) -> Validate
         & ~((city_pop >= 0) & (city_pop < 1e9) & (city_pop % 1 == 0)),
         "city_pop must be a whole number >= 0",
     )
-    dob = pd.to_datetime(frame.get("dob"), errors="coerce")
+    dob = pd.to_datetime(frame.get("dob"), errors="coerce", format="ISO8601")
     local_day = times.dt.tz_localize(None)
     flag(
         frame.get("dob", pd.Series(index=frame.index)).notna()
