@@ -37,6 +37,12 @@ test: lint  ## lint, then the whole test suite against real services
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests were collected" >&2; exit 5; fi; exit $$rc
 
+bench: install  ## benchmarks (< 10 min): bench/results.json, docs/bench.png, a table vs the goals
+	$(BIN)/fraud-pipeline bench
+
+reliability: install  ## fault injection, hostile input, concurrency, security: a scenario table (also in make test)
+	$(BIN)/python -m pytest tests/reliability tests/security tests/pipeline/test_hostile_input.py -v $(PYTEST_ARGS)
+
 train: install  ## retrain the model: same data and seed give the same artifacts and metrics
 	$(BIN)/fraud-pipeline train
 

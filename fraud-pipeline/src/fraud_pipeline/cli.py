@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help="comma-separated compose service names to start")
     run.add_argument("--no-backfill", action="store_true", help="skip back-filling yesterday")
     run.add_argument("--backfill-hours", type=int, default=24, help="of yesterday, up to 24")
+    run.add_argument(
+        "--payments-rate", type=float, default=60.0, help="payments per minute the API generates"
+    )
     run.add_argument("--status-every", type=float, default=30.0, help="seconds between statuses")
     run.set_defaults(handler=_lazy("local_stack:main"))
 
@@ -167,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     run_interval.add_argument("--chunk-minutes", type=int, default=60, help="interval per run")
     run_interval.add_argument("--no-alerts", action="store_true", help="do not send emails")
     run_interval.set_defaults(handler=_lazy("backfill:main"))
+
+    # --- benchmarks ------------------------------------------------------------------------
+    bench = commands.add_parser("bench", help="throughput and latency benchmarks (make bench)")
+    bench.add_argument("--quick", action="store_true", help="small sizes: checks the harness")
+    bench.add_argument("--no-live", action="store_true", help="skip the local Airflow latency run")
+    bench.add_argument("--out", help="results file (default bench/results.json)")
+    bench.add_argument("--chart", help="chart PNG (default docs/bench.png)")
+    bench.set_defaults(handler=_lazy("bench.run:main"))
 
     # --- morning report --------------------------------------------------------------------
     report = commands.add_parser("report", help="the morning report's data and database role")

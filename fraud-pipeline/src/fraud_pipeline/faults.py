@@ -10,6 +10,7 @@ tests/reliability; nothing here runs in production.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import time
@@ -153,7 +154,9 @@ class FaultProxy:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                self.wfile.write(content)
+                # The client may have given up (its timeout): nothing left to tell it.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(content)
                 return None
 
         return Handler

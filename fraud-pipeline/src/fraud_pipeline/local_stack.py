@@ -163,6 +163,7 @@ class StackOptions:
     backfill: bool = True
     backfill_hours: int = 24  # the end of yesterday (the smoke test needs less)
     status_every: float = 30.0
+    payments_rate: float = 60.0  # generated payments per minute
     start_timeout: float = 180.0
 
 
@@ -240,7 +241,13 @@ class LocalStack:
         specs = [
             ServiceSpec(
                 "payments-api",
-                cli_command("serve-payments", "--port", str(ports.payments)),
+                cli_command(
+                    "serve-payments",
+                    "--port",
+                    str(ports.payments),
+                    "--rate",
+                    str(self.options.payments_rate),
+                ),
                 # any HTTP answer below 500 means the server is serving
                 http_ok(f"{urls.payments}/health", lambda code: code < 500),
             ),
@@ -580,6 +587,7 @@ def main(args: argparse.Namespace) -> int:
         backfill=not args.no_backfill,
         backfill_hours=args.backfill_hours,
         status_every=args.status_every,
+        payments_rate=args.payments_rate,
     )
     return LocalStack(options, settings).run()
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 
 import numpy as np
@@ -34,11 +34,11 @@ def feature_rows(n: int) -> np.ndarray:
 
 
 @contextmanager
-def model_server() -> Iterator[str]:
-    """`fraud-pipeline serve-model` in a subprocess on a free port; its URL."""
+def cli_server(*args: str) -> Iterator[str]:
+    """`fraud-pipeline <args> --port P` in its own process on a free port; its URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "fraud_pipeline.cli", "serve-model", "--port", str(port)],
+        [sys.executable, "-m", "fraud_pipeline.cli", *args, "--port", str(port)],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -47,6 +47,11 @@ def model_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def model_server() -> AbstractContextManager[str]:
+    """The local model server (`fraud-pipeline serve-model`), as the SageMaker container runs."""
+    return cli_server("serve-model")
 
 
 def run(n: int = 100_000) -> dict[str, float]:

@@ -1,0 +1,139 @@
+"""Latency in the running system: per-minute DAG runs in a local Airflow, and alert latency.
+
+Starts the whole stack as `make run` does (`fraud-pipeline run`, LocalExecutor, free ports, a
+scratch database, no back-fill), lets the payments API generate a busy stream, and reads:
+
+- `dag_run_s`: for each successful *scheduled* `fraud_pipeline` run, queued -> success (Airflow's
+  REST API), and `run_lag_s`: end of the run's minute -> success;
+- `alert_latency_s`: for each fraud in the emails the SMTP catcher received, its event time ->
+  the email's arrival (the `.eml` file's time; the email's X-Fraud-Alert-Id names its frauds).
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg2
+
+from fraud_pipeline import db
+from fraud_pipeline.airflow_local import ADMIN_USER, AirflowClient
+from fraud_pipeline.bench.storage import scratch_database
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=float)
+    return {
+        "n": len(array),
+        "median": float(np.median(array)),
+        "p95": float(np.percentile(array, 95)),
+        "max": float(array.max()),
+    }
+
+
+def _wait_for_state(state_dir: Path, process: subprocess.Popen[bytes], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = (state_dir / "stack.out").read_text()[-3000:]
+            raise RuntimeError(f"the stack stopped while starting:\n{output}")
+        if (state_dir / "stack.json").exists():
+            return dict(json.loads((state_dir / "stack.json").read_text()))
+        time.sleep(1)
+    raise TimeoutError("the stack did not start in time")
+
+
+def scheduled_runs(client: AirflowClient) -> list[dict[str, Any]]:
+    runs = client.dag_runs("fraud_pipeline", limit=50)
+    return [r for r in runs if r["run_type"] == "scheduled" and r["state"] == "success"]
+
+
+def dag_run_seconds(runs: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """(queued -> success, end of the run's minute -> success) per run, in seconds."""
+
+    def at(value: str) -> pd.Timestamp:
+        return pd.Timestamp(value)
+
+    durations = [(at(r["end_date"]) - at(r["queued_at"])).total_seconds() for r in runs]
+    lags = [(at(r["end_date"]) - at(r["data_interval_end"])).total_seconds() for r in runs]
+    return durations, lags
+
+
+def alert_latencies(maildir: Path, database_url: str) -> list[float]:
+    """Per alerted fraud: seconds from its event time to its email's arrival."""
+    arrivals: dict[str, float] = {}
+    for path in maildir.glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes())
+        alert_id = message.get("X-Fraud-Alert-Id")
+        if alert_id:
+            arrivals[alert_id] = path.stat().st_mtime
+    if not arrivals:
+        return []
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT alert_id, extract(epoch FROM trans_time) FROM payments_scored "
+            "WHERE alert_id = ANY(%s)",
+            (list(arrivals),),
+        )
+        rows = cur.fetchall()
+    conn.close()
+    return [arrivals[alert_id] - float(event) for alert_id, event in rows]
+
+
+def run(runs_wanted: int = 5, payments_per_min: float = 600.0, budget_s: float = 480.0) -> dict:
+    """Start the stack, wait for `runs_wanted` green scheduled runs, measure, stop it."""
+    airflow_db = f"airflow_bench_{uuid.uuid4().hex[:8]}"
+    with scratch_database() as url, tempfile.TemporaryDirectory() as state:
+        env = {**os.environ, "DATABASE_URL": url, "AIRFLOW_DATABASE_NAME": airflow_db}
+        started = time.monotonic()
+        output = (Path(state) / "stack.out").open("w")
+        stack = subprocess.Popen(
+            [sys.executable, "-m", "fraud_pipeline.cli", "run", "--state-dir", state,
+             "--free-ports", "--no-backfill", "--payments-rate", str(payments_per_min),
+             "--status-every", "60"],
+            stdout=output, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        try:
+            info = _wait_for_state(Path(state), stack, timeout=240)
+            print(f"  stack ready after {time.monotonic() - started:.0f} s", flush=True)
+            password = json.loads(
+                (Path(state) / "airflow" / "simple_auth_manager_passwords.json").read_text()
+            )[ADMIN_USER]
+            client = AirflowClient(info["urls"]["airflow"], ADMIN_USER, password)
+            runs: list[dict[str, Any]] = []
+            while time.monotonic() - started < budget_s:
+                runs = scheduled_runs(client)
+                if len(runs) >= runs_wanted:
+                    break
+                time.sleep(5)
+            client.close()
+            print(f"  {len(runs)} green scheduled runs", flush=True)
+            if not runs:
+                raise RuntimeError("no successful scheduled run within the budget")
+            durations, lags = dag_run_seconds(runs)
+            latencies = alert_latencies(Path(info["maildir"]), url)
+        finally:
+            if stack.poll() is None:
+                stack.send_signal(signal.SIGINT)
+            stack.wait(timeout=120)
+            output.close()
+            db.drop_database(db.with_database(url, airflow_db))
+    figures: dict[str, Any] = {
+        "dag_run_s": _summary(durations),
+        "run_lag_s": _summary(lags),
+        "payments_per_min": payments_per_min,
+    }
+    if latencies:
+        figures["alert_latency_s"] = _summary(latencies)
+    return figures

@@ -1,0 +1,142 @@
+"""Pipeline throughput against the peers' one-at-a-time design and against bare COPY.
+
+A stream of generated payments runs for two days before the measured batch, so the batch's
+cards have a realistic history in `payments_scored` (stored first, not timed). Then, in one
+scratch database and against the model server in its own process:
+
+- `pipeline`: the batch's data path, as the DAG's tasks run it: card history from PostgreSQL,
+  features, scoring over HTTP (SageMaker protocol), decisions and reasons, upsert;
+- `pipeline_steps`: the same through the DAG's task functions (inbox -> stage -> scored), i.e.
+  with the hand-over tables that let every task be retried on its own;
+- `naive`: the peers' design on the first payments: per payment, its features, one HTTP call and
+  one INSERT + commit;
+- `copy`: bare COPY of the same scored rows into an unlogged table (the database's limit).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg2
+
+from fraud_pipeline import pipeline
+from fraud_pipeline.bench.scoring import model_server
+from fraud_pipeline.bench.storage import bare_copy_seconds, scratch_database
+from fraud_pipeline.config import get_settings
+from fraud_pipeline.generate import payments_between
+from fraud_pipeline.history import load_card_history
+from fraud_pipeline.model import Model, load_model
+from fraud_pipeline.payments import to_payments
+from fraud_pipeline.schema import PAYMENT_COLUMNS
+from fraud_pipeline.scoring import EndpointClient
+from fraud_pipeline.upsert import copy_into, upsert_scored
+
+HISTORY_DAYS = 2
+END = datetime(2026, 3, 4)  # a fixed, ordinary Wednesday: the same payments on every run
+
+
+def stream(batch_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(history, batch): the batch is the stream's last `batch_rows` payments."""
+    rate = 1.4 * batch_rows / 1440  # the last day holds about the batch (daily rhythm)
+    raw = payments_between(END - timedelta(days=HISTORY_DAYS + 1), END, rate_per_min=rate)
+    payments = to_payments(raw)
+    cut = len(payments) - min(batch_rows, len(payments) // 2)
+    return payments.iloc[:cut].reset_index(drop=True), payments.iloc[cut:].reset_index(drop=True)
+
+
+def score_and_store(
+    conn: psycopg2.extensions.connection,
+    payments: pd.DataFrame,
+    model: Model,
+    client: EndpointClient,
+) -> pd.DataFrame:
+    """The data path of one run: history, features, endpoint, decisions, upsert."""
+    matrix = model.features(payments, load_card_history(conn, payments))
+    result = client.predict(matrix)
+    scored = pipeline.scored_frame(
+        payments, matrix, result.probabilities, result.model_version or "unknown", model
+    )
+    upsert_scored(conn, scored)
+    return scored
+
+
+def _delete(conn: psycopg2.extensions.connection, trans_nums: list[str]) -> None:
+    with conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM payments_scored WHERE trans_num = ANY(%s)", (trans_nums,))
+
+
+def naive_seconds(
+    conn: psycopg2.extensions.connection,
+    payments: pd.DataFrame,
+    model: Model,
+    client: EndpointClient,
+) -> float:
+    """One payment at a time: features, one HTTP call, one INSERT and one commit each."""
+    started = time.perf_counter()
+    for position in range(len(payments)):
+        one = payments.iloc[[position]].reset_index(drop=True)
+        score_and_store(conn, one, model, client)  # upsert_scored commits per call
+    return time.perf_counter() - started
+
+
+def steps_seconds(
+    conn: psycopg2.extensions.connection,
+    payments: pd.DataFrame,
+    model: Model,
+    client: EndpointClient,
+) -> float:
+    """transform -> score -> load, the DAG's task functions, on the batch put in the inbox."""
+    with conn, conn.cursor() as cur:
+        copy_into(cur, "payments_inbox", payments.loc[:, list(PAYMENT_COLUMNS)])
+    started = time.perf_counter()
+    pipeline.transform(conn, "bench", model)
+    pipeline.score(conn, "bench", client)
+    loaded = pipeline.load(conn, "bench", model)
+    seconds = time.perf_counter() - started
+    assert loaded["loaded"] == len(payments), loaded
+    return seconds
+
+
+def run(batch_rows: int = 100_000, naive_rows: int = 2_000) -> dict[str, Any]:
+    """The throughput figures (rows per second) and what they were measured on."""
+    model = load_model()
+    history, batch = stream(batch_rows)
+    print(f"  stream: {len(history):,} payments of history, a batch of {len(batch):,}", flush=True)
+    figures: dict[str, Any] = {"pipeline_rows": len(batch), "history_rows": len(history)}
+    with scratch_database() as url, model_server() as model_url:
+        settings = get_settings().model_copy(update={"sagemaker_endpoint_url": model_url})
+        client = EndpointClient.from_settings(settings)
+        conn = psycopg2.connect(url)
+        try:
+            score_and_store(conn, history, model, client)  # the cards' past, not timed
+            started = time.perf_counter()
+            scored = score_and_store(conn, batch, model, client)
+            pipeline_s = time.perf_counter() - started
+            figures["pipeline_rows_per_s"] = len(batch) / pipeline_s
+            print(f"  pipeline: {len(batch) / pipeline_s:,.0f} payments/s", flush=True)
+
+            _delete(conn, batch["trans_num"].tolist())
+            steps_s = steps_seconds(conn, batch, model, client)
+            figures["pipeline_steps_rows_per_s"] = len(batch) / steps_s
+            print(f"  pipeline (task by task): {len(batch) / steps_s:,.0f} payments/s", flush=True)
+
+            few = batch.head(naive_rows)
+            _delete(conn, few["trans_num"].tolist())
+            naive_s = naive_seconds(conn, few, model, client)
+            figures["naive_rows"] = len(few)
+            figures["naive_rows_per_s"] = len(few) / naive_s
+            print(f"  naive: {len(few) / naive_s:,.1f} payments/s", flush=True)
+
+            copy_s = bare_copy_seconds(conn, scored)
+            figures["copy_rows_per_s"] = len(batch) / copy_s
+            print(f"  bare COPY: {len(batch) / copy_s:,.0f} rows/s", flush=True)
+        finally:
+            conn.close()
+    figures["speedup_vs_naive"] = figures["pipeline_rows_per_s"] / figures["naive_rows_per_s"]
+    figures["copy_ratio"] = pipeline_s / copy_s
+    figures["frauds_in_batch"] = int(np.sum(scored["is_fraud_pred"]))
+    return figures

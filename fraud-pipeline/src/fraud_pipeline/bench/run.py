@@ -1,0 +1,163 @@
+"""`fraud-pipeline bench` (`make bench`): every benchmark, one results file, a table and a chart.
+
+Throughput (pipeline, naive, COPY), scoring over HTTP, live latency in a local Airflow, and a
+large back-fill, each in its own scratch database. Writes `bench/results.json` (with the machine,
+the commit and the command) and `docs/bench.png`, and prints the figures against the goals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fraud_pipeline.config import REPO_ROOT
+
+RESULTS = REPO_ROOT / "bench" / "results.json"
+CHART = REPO_ROOT / "docs" / "bench.png"
+
+# (figure, goal, higher is better)
+GOALS: list[tuple[str, float, bool]] = [
+    ("pipeline_rows_per_s", 30_000, True),
+    ("speedup_vs_naive", 50, True),
+    ("copy_ratio", 4, False),
+    ("scoring_npy_seconds", 5, False),
+    ("dag_run_s.p95", 20, False),
+    ("alert_latency_s.p95", 90, False),
+    ("backfill_s", 120, False),
+    ("peak_rss_mb", 1_536, False),
+]
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(memory_kb / 1024**2, 1),
+        "python": platform.python_version(),
+    }
+
+
+def commit() -> str:
+    result = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    return result.stdout.strip() or "unknown"
+
+
+def lookup(figures: dict[str, Any], name: str) -> float | None:
+    value: Any = figures
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return float(value)
+
+
+def table(figures: dict[str, Any]) -> list[str]:
+    lines = [f"{'figure':<24}{'measured':>14}{'goal':>12}  met"]
+    for name, goal, higher in GOALS:
+        value = lookup(figures, name)
+        if value is None:
+            continue
+        met = value >= goal if higher else value <= goal
+        sign = ">=" if higher else "<="
+        lines.append(f"{name:<24}{value:>14,.2f}{sign:>4}{goal:>8,.0f}  {'yes' if met else 'NO'}")
+    for name in ("naive_rows_per_s", "copy_rows_per_s", "pipeline_steps_rows_per_s",
+                 "run_lag_s.p95", "backfill_payments"):  # fmt: skip
+        value = lookup(figures, name)
+        if value is not None:
+            lines.append(f"{name:<24}{value:>14,.2f}")
+    return lines
+
+
+def chart(figures: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (rates, latency) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
+    names = ["naive (peers)", "pipeline, task by task", "pipeline", "bare COPY"]
+    keys = ["naive_rows_per_s", "pipeline_steps_rows_per_s", "pipeline_rows_per_s",
+            "copy_rows_per_s"]  # fmt: skip
+    values = [lookup(figures, k) or 0.0 for k in keys]
+    bars = rates.barh(names, values, color=["#95a5a6", "#e59866", "#c0392b", "#34495e"])
+    rates.set_xscale("log")
+    rates.set_xlabel("payments per second (log scale)")
+    rates.set_title("Throughput, 2 cores")
+    for bar, value in zip(bars, values, strict=True):
+        rates.text(value, bar.get_y() + bar.get_height() / 2, f" {value:,.0f}", va="center")
+    rates.set_xlim(1, max(values) * 20)
+
+    labels, medians, p95s = [], [], []
+    for key, label in (("dag_run_s", "DAG run\nqueued → success"),
+                       ("run_lag_s", "end of minute\n→ run success"),
+                       ("alert_latency_s", "payment → alert\nemail received")):  # fmt: skip
+        if key in figures:
+            labels.append(label)
+            medians.append(figures[key]["median"])
+            p95s.append(figures[key]["p95"])
+    positions = range(len(labels))
+    latency.bar([p - 0.2 for p in positions], medians, width=0.4, label="median", color="#e59866")
+    latency.bar([p + 0.2 for p in positions], p95s, width=0.4, label="p95", color="#c0392b")
+    latency.set_xticks(list(positions), labels)
+    latency.set_ylabel("seconds")
+    latency.set_title("Latency in a local Airflow (LocalExecutor)")
+    latency.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> int:
+    from fraud_pipeline.bench import backfill, live, pipeline, scoring
+
+    quick = args.quick
+    steps = [
+        ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 100 if quick else 2_000)),
+        ("scoring", lambda: scoring.run(5_000 if quick else 100_000)),
+        ("backfill", lambda: backfill.run(20_000 if quick else 1_000_000)),
+    ]
+    if not args.no_live:
+        steps.append(("live", lambda: live.run(2 if quick else 5)))
+    figures: dict[str, Any] = {}
+    began = time.monotonic()
+    for name, step in steps:
+        print(f"== {name} ({time.monotonic() - began:.0f} s)", flush=True)
+        figures.update(step())
+    results = {
+        "command": "make bench" if not (quick or args.no_live) else " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": commit(),
+        "machine": machine(),
+        "seconds": round(time.monotonic() - began, 1),
+        "figures": figures,
+    }
+    out = Path(args.out) if args.out else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    chart(figures, Path(args.chart) if args.chart else CHART)
+    print("\n".join(table(figures)))
+    print(f"results: {out} (in {results['seconds']:.0f} s)")
+    return 0

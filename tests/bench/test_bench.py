@@ -1,0 +1,51 @@
+"""`fraud-pipeline bench --quick`: the harness runs end to end and its figures hang together.
+
+Speed is never asserted here (that is what `make bench` reports); only that every figure is
+measured, positive, and consistent with the others.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fraud_pipeline.bench.run import GOALS, lookup, table
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
+    out, chart = tmp_path / "results.json", tmp_path / "bench.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "fraud_pipeline.cli", "bench", "--quick", "--no-live",
+         "--out", str(out), "--chart", str(chart)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    figures = results["figures"]
+    for name in ("pipeline_rows_per_s", "pipeline_steps_rows_per_s", "naive_rows_per_s",
+                 "copy_rows_per_s", "scoring_npy_rows_per_s", "backfill_s", "peak_rss_mb"):  # fmt: skip
+        assert figures[name] > 0, name
+    assert figures["speedup_vs_naive"] == pytest.approx(
+        figures["pipeline_rows_per_s"] / figures["naive_rows_per_s"]
+    )
+    assert figures["copy_ratio"] == pytest.approx(
+        figures["copy_rows_per_s"] / figures["pipeline_rows_per_s"], rel=1e-6
+    )
+    # The back-fill stored every payment the generator served for the period, once.
+    assert 15_000 < figures["backfill_payments"] < 30_000
+    assert results["machine"]["cores"] >= 1 and results["commit"]
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "pipeline_rows_per_s" in result.stdout and "met" in result.stdout
+
+
+def test_table_says_which_goals_are_met():
+    figures = {"pipeline_rows_per_s": 40_000.0, "dag_run_s": {"p95": 25.0}}
+    lines = table(figures)
+    assert any(line.startswith("pipeline_rows_per_s") and line.endswith("yes") for line in lines)
+    assert any(line.startswith("dag_run_s.p95") and line.endswith("NO") for line in lines)
+    assert lookup(figures, "alert_latency_s.p95") is None
+    assert {name for name, _, _ in GOALS} >= {"pipeline_rows_per_s", "dag_run_s.p95"}
