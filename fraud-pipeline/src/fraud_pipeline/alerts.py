@@ -138,7 +138,11 @@ def alert_pending(
                 break
             ids = [f["trans_num"] for f in frauds]
             alert_id = hashlib.sha256("|".join(ids).encode()).hexdigest()[:16]
-            send(render(frauds, alert_id, settings), target)  # raises: rollback, stay pending
+            try:
+                send(render(frauds, alert_id, settings), target)  # rollback: they stay pending
+            except AlertError as error:
+                log.error("%d frauds not alerted, they stay pending: %s", len(frauds), error)
+                raise
             cur.execute(
                 "UPDATE payments_scored SET alerted_at = now(), alert_id = %s WHERE trans_num = ANY(%s)",
                 (alert_id, ids),

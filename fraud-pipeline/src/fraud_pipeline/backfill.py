@@ -1,50 +1,78 @@
 """`fraud-pipeline run-interval`: the pipeline's steps over a long period, chunk by chunk.
 
 Used to back-fill yesterday on first start and for benchmarks; each chunk is one idempotent run,
-so an interrupted backfill is simply started again.
+so an interrupted backfill is simply started again. Chunks go through
+`pipeline.process_interval` (in memory), not the DAG's hand-over tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pandas as pd
 
+from fraud_pipeline.alerts import alert_pending
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.db import connect
+from fraud_pipeline.extract import fetch_window
 from fraud_pipeline.model import load_model
-from fraud_pipeline.pipeline import run_interval
+from fraud_pipeline.pipeline import process_interval
 from fraud_pipeline.scoring import EndpointClient
+
+
+def chunks(start: pd.Timestamp, end: pd.Timestamp, chunk: pd.Timedelta) -> list[tuple[Any, Any]]:
+    """[start, end) cut into consecutive intervals of `chunk` (the last may be shorter)."""
+    bounds = [*pd.date_range(start, end, freq=chunk), end]
+    return [
+        (lower.to_pydatetime(), upper.to_pydatetime())
+        for lower, upper in itertools.pairwise(bounds)
+        if lower < upper
+    ]
 
 
 def backfill(
     start: pd.Timestamp, end: pd.Timestamp, chunk: pd.Timedelta, *, alerts: bool = True
 ) -> int:
-    """Run [start, end) in chunks with progress output; return the number of payments loaded."""
+    """Run [start, end) in chunks with progress output; return the number of payments loaded.
+
+    The next chunk is fetched while this one is scored and stored (the payments API works
+    meanwhile), so at most two chunks are in memory.
+    """
     model, client, conn = load_model(), EndpointClient.from_settings(), connect()
+    settings = get_settings()
+    periods = chunks(start, end, chunk)
     loaded, began = 0, time.monotonic()
     try:
-        lower = start
-        while lower < end:
-            upper = min(lower + chunk, end)
-            summary = run_interval(
-                conn,
-                lower.to_pydatetime(),
-                upper.to_pydatetime(),
-                model=model,
-                client=client,
-                send_alerts=alerts,
-                run_id=f"backfill__{lower.isoformat()}",
-            )
-            loaded += summary["load"]["loaded"]
-            print(
-                f"  {lower:%Y-%m-%d %H:%M} -> {upper:%H:%M}: {summary['load']['loaded']:,} scored, "
-                f"{summary['load']['frauds']} frauds, {summary['validate']['quarantined']} quarantined "
-                f"({time.monotonic() - began:.0f} s)",
-                flush=True,
-            )
-            lower = upper
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
+            upcoming = prefetch.submit(fetch_window, *periods[0], settings) if periods else None
+            for number, (lower, upper) in enumerate(periods):
+                assert upcoming is not None
+                raw = upcoming.result()
+                if number + 1 < len(periods):
+                    upcoming = prefetch.submit(fetch_window, *periods[number + 1], settings)
+                summary = process_interval(
+                    conn,
+                    lower,
+                    upper,
+                    run_id=f"backfill__{lower.isoformat()}",
+                    model=model,
+                    client=client,
+                    settings=settings,
+                    raw=raw,
+                )
+                if alerts:
+                    alert_pending(conn)
+                loaded += summary["loaded"]
+                print(
+                    f"  {lower:%Y-%m-%d %H:%M} -> {upper:%H:%M}: {summary['loaded']:,} scored, "
+                    f"{summary['frauds']} frauds, {summary['quarantined']} quarantined "
+                    f"({time.monotonic() - began:.0f} s)",
+                    flush=True,
+                )
     finally:
         conn.close()
     return loaded

@@ -77,6 +77,16 @@ def _scrub(value: Any) -> Any:
 def fetch_window(start: datetime, end: datetime, settings: Settings | None = None) -> pd.DataFrame:
     """Every payment with event time in [start, end), all pages."""
     settings = settings or get_settings()
+    try:
+        records = _fetch_pages(start, end, settings)
+    except ExtractError as error:
+        log.error("payments of [%s, %s) not fetched, nothing landed (retry): %s", start, end, error)
+        raise
+    log.info("fetched %d payments for [%s, %s)", len(records), start, end)
+    return pd.DataFrame.from_records(records)
+
+
+def _fetch_pages(start: datetime, end: datetime, settings: Settings) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     token: str | None = None
     while True:
@@ -96,9 +106,7 @@ def fetch_window(start: datetime, end: datetime, settings: Settings | None = Non
         records.extend(page["payments"])
         token = page.get("next_page_token")
         if not token:
-            break
-    log.info("fetched %d payments for [%s, %s)", len(records), start, end)
-    return pd.DataFrame.from_records(records)
+            return records
 
 
 def fetch_current(settings: Settings | None = None) -> pd.DataFrame:

@@ -103,22 +103,7 @@ def validate(conn: Connection, run_id: str) -> dict[str, Any]:
         if not payloads:
             return {"run_id": run_id, "good": 0, "quarantined": 0, "new": 0}
         result = check(pd.DataFrame.from_records(payloads))
-        for _, bad in result.bad.iterrows():
-            payload = _json_safe(
-                {k: v for k, v in bad.items() if k != "reason" and not _missing(v)}
-            )
-            text = json.dumps(payload, sort_keys=True, default=str)
-            cur.execute(
-                "INSERT INTO payments_quarantine (trans_num, reason, payload, payload_hash, run_id) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (payload_hash) DO NOTHING",
-                (
-                    str(bad.get("trans_num"))[:200] if not _missing(bad.get("trans_num")) else None,
-                    bad["reason"],
-                    text,
-                    hashlib.sha256(text.encode()).hexdigest(),
-                    run_id,
-                ),
-            )
+        quarantine(cur, result.bad, run_id)
         new = 0
         if len(result.good):
             cur.execute(
@@ -132,14 +117,32 @@ def validate(conn: Connection, run_id: str) -> dict[str, Any]:
                 "ON CONFLICT (trans_num) DO NOTHING"
             )
             new = cur.rowcount
-    if len(result.bad):
+    return {"run_id": run_id, "good": len(result.good), "quarantined": len(result.bad), "new": new}
+
+
+def quarantine(cur: psycopg2.extensions.cursor, bad: pd.DataFrame, run_id: str) -> None:
+    """Keep the bad rows with their reasons (once per distinct payload), and say so in the log."""
+    for _, row in bad.iterrows():
+        payload = _json_safe({k: v for k, v in row.items() if k != "reason" and not _missing(v)})
+        text = json.dumps(payload, sort_keys=True, default=str)
+        cur.execute(
+            "INSERT INTO payments_quarantine (trans_num, reason, payload, payload_hash, run_id) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (payload_hash) DO NOTHING",
+            (
+                str(row.get("trans_num"))[:200] if not _missing(row.get("trans_num")) else None,
+                row["reason"],
+                text,
+                hashlib.sha256(text.encode()).hexdigest(),
+                run_id,
+            ),
+        )
+    if len(bad):
         log.warning(
             "run %s: %d payments quarantined: %s",
             run_id,
-            len(result.bad),
-            "; ".join(sorted(set(result.bad["reason"])))[:500],
+            len(bad),
+            "; ".join(sorted(set(bad["reason"])))[:500],
         )
-    return {"run_id": run_id, "good": len(result.good), "quarantined": len(result.bad), "new": new}
 
 
 def _missing(value: Any) -> bool:
@@ -316,6 +319,55 @@ def alert(conn: Connection, settings: Settings | None = None, target: Any = None
     from fraud_pipeline.alerts import alert_pending
 
     return alert_pending(conn, settings, target)
+
+
+# -- back-fills: the same steps in memory, a chunk at a time ----------------------------------
+def process_interval(
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    run_id: str,
+    model: Any,
+    client: Any,
+    settings: Settings | None = None,
+    raw: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Extract (unless `raw` was fetched already), validate, score and upsert an interval.
+
+    The DAG's tasks hand payments over through PostgreSQL so that each can be retried alone; a
+    back-fill chunk is retried whole instead (every write is an idempotent upsert, alert
+    bookkeeping is kept), which spares four table round trips per payment.
+    """
+    from fraud_pipeline.extract import fetch_window, tokenise_records
+    from fraud_pipeline.history import load_card_history
+    from fraud_pipeline.upsert import upsert_scored
+    from fraud_pipeline.validate import validate as check
+
+    settings = settings or get_settings()
+    raw = fetch_window(start, end, settings) if raw is None else raw
+    if raw.empty:
+        return {"run_id": run_id, "fetched": 0, "quarantined": 0, "loaded": 0, "frauds": 0}
+    result = check(tokenise_records(raw, settings))
+    if len(result.bad):
+        with conn, conn.cursor() as cur:
+            quarantine(cur, result.bad, run_id)
+    payments = result.good.sort_values(["trans_time", "trans_num"], ignore_index=True)
+    frauds = 0
+    if len(payments):
+        matrix = model.features(payments, load_card_history(conn, payments))
+        scores = client.predict(matrix)
+        version = scores.model_version or "unknown"
+        scored = scored_frame(payments, matrix, scores.probabilities, version, model)
+        upsert_scored(conn, scored)
+        frauds = int(scored["is_fraud_pred"].sum())
+    return {
+        "run_id": run_id,
+        "fetched": len(raw),
+        "quarantined": len(result.bad),
+        "loaded": len(payments),
+        "frauds": frauds,
+    }
 
 
 # -- all steps, outside Airflow (backfills, `make run`, benchmarks) -----------------------------

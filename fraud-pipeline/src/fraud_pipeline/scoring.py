@@ -257,6 +257,9 @@ class EndpointClient:
                 for s, label in zip(starts, labels, strict=True)
             ]
             results = [future.result() for future in futures]
+        except ScoringError as error:
+            log.error("%d rows not scored, their payments stay pending: %s", len(matrix), error)
+            raise
         finally:  # one batch failed for good: the run fails, do not send the batches not yet sent
             pool.shutdown(wait=True, cancel_futures=True)
         versions = {version for _, version in results}

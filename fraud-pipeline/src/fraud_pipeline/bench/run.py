@@ -140,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
         ("backfill", lambda: backfill.run(20_000 if quick else 1_000_000)),
     ]
     if not args.no_live:
-        steps.append(("live", lambda: live.run(2 if quick else 5)))
+        steps.append(("live", lambda: live.run(2 if quick else 4)))
     figures: dict[str, Any] = {}
     began = time.monotonic()
     for name, step in steps:
