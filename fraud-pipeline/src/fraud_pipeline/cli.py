@@ -185,10 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
         dest="report_command", required=True, metavar="REPORT_COMMAND"
     )
     demo = report_commands.add_parser(
-        "demo", help="store a realistic day: generated payments scored by the real model"
+        "demo", help="store a realistic day: payments scored by the real model"
     )
     demo.add_argument("--day", help="YYYY-MM-DD (default: yesterday in BUSINESS_TZ)")
-    demo.add_argument("--rate", type=float, default=10.0, help="payments per minute")
+    demo.add_argument(
+        "--source",
+        choices=["sparkov", "generator"],
+        default="sparkov",
+        help="held-out Sparkov weeks moved onto the day (default), or our generator",
+    )
+    demo.add_argument("--rate", type=float, default=10.0, help="generator: payments per minute")
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(handler=_lazy("demo:main"))
     reader_password = report_commands.add_parser(

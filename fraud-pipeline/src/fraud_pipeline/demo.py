@@ -1,6 +1,9 @@
-"""A realistic report to look at: generated payments, scored by the real model, stored as the DAG would.
+"""A realistic report to look at: real-format payments, scored by the real model, stored as the DAG would.
 
-`seed_demo(conn, day)` fills `payments_scored` with the generator's payments from a few days
+The payments come from the original Sparkov generator's held-out weeks (December 2019 of
+`sparkov_train_2019.csv.gz`, never used for training or tuning), moved by whole weeks onto the
+report's days (dates of birth move too, so ages stay true), or from our own generator
+(`--source generator`). `seed_demo(conn, day)` fills `payments_scored` with them from a few days
 before `day` up to `until` (default: now), scored in-process by the verified model artifacts with
 the pipeline's own `scored_frame` (probability, decision, reasons, model version). The days before
 `day` give the card-history features their past and the report its day-before comparison; the
@@ -23,13 +26,16 @@ import psycopg2.extensions
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.generate import payments_between
 from fraud_pipeline.model import load_model
-from fraud_pipeline.payments import to_payments
+from fraud_pipeline.payments import read_sparkov_csv, to_payments
 from fraud_pipeline.pipeline import scored_frame
 from fraud_pipeline.upsert import upsert_scored
 
 log = logging.getLogger(__name__)
 
-WARM_UP_DAYS = 3  # card history the features look back on (and the day-before comparison)
+# Days stored before the report's day: card history for the features, the day-before comparison.
+WARM_UP_DAYS = {"sparkov": 30, "generator": 3}
+HELD_OUT_WEEK_START = date(2019, 12, 2)  # December weeks, never trained on; days follow them
+HELD_OUT_WEEKS = 3
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,34 @@ class DemoResult:
     end: datetime
 
 
+def sparkov_days(start: datetime, end: datetime, day: date) -> pd.DataFrame:
+    """Held-out Sparkov payments moved by whole weeks so that a December 2019 day falls on `day`.
+
+    Of the December weeks, the one whose day has the most frauds is taken: a report is worth
+    reading when there is something to report.
+    """
+    from fraud_pipeline.train import GENERATED_FILE
+
+    raw = read_sparkov_csv(GENERATED_FILE)
+    original = pd.to_datetime(raw["trans_date_trans_time"])
+    first = HELD_OUT_WEEK_START + timedelta(
+        days=(day.weekday() - HELD_OUT_WEEK_START.weekday()) % 7
+    )
+    candidates = [first + timedelta(weeks=w) for w in range(HELD_OUT_WEEKS)]
+    frauds = {a: int(raw.loc[original.dt.date == a, "is_fraud"].sum()) for a in candidates}
+    anchor = max(candidates, key=lambda a: (frauds[a], -candidates.index(a)))
+    shift = pd.Timedelta(days=(day - anchor).days)
+    times = original + shift
+    lower, upper = (
+        pd.Timestamp(t).tz_convert(get_settings().tz).tz_localize(None) for t in (start, end)
+    )
+    kept = raw[(times >= lower) & (times < upper)].copy()
+    kept["trans_date_trans_time"] = times[kept.index].dt.strftime("%Y-%m-%d %H:%M:%S")
+    kept["dob"] = (pd.to_datetime(kept["dob"]) + shift).dt.strftime("%Y-%m-%d")
+    kept["unix_time"] = (times[kept.index].astype("int64") // 10**9).to_numpy()
+    return kept.reset_index(drop=True)
+
+
 def seed_demo(
     conn: psycopg2.extensions.connection,
     day: date,
@@ -48,16 +82,22 @@ def seed_demo(
     until: datetime | None = None,
     rate_per_min: float = 10.0,
     seed: int = 42,
+    source: str = "sparkov",
 ) -> DemoResult:
     """Generate, score and upsert payments from WARM_UP_DAYS before `day` to `until`."""
     tz = get_settings().tz
-    start = datetime.combine(day - timedelta(days=WARM_UP_DAYS), datetime.min.time(), tzinfo=tz)
+    warm_up = timedelta(days=WARM_UP_DAYS[source])
+    start = datetime.combine(day - warm_up, datetime.min.time(), tzinfo=tz)
     end = until or datetime.now(tz)
     end = max(end, datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=tz))
     print(
         f"generating payments {start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} ...", file=sys.stderr
     )
-    payments = to_payments(payments_between(start, end, seed=seed, rate_per_min=rate_per_min))
+    if source == "sparkov":
+        raw = sparkov_days(start, end, day)
+    else:
+        raw = payments_between(start, end, seed=seed, rate_per_min=rate_per_min)
+    payments = to_payments(raw)
     print(f"scoring {len(payments):,} payments with the model ...", file=sys.stderr)
     model = load_model()
     matrix = model.features(payments)
@@ -90,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
     day = date.fromisoformat(args.day) if args.day else yesterday()
     conn = connect()
     try:
-        seed_demo(conn, day, rate_per_min=args.rate, seed=args.seed)
+        seed_demo(conn, day, rate_per_min=args.rate, seed=args.seed, source=args.source)
     finally:
         conn.close()
     return 0
