@@ -6,14 +6,19 @@ Each scenario appends one `Outcome` (expected and got, per measure) to the sessi
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from fraud_pipeline import db
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.faults import FaultProxy
+from fraud_pipeline.migrate import migrate
 from fraud_pipeline.model import load_model
 from fraud_pipeline.scoring import EndpointClient
 from tests.pipeline.conftest import Services, services  # noqa: F401 (fixture)
@@ -54,6 +59,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("reliability scenarios (got / expected)")
     for line in format_table(TABLE):
         terminalreporter.write_line(line)
+    terminalreporter.write_line("")
+    terminalreporter.write_line("what the pipeline logged during the fault:")
+    for row in TABLE:
+        terminalreporter.write_line(f"  {row.scenario}: {row.message}")
 
 
 @pytest.fixture
@@ -115,3 +124,35 @@ def stack(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack
         model_proxy.stop()
         payments_proxy.stop()
         get_settings.cache_clear()
+
+
+@dataclass
+class ThrowawayPostgres:
+    """A PostgreSQL server of the test's own (pgserver), which it may crash and restart at will."""
+
+    data_dir: Path
+    url: str  # the migrated application database on it
+
+    def restart(self) -> None:
+        """`pg_ctl restart -m immediate`: every session is cut off, as in a crash, then recovery."""
+        from pgserver._commands import pg_ctl
+
+        user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs it as its own user
+        log = str(self.data_dir / "log")
+        pg_ctl(["-w", "-m", "immediate", "-l", log, "restart"], pgdata=self.data_dir, user=user,
+               timeout=60)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """Never the shared server on :5432: restarting that one would break everyone's tests."""
+    import pgserver
+
+    data_dir = Path(tempfile.mkdtemp(prefix="fraud-restart-")) / "pgdata"
+    server_url = db.start_embedded_server(data_dir, throwaway=True)
+    url = db.with_database(server_url, "fraud_restart")
+    migrate(url)
+    try:
+        yield ThrowawayPostgres(data_dir, url)
+    finally:
+        pgserver.get_server(data_dir).cleanup()
