@@ -135,7 +135,7 @@ def main(args: argparse.Namespace) -> int:
 
     quick = args.quick
     steps = [
-        ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 100 if quick else 2_000)),
+        ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 100 if quick else 1_000)),
         ("scoring", lambda: scoring.run(5_000 if quick else 100_000)),
         ("backfill", lambda: backfill.run(20_000 if quick else 1_000_000)),
     ]
