@@ -127,3 +127,165 @@ def test_a_nul_byte_from_the_real_api_does_not_block_its_interval(clean_db):
         conn.close()
         api.shutdown()
         api.server_close()
+
+
+# -- through the real API, the whole pipeline and PostgreSQL ------------------------------------
+START = pd.Timestamp("2026-03-01 12:00", tz="UTC")
+
+
+def _timed(rows: pd.DataFrame, start: pd.Timestamp = START) -> pd.DataFrame:
+    """The rows re-timed 10 s apart from `start` (the API serves them by event time)."""
+    rows = rows.copy()
+    rows["trans_date_trans_time"] = [
+        (start + pd.Timedelta(seconds=10 * i)).tz_convert("Europe/Paris").strftime("%Y-%m-%d %X")
+        for i in range(len(rows))
+    ]
+    return rows
+
+
+def _run(services, rows: pd.DataFrame, start: pd.Timestamp, run_id: str) -> dict:
+    """One whole run (extract .. alert) of [start, start + 1h) against an API serving `rows`."""
+    from fraud_pipeline.pipeline import run_interval
+
+    api = payments_api.build_server(lambda lo, hi: rows, port=free_port())
+    serve(api)
+    settings = services.settings.model_copy(
+        update={"payments_api_url": f"http://127.0.0.1:{api.server_port}"}
+    )
+    conn = connect()
+    try:
+        end = start + pd.Timedelta(hours=1)
+        return run_interval(
+            conn, start.to_pydatetime(), end.to_pydatetime(), run_id=run_id, settings=settings
+        )
+    finally:
+        conn.close()
+        api.shutdown()
+        api.server_close()
+
+
+def _rows(query: str, params: tuple = ()) -> list[tuple]:
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def test_duplicate_trans_num_within_and_across_batches(services):
+    rows = _timed(real_rows().head(6))
+    trans = list(rows["trans_num"])
+    rows.loc[rows.index[1], "trans_num"] = trans[0]  # same key, different payment: both bad
+    rows.loc[rows.index[3]] = rows.loc[rows.index[2]].to_numpy()  # an exact copy: one payment
+    _run(services, rows, START, "first")
+    stored = {r[0] for r in _rows("SELECT trans_num FROM payments_scored")}
+    assert stored == {trans[2], trans[4], trans[5]}
+    quarantined = _rows("SELECT trans_num, reason FROM payments_quarantine")
+    assert sorted(q[0] for q in quarantined) == [trans[0], trans[0]]
+    assert all("duplicate trans_num with different contents" in q[1] for q in quarantined)
+
+    # The next batch re-delivers stored payments, one of them altered: the stored one stands.
+    again = _timed(real_rows().iloc[[2, 4, 6]], START + pd.Timedelta(hours=1))
+    again.loc[again.index[1], "amt"] = 9_999.0
+    amount = _rows("SELECT amt FROM payments_scored WHERE trans_num = %s", (trans[4],))
+    _run(services, again, START + pd.Timedelta(hours=1), "second")
+    stored_rows = _rows("SELECT trans_num FROM payments_scored")
+    assert len(stored_rows) == len({r[0] for r in stored_rows}) == 4  # the new one, no copy
+    assert _rows("SELECT amt FROM payments_scored WHERE trans_num = %s", (trans[4],)) == amount
+
+
+INJECTIONS = [
+    "Robert'); DROP TABLE payments_scored; --",
+    "x' OR '1'='1",
+    "'; INSERT INTO canary VALUES ('executed'); --",
+    '"; DELETE FROM payments_inbox; --',
+    "$$; TRUNCATE payments_scored; $$",
+    "<script>alert('xss')</script>",
+]
+
+
+def test_sql_injection_strings_are_stored_as_text_never_executed(services):
+    """Hostile text in every text field goes through the whole pipeline verbatim, as data."""
+    conn = connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS canary (note text)")
+    conn.close()
+    fraud = real_rows()[real_rows()["is_fraud"] == 1].head(len(INJECTIONS) + 1)
+    rows = _timed(fraud)
+    for i, text in enumerate(INJECTIONS):
+        for column in ("merchant", "first", "last", "city", "job"):
+            rows.loc[rows.index[i], column] = text
+    rows.loc[rows.index[-1], "trans_num"] = INJECTIONS[0]  # an invalid key: quarantined as text
+    try:
+        summary = _run(services, rows, START, "injected")
+        assert summary["load"]["loaded"] == len(INJECTIONS)
+        stored = dict(_rows("SELECT merchant, is_fraud_pred FROM payments_scored"))
+        assert sorted(stored) == sorted(INJECTIONS)  # verbatim, as data
+        assert _rows("SELECT trans_num FROM payments_quarantine") == [(INJECTIONS[0],)]
+        assert _rows("SELECT count(*) FROM canary") == [(0,)]  # nothing was executed
+        emails = services.mail.messages()
+        assert emails, "the frauds were alerted"
+        html = "".join(
+            part.get_content() for m in emails for part in m.walk()
+            if part.get_content_type() == "text/html"
+        )  # fmt: skip
+        assert "<script>" not in html  # escaped in the email
+        assert "&lt;script&gt;" in html or not stored[INJECTIONS[-1]]
+    finally:
+        conn = connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE canary")
+        conn.close()
+
+
+_page_server_body: list[bytes] = [b""]
+
+
+@pytest.fixture(scope="module")
+def page_server():
+    """An HTTP server answering every request with the body the test sets."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = _page_server_body[0]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    serve(server)
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.floats(min_value=0.0, max_value=0.999))
+def test_a_truncated_page_lands_nothing_and_says_so(page_server, clean_db, cut):
+    """Any page cut short (a dropped connection, a proxy's limit) fails the extract, loudly."""
+    from fraud_pipeline.config import get_settings
+    from fraud_pipeline.extract import ExtractError
+
+    records = json.loads(real_rows().head(20).to_json(orient="records"))
+    page = json.dumps({"payments": records, "next_page_token": None}).encode()
+    _page_server_body[0] = page[: int(len(page) * cut)]
+    settings = get_settings().model_copy(update={"payments_api_url": page_server})
+    conn = connect()
+    try:
+        with pytest.raises(ExtractError, match="not JSON"):
+            extract(conn, "cut", START.to_pydatetime(), START.to_pydatetime(), settings)
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM payments_landing")
+            assert cur.fetchone() == (0,)
+    finally:
+        conn.close()

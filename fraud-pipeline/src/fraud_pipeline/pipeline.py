@@ -67,9 +67,12 @@ def extract(
         else fetch_current(settings)
     )
     records = tokenise_records(raw, settings) if len(raw) else raw
-    rows = []
+    rows, keys = [], set()
     for position, record in enumerate(records.to_dict(orient="records")):
         key = str(record.get("trans_num") or f"missing-{position}")[:200]
+        if key in keys:  # a second payment under one key is landed too: validate judges the pair
+            key = f"{key[:180]}#{position}"
+        keys.add(key)
         rows.append((run_id, key, json.dumps(_json_safe(record), allow_nan=False)))
     with conn, conn.cursor() as cur:
         if rows:

@@ -136,8 +136,10 @@ def validate(records: pd.DataFrame, now: pd.Timestamp | None = None) -> Validate
     # contents under one key cannot both be right, so every copy is quarantined.
     duplicated = trans_num.duplicated(keep=False)
     if duplicated.any():
-        content = frame.astype(str).agg("|".join, axis=1)
-        conflicting = duplicated & content.groupby(trans_num).transform("nunique").gt(1)
+        # map(str), not astype(str): pandas 3 keeps missing values as NaN, which join refuses.
+        content = frame[duplicated].map(str).agg("|".join, axis=1)
+        differs = content.groupby(trans_num[duplicated]).transform("nunique").gt(1)
+        conflicting = duplicated & differs.reindex(frame.index, fill_value=False)
         flag(conflicting, "duplicate trans_num with different contents")
         frame = frame[~(duplicated & ~conflicting & trans_num.duplicated(keep="first"))]
         reasons = reasons.loc[frame.index]
