@@ -1,0 +1,118 @@
+"""The morning report: a login in front of it, and a database role that can read the report only.
+
+The role `fraud_report_reader` is what the report connects as (REPORT_DATABASE_URL). It may read
+the report view and call the report functions; every table, every write, every DDL and the
+server's files must be refused by PostgreSQL itself, whatever the report's code does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg2
+import psycopg2.errors
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fraud_pipeline.config import REPO_ROOT, Settings
+from fraud_pipeline.report import REPORT_ROLE, credentials_ok, report_database_url
+from tests.dashboard.conftest import PASSWORD, report_env  # noqa: F401 (fixture)
+
+ALLOWED = [
+    "SELECT count(*) FROM v_daily_fraud_report",
+    "SELECT count(*) FROM fraud_report_for_day(current_date)",
+    "SELECT * FROM fraud_report_freshness()",
+    "SELECT fraud_business_tz()",
+]
+REFUSED = [
+    "INSERT INTO payments_scored (trans_num) VALUES ('x')",
+    "UPDATE payments_scored SET alerted_at = NULL",
+    "DELETE FROM payments_scored",
+    "TRUNCATE payments_scored",
+    "COPY payments_scored TO STDOUT",
+    "CREATE TABLE public.stolen (card text)",
+    "DROP VIEW v_daily_fraud_report",
+    "ALTER TABLE payments_scored ADD COLUMN x int",
+    "GRANT SELECT ON payments_scored TO PUBLIC",
+    "ALTER ROLE fraud_report_reader SUPERUSER",
+    "SELECT pg_read_file('/etc/passwd')",
+    "COPY (SELECT 1) TO '/tmp/fraud_report_reader_was_here'",
+]
+REFUSED_ERRORS = (
+    psycopg2.errors.InsufficientPrivilege,
+    psycopg2.errors.WrongObjectType,  # e.g. "cannot update view"
+)
+
+
+@pytest.fixture
+def reader(database_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """A session logged in as the report role (the test server trusts loopback logins)."""
+    conn = psycopg2.connect(report_database_url())
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_user")
+            assert cur.fetchone() == (REPORT_ROLE,)
+        conn.rollback()
+        yield conn
+    finally:
+        conn.close()
+
+
+def owner_tables(url: str) -> list[str]:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        tables = [row[0] for row in cur.fetchall()]
+    conn.close()
+    return tables
+
+
+def test_the_reader_reads_the_report(reader):
+    with reader.cursor() as cur:
+        for statement in ALLOWED:
+            cur.execute(statement)
+            assert cur.fetchall() is not None
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'v_daily_fraud_report'"
+        )
+        columns = {row[0] for row in cur.fetchall()}
+    assert "card_last4" in columns and not columns & {"card_token", "cc_num", "card_masked"}
+
+
+def test_the_reader_reads_no_table(reader, database_url):
+    tables = owner_tables(database_url)
+    assert {"payments_scored", "payments_inbox", "payments_quarantine"} <= set(tables)
+    for table in tables:
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege), reader.cursor() as cur:
+            cur.execute(f'SELECT * FROM "{table}" LIMIT 1')
+        reader.rollback()
+
+
+@pytest.mark.parametrize("statement", REFUSED)
+def test_the_reader_writes_nothing(reader, statement):
+    with pytest.raises(REFUSED_ERRORS), reader.cursor() as cur:
+        cur.execute(statement)
+    reader.rollback()
+
+
+@pytest.mark.usefixtures("report_env")
+def test_the_report_shows_nothing_before_login():
+    app = AppTest.from_file(str(REPO_ROOT / "fraud-dashboard" / "app.py"), default_timeout=60)
+    app.run()
+    assert not app.exception, app.exception
+    assert [t.key for t in app.text_input] == ["login_user", "login_password"]
+    assert not app.metric and not app.dataframe and not app.table
+    app.text_input(key="login_user").input("analyst")
+    app.text_input(key="login_password").input(PASSWORD + "x")
+    app.button[0].click().run()
+    assert not app.metric and not app.dataframe
+    assert [e.value for e in app.error] == ["Wrong user or password."]
+
+
+def test_production_refuses_to_start_without_a_report_password():
+    with pytest.raises(ValueError, match="DASHBOARD_PASSWORD"):
+        Settings(fraud_profile="prod", card_token_key="k" * 32, database_url="postgresql://x/y")
+    prod = Settings(fraud_profile="prod", card_token_key="k" * 32,
+                    database_url="postgresql://x/y", dashboard_password="p" * 20)  # fmt: skip
+    assert credentials_ok(prod.dashboard_user, "p" * 20, prod)
+    assert not credentials_ok(prod.dashboard_user, "dev-only-report-password", prod)
