@@ -161,11 +161,12 @@ def outcome(
 
 
 def log_text(records: list[logging.LogRecord]) -> str:
-    """What the task log shows: every message, with its exception's text."""
+    """What the task log shows: every message, with its exception and the ones it chains."""
     lines = []
     for record in records:
         lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None:  # the traceback shows the chain: "During handling of ..."
             lines.append(f"    {type(error).__name__}: {error}")
+            error = error.__cause__ or error.__context__
     return "\n".join(lines)
