@@ -135,12 +135,17 @@ class ThrowawayPostgres:
 
     def restart(self) -> None:
         """`pg_ctl restart -m immediate`: every session is cut off, as in a crash, then recovery."""
+        self._pg_ctl("-m", "immediate", "-l", str(self.data_dir / "log"), "restart")
+
+    def stop(self) -> None:
+        """pgserver only stops the postmaster it started: after a restart, stop it here."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def _pg_ctl(self, *args: str) -> None:
         from pgserver._commands import pg_ctl
 
         user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs it as its own user
-        log = str(self.data_dir / "log")
-        pg_ctl(["-w", "-m", "immediate", "-l", log, "restart"], pgdata=self.data_dir, user=user,
-               timeout=60)  # fmt: skip
+        pg_ctl(["-w", *args], pgdata=self.data_dir, user=user, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +157,9 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
     server_url = db.start_embedded_server(data_dir, throwaway=True)
     url = db.with_database(server_url, "fraud_restart")
     migrate(url)
+    server = ThrowawayPostgres(data_dir, url)
     try:
-        yield ThrowawayPostgres(data_dir, url)
+        yield server
     finally:
-        pgserver.get_server(data_dir).cleanup()
+        server.stop()
+        pgserver.get_server(data_dir).cleanup()  # deletes the data directory
