@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from fraud_pipeline.backfill import backfill
 from tests.reliability.runs import outcome, run_all, warm_up
@@ -30,17 +31,21 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
         return [future.result(timeout=300) for future in futures]
 
 
-def test_two_runs_of_the_same_intervals_at_once(stack, model, outcomes, clean_db):
+@pytest.mark.parametrize(
+    ("name", "prefixes"),
+    [
+        ("two runs of each interval at once", ("scheduled", "manual")),
+        ("a run and its zombie (same run id)", ("scheduled", "scheduled")),
+    ],
+)
+def test_two_runs_of_the_same_intervals_at_once(name, prefixes, stack, model, outcomes, clean_db):
     warm_up(stack)
     first, second = stack.client(), stack.client()
     errors = together(
-        lambda: run_all(stack, clean_db, first, prefix="scheduled"),
-        lambda: run_all(stack, clean_db, second, prefix="manual"),
+        lambda: run_all(stack, clean_db, first, prefix=prefixes[0]),
+        lambda: run_all(stack, clean_db, second, prefix=prefixes[1]),
     )
-    result = outcome(
-        "two runs of each interval at once", stack, model, clean_db, "no run failed",
-        frauds_from_db=True,
-    )  # fmt: skip
+    result = outcome(name, stack, model, clean_db, "no run failed", frauds_from_db=True)
     outcomes.append(result)
     assert errors == [[], []]
     assert result.ok, (result.expected, result.got)
