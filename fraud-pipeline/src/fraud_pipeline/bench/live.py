@@ -70,6 +70,21 @@ def dag_run_seconds(runs: list[dict[str, Any]]) -> tuple[list[float], list[float
     return durations, lags
 
 
+def task_seconds(client: AirflowClient, runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Median seconds per task: its own work (duration) and its wait before it (queued -> start)."""
+    work: dict[str, list[float]] = {}
+    for run in runs:
+        body = client.request(
+            "GET", f"/api/v2/dags/fraud_pipeline/dagRuns/{run['dag_run_id']}/taskInstances"
+        )
+        for task in body["task_instances"]:
+            work.setdefault(task["task_id"], []).append(float(task["duration"] or 0))
+            if task.get("queued_when") and task.get("start_date"):
+                wait = pd.Timestamp(task["start_date"]) - pd.Timestamp(task["queued_when"])
+                work.setdefault("queued -> start", []).append(wait.total_seconds())
+    return {name: float(np.median(values)) for name, values in work.items()}
+
+
 def alert_latencies(maildir: Path, database_url: str) -> list[float]:
     """Per alerted fraud: seconds from its event time to its email's arrival."""
     arrivals: dict[str, float] = {}
@@ -117,10 +132,11 @@ def run(runs_wanted: int = 5, payments_per_min: float = 600.0, budget_s: float =
                 if len(runs) >= runs_wanted:
                     break
                 time.sleep(5)
-            client.close()
             print(f"  {len(runs)} green scheduled runs", flush=True)
             if not runs:
                 raise RuntimeError("no successful scheduled run within the budget")
+            tasks = task_seconds(client, runs)
+            client.close()
             durations, lags = dag_run_seconds(runs)
             latencies = alert_latencies(Path(info["maildir"]), url)
         finally:
@@ -132,6 +148,7 @@ def run(runs_wanted: int = 5, payments_per_min: float = 600.0, budget_s: float =
     figures: dict[str, Any] = {
         "dag_run_s": _summary(durations),
         "run_lag_s": _summary(lags),
+        "task_median_s": tasks,
         "payments_per_min": payments_per_min,
     }
     if latencies:

@@ -1,6 +1,6 @@
 """Pipeline throughput against the peers' one-at-a-time design and against bare COPY.
 
-A stream of generated payments runs for two days before the measured batch, so the batch's
+A stream of generated payments runs for a day before the measured batch, so the batch's
 cards have a realistic history in `payments_scored` (stored first, not timed). Then, in one
 scratch database and against the model server in its own process:
 
@@ -36,7 +36,7 @@ from fraud_pipeline.schema import PAYMENT_COLUMNS
 from fraud_pipeline.scoring import EndpointClient
 from fraud_pipeline.upsert import copy_into, upsert_scored
 
-HISTORY_DAYS = 2
+HISTORY_DAYS = 1
 END = datetime(2026, 3, 4)  # a fixed, ordinary Wednesday: the same payments on every run
 
 
