@@ -11,6 +11,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fraud_pipeline.config import REPO_ROOT, get_settings
 from fraud_pipeline.db import connect, database_url, ensure_database
@@ -49,7 +50,7 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
     """Create the database if needed, apply pending migrations; return those applied now."""
     url = url or database_url()
     if ensure_database(url):
-        log.info("created database %s", url.rsplit("/", 1)[-1].split("?")[0])
+        log.info("created database %s", urlsplit(url).path.lstrip("/"))
     applied_now: list[Migration] = []
     conn = connect(url)
     try:
