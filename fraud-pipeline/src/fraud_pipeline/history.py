@@ -6,27 +6,25 @@ computed offline from the whole file (tests/model/test_features.py proves it bat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pandas as pd
 import psycopg2.extensions
 from psycopg2 import sql
 
-from fraud_pipeline.features import HISTORY_COLUMNS, LOOKBACK
+from fraud_pipeline.features import LOOKBACK
 from fraud_pipeline.schema import PAYMENT_COLUMNS
 
-
-def _select(columns: Sequence[str]) -> sql.Composed:
-    return sql.SQL(
-        "SELECT {columns} FROM payments_scored"
-        " WHERE card_token = ANY(%s) AND trans_time >= %s AND trans_time < %s"
-        " ORDER BY card_token, trans_time, trans_num"
-    ).format(
-        columns=sql.SQL(", ").join(
-            sql.SQL("{}::float8" if c == "amt" else "{}").format(sql.Identifier(c)) for c in columns
-        )
+_SELECT = sql.SQL(
+    "SELECT {columns} FROM payments_scored"
+    " WHERE card_token = ANY(%s) AND trans_time >= %s AND trans_time < %s"
+    " ORDER BY card_token, trans_time, trans_num"
+).format(
+    columns=sql.SQL(", ").join(
+        sql.SQL("{}::float8" if c == "amt" else "{}").format(sql.Identifier(c))
+        for c in PAYMENT_COLUMNS
     )
+)
 
 
 def load_card_history(
@@ -35,16 +33,14 @@ def load_card_history(
     before: datetime | None = None,
     *,
     since: datetime | None = None,
-    columns: Sequence[str] = PAYMENT_COLUMNS,
 ) -> pd.DataFrame:
-    """The cards' stored payments in [since, before), as a payments frame (`columns`).
+    """The cards' stored payments in [since, before), as a payments frame (PAYMENT_COLUMNS).
 
     `since` defaults to `before - LOOKBACK`, all the history the features look at; the query runs
     on the (card_token, trans_time) index. Give `before` = the time of the batch's first payment.
     Passing a batch of payments instead of tokens loads that batch's cards from LOOKBACK before
     its first payment up to its last one (stored payments later than a given payment are
-    harmless: features only count what precedes each payment), with only the columns the
-    features read: a quarter of the columns, a third of the time.
+    harmless: features only count what precedes each payment).
     """
     if isinstance(card_tokens, pd.DataFrame):
         return load_batch_history(conn, card_tokens)
@@ -52,10 +48,10 @@ def load_card_history(
         raise TypeError("load_card_history needs `before` (the batch's first payment time)")
     tokens = sorted(set(card_tokens))
     if not tokens:
-        return _frame([], columns)
+        return _frame([])
     with conn.cursor() as cur:
-        cur.execute(_select(columns), (tokens, since or before - LOOKBACK, before))
-        return _frame(cur.fetchall(), columns)
+        cur.execute(_SELECT, (tokens, since or before - LOOKBACK, before))
+        return _frame(cur.fetchall())
 
 
 def load_batch_history(
@@ -63,24 +59,21 @@ def load_batch_history(
 ) -> pd.DataFrame:
     """Stored payments of the batch's cards, from LOOKBACK before its first payment to its last."""
     if payments.empty:
-        return _frame([], HISTORY_COLUMNS)
+        return _frame([])
     times = payments["trans_time"]
     return load_card_history(
         conn,
         payments["card_token"].astype(str).tolist(),
         times.max() + timedelta(microseconds=1),
         since=times.min() - LOOKBACK,
-        columns=HISTORY_COLUMNS,
     )
 
 
-def _frame(rows: list[tuple[object, ...]], columns: Sequence[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(columns))
+def _frame(rows: list[tuple[object, ...]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(PAYMENT_COLUMNS))
     frame["trans_time"] = pd.to_datetime(frame["trans_time"], utc=True)
     frame["amt"] = frame["amt"].astype(float)
     frame["card_token"] = frame["card_token"].astype(str)
-    if "dob" in frame:
-        frame["dob"] = frame["dob"].map(lambda d: None if d is None else str(d))
-    if "is_fraud" in frame:
-        frame["is_fraud"] = pd.to_numeric(frame["is_fraud"]).astype("Int64")
+    frame["dob"] = frame["dob"].map(lambda d: None if d is None else str(d))
+    frame["is_fraud"] = pd.to_numeric(frame["is_fraud"]).astype("Int64")
     return frame

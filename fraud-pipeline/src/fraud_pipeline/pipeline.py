@@ -325,38 +325,6 @@ def alert(conn: Connection, settings: Settings | None = None, target: Any = None
 
 
 # -- back-fills: the same steps in memory, a chunk at a time ----------------------------------
-def score_and_store(
-    conn: Connection, payments: pd.DataFrame, model: Any, client: Any
-) -> pd.DataFrame:
-    """History, features, endpoint, decisions and reasons, upsert: a batch in memory; its rows.
-
-    The reasons of the flagged payments (XGBoost's exact SHAP, ~3 ms each, in C++ without the
-    GIL) are computed in a thread while the other payments are upserted (PostgreSQL's own
-    process): on two cores the two overlap. Each upsert batch commits on its own, as always.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from fraud_pipeline.history import load_card_history
-    from fraud_pipeline.upsert import upsert_scored
-
-    matrix = model.features(payments, load_card_history(conn, payments))
-    scores = client.predict(matrix)
-    version = scores.model_version or "unknown"
-    flagged = scores.probabilities >= model.threshold
-
-    def scored(rows: np.ndarray) -> pd.DataFrame:
-        return scored_frame(
-            payments[rows], matrix[rows], scores.probabilities[rows], version, model
-        )
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        frauds = pool.submit(scored, flagged)
-        others = scored(~flagged)
-        upsert_scored(conn, others)
-        upsert_scored(conn, frauds.result())
-    return pd.concat([others, frauds.result()]).loc[payments.index]
-
-
 def process_interval(
     conn: Connection,
     start: datetime,
@@ -375,6 +343,8 @@ def process_interval(
     bookkeeping is kept), which spares four table round trips per payment.
     """
     from fraud_pipeline.extract import fetch_window, tokenise_records
+    from fraud_pipeline.history import load_card_history
+    from fraud_pipeline.upsert import upsert_scored
     from fraud_pipeline.validate import validate as check
 
     settings = settings or get_settings()
@@ -388,7 +358,12 @@ def process_interval(
     payments = result.good.sort_values(["trans_time", "trans_num"], ignore_index=True)
     frauds = 0
     if len(payments):
-        frauds = int(score_and_store(conn, payments, model, client)["is_fraud_pred"].sum())
+        matrix = model.features(payments, load_card_history(conn, payments))
+        scores = client.predict(matrix)
+        version = scores.model_version or "unknown"
+        scored = scored_frame(payments, matrix, scores.probabilities, version, model)
+        upsert_scored(conn, scored)
+        frauds = int(scored["is_fraud_pred"].sum())
     return {
         "run_id": run_id,
         "fetched": len(raw),
