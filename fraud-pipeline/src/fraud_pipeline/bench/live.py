@@ -141,7 +141,7 @@ def run(runs_wanted: int = 5, payments_per_min: float = 600.0, budget_s: float =
             latencies = alert_latencies(Path(info["maildir"]), url)
         finally:
             if stack.poll() is None:
-                stack.send_signal(signal.SIGTERM)  # as Ctrl-C; SIGINT is ignored in background jobs
+                stack.send_signal(signal.SIGINT)
             stack.wait(timeout=120)
             output.close()
             db.drop_database(db.with_database(url, airflow_db))
