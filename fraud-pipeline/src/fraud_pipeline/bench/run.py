@@ -135,9 +135,9 @@ def main(args: argparse.Namespace) -> int:
 
     quick = args.quick
     steps = [
-        ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 30 if quick else 300)),
+        ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 100 if quick else 300)),
         ("scoring", lambda: scoring.run(5_000 if quick else 100_000)),
-        ("backfill", lambda: backfill.run(5_000 if quick else 1_000_000)),
+        ("backfill", lambda: backfill.run(20_000 if quick else 1_000_000)),
     ]
     if not args.no_live:
         steps.append(("live", lambda: live.run(2 if quick else 3)))
