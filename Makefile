@@ -61,7 +61,7 @@ smoke: install  ## start the whole stack on free ports, wait for a green schedul
 report: install  ## the morning report alone on :8501 (DATABASE_URL's database, role fraud_report_reader)
 	$(BIN)/streamlit run fraud-dashboard/app.py --server.port 8501 --server.headless true
 
-report-demo: install  ## store yesterday and the week before it (the generated stream), scored by the real model
+report-demo: install  ## store yesterday (held-out Sparkov payments moved onto it), scored by the real model
 	$(BIN)/fraud-pipeline db migrate
 	$(BIN)/fraud-pipeline report demo
 

@@ -21,9 +21,7 @@ def _count(conn, sql: str) -> int:
 
 
 def test_an_interval_is_scored_stored_and_alerted_once(services):
-    # One hour: the cold start (no card history) flags ~9% of night payments, and two hours of a
-    # weekend night at 40/min pass MAX_PER_EMAIL (500), which is a second email by design.
-    start, end = night_window(1.0)
+    start, end = night_window()
     conn = connect()
     try:
         summary = run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="r1")

@@ -190,9 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--day", help="YYYY-MM-DD (default: yesterday in BUSINESS_TZ)")
     demo.add_argument(
         "--source",
-        choices=["generator", "sparkov"],
-        default="generator",
-        help="the generated stream (default), or held-out Sparkov weeks moved onto the day",
+        choices=["sparkov", "generator"],
+        default="sparkov",
+        help="held-out Sparkov weeks moved onto the day (default), or our generator",
     )
     demo.add_argument("--rate", type=float, default=10.0, help="generator: payments per minute")
     demo.add_argument("--seed", type=int, default=42)

@@ -1,14 +1,14 @@
 """A realistic report to look at: real-format payments, scored by the real model, stored as the DAG would.
 
-The payments come from our own generator, the stream the payments API serves (the default), or
-from the original Sparkov generator's held-out weeks (December 2019 of `sparkov_train_2019.csv.gz`,
-never used for training or tuning) moved by whole weeks onto the report's days, dates of birth
-too so that ages stay true (`--source sparkov`). `seed_demo(conn, day)` fills `payments_scored`
-with them from a week before `day` up to `until` (default: now), scored in-process by the
-verified model artifacts with the pipeline's own `scored_frame` (probability, decision, reasons,
-model version). The days before `day` give the card-history features the past the stream would
-have given them, and the report its day-before comparison; the payments after it make the
-report's freshness read "live". The true labels are kept, so the page also shows how the model did.
+The payments come from the original Sparkov generator's held-out weeks (December 2019 of
+`sparkov_train_2019.csv.gz`, never used for training or tuning), moved by whole weeks onto the
+report's days (dates of birth move too, so ages stay true), or from our own generator
+(`--source generator`). `seed_demo(conn, day)` fills `payments_scored` with them from a few days
+before `day` up to `until` (default: now), scored in-process by the verified model artifacts with
+the pipeline's own `scored_frame` (probability, decision, reasons, model version). The days before
+`day` give the card-history features their past and the report its day-before comparison; the
+payments after it make the report's freshness read "live". The true labels are kept, so the page
+also shows how the model did.
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from fraud_pipeline.upsert import upsert_scored
 log = logging.getLogger(__name__)
 
 # Days stored before the report's day: card history for the features, the day-before comparison.
-# A week of the generated stream at 10 payments a minute scores and stores in about a minute.
-WARM_UP_DAYS = {"sparkov": 30, "generator": 7}
+WARM_UP_DAYS = {"sparkov": 30, "generator": 3}
 HELD_OUT_WEEK_START = date(2019, 12, 2)  # December weeks, never trained on; days follow them
 HELD_OUT_WEEKS = 3
 
@@ -83,7 +82,7 @@ def seed_demo(
     until: datetime | None = None,
     rate_per_min: float = 10.0,
     seed: int = 42,
-    source: str = "generator",
+    source: str = "sparkov",
 ) -> DemoResult:
     """Generate, score and upsert payments from WARM_UP_DAYS before `day` to `until`."""
     tz = get_settings().tz
