@@ -1,7 +1,7 @@
 """The morning fraud report: yesterday's payments and frauds, for the risk analysts.
 
 `streamlit run fraud-dashboard/app.py`. Layout only: every number and table comes from
-`fraud_pipeline.report`, read as the database role `fraud_report_reader`.
+`fraud_pipeline.report.queries`, read as the database role `fraud_report_reader`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import streamlit as st
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from fraud_pipeline import report, report_charts
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.report import charts, queries
 
 st.set_page_config(page_title="Morning fraud report", page_icon=":material/shield:", layout="wide")
 
@@ -36,7 +36,7 @@ TABLE_COLUMNS = {
 def engine(url: str) -> Engine:
     name = f"report-{abs(hash(url))}"
     return st.connection(
-        name, type="sql", url=report.sqlalchemy_url(url), pool_pre_ping=True
+        name, type="sql", url=queries.sqlalchemy_url(url), pool_pre_ping=True
     ).engine
 
 
@@ -45,37 +45,37 @@ def ttl() -> int:
 
 
 @st.cache_data(ttl=ttl(), show_spinner=False)
-def summary(url: str, day: date) -> report.DaySummary:
-    return report.day_summary(engine(url), day)
+def summary(url: str, day: date) -> queries.DaySummary:
+    return queries.day_summary(engine(url), day)
 
 
 @st.cache_data(ttl=ttl(), show_spinner=False)
 def flagged(url: str, day: date) -> pd.DataFrame:
-    return report.flagged_payments(engine(url), day)
+    return queries.flagged_payments(engine(url), day)
 
 
 @st.cache_data(ttl=ttl(), show_spinner=False)
 def charts_data(url: str, day: date) -> dict[str, pd.DataFrame]:
     conn = engine(url)
     return {
-        "hours": report.by_hour(conn, day),
-        "categories": report.by_category(conn, day),
-        "amounts": report.amount_distribution(conn, day),
-        "density": report.merchant_density(conn, day),
+        "hours": queries.by_hour(conn, day),
+        "categories": queries.by_category(conn, day),
+        "amounts": queries.amount_distribution(conn, day),
+        "density": queries.merchant_density(conn, day),
     }
 
 
 @st.cache_data(ttl=ttl(), show_spinner=False)
-def options(url: str, day: date) -> report.FilterOptions:
-    return report.filter_options(engine(url), day)
+def options(url: str, day: date) -> queries.FilterOptions:
+    return queries.filter_options(engine(url), day)
 
 
 @st.cache_data(ttl=ttl(), show_spinner=False)
 def payments(
-    url: str, day: date, where: report.PaymentFilter, page: int, size: int
+    url: str, day: date, where: queries.PaymentFilter, page: int, size: int
 ) -> tuple[int, pd.DataFrame]:
     conn = engine(url)
-    return report.count_payments(conn, day, where), report.payments_page(
+    return queries.count_payments(conn, day, where), queries.payments_page(
         conn, day, where, page, size
     )
 
@@ -93,7 +93,7 @@ def signed_in(settings: Settings) -> bool:
             password = st.text_input("Password", type="password", key="login_password")
             submitted = st.form_submit_button("Sign in", type="primary")
         if submitted:
-            if report.credentials_ok(user, password, settings):
+            if queries.credentials_ok(user, password, settings):
                 st.session_state["signed_in"] = True
                 st.rerun()
             st.error("Wrong user or password.")
@@ -102,11 +102,11 @@ def signed_in(settings: Settings) -> bool:
 
 # -- sections -------------------------------------------------------------------------------------
 def freshness_banner(url: str, settings: Settings) -> None:
-    fresh = report.freshness(engine(url), settings)
+    fresh = queries.freshness(engine(url), settings)
     if fresh.last_scored_at is None:
         st.warning("No scored payment in the database yet: is the pipeline running?", icon=WARN)
         return
-    age = report.format_age(fresh.lag or timedelta(0))
+    age = queries.format_age(fresh.lag or timedelta(0))
     when = f"{fresh.last_scored_at:%a %d %b %H:%M:%S}"
     if fresh.stalled:
         st.warning(
@@ -120,8 +120,8 @@ def freshness_banner(url: str, settings: Settings) -> None:
         )
 
 
-def kpi_row(current: report.DaySummary, previous: report.DaySummary) -> None:
-    for column, kpi in zip(st.columns(4), report.kpis(current, previous), strict=True):
+def kpi_row(current: queries.DaySummary, previous: queries.DaySummary) -> None:
+    for column, kpi in zip(st.columns(4), queries.kpis(current, previous), strict=True):
         column.metric(
             kpi.label,
             kpi.value,
@@ -132,44 +132,44 @@ def kpi_row(current: report.DaySummary, previous: report.DaySummary) -> None:
         )
 
 
-def model_row(day: report.DaySummary) -> None:
+def model_row(day: queries.DaySummary) -> None:
     if not day.has_labels:
         return
     st.markdown(
-        f"**How the model did** — true labels known for {report.format_count(day.labelled)} "
-        f"of {report.format_count(day.payments)} payments"
+        f"**How the model did** — true labels known for {queries.format_count(day.labelled)} "
+        f"of {queries.format_count(day.payments)} payments"
     )
     precision, recall, missed, alarms = st.columns(4)
     precision.metric(
         "Precision",
-        report.format_percent(day.precision),
+        queries.format_percent(day.precision),
         border=True,
         help="Flagged payments that really were frauds.",
     )
     recall.metric(
         "Recall",
-        report.format_percent(day.recall),
+        queries.format_percent(day.recall),
         border=True,
         help="True frauds the model flagged.",
     )
     missed.metric(
         "Missed frauds",
-        report.format_count(day.missed),
-        f"{report.format_money(day.missed_amount)} not caught",
+        queries.format_count(day.missed),
+        f"{queries.format_money(day.missed_amount)} not caught",
         delta_color="off",
         delta_arrow="off",
         border=True,
     )
     alarms.metric(
         "False alarms",
-        report.format_count(day.false_alarms),
+        queries.format_count(day.false_alarms),
         border=True,
         help="Flagged payments that were legitimate: analyst time spent.",
     )
 
 
 def frauds_section(rows: pd.DataFrame, day: date) -> None:
-    table = report.frauds_table(rows)
+    table = queries.frauds_table(rows)
     st.subheader(f"Frauds detected · {len(table)}")
     if table.empty:
         st.info("The model flagged no payment on this day.")
@@ -177,7 +177,7 @@ def frauds_section(rows: pd.DataFrame, day: date) -> None:
     st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS, height=320, key="frauds")
     st.download_button(
         "Frauds (CSV)",
-        report.to_csv(table),
+        queries.to_csv(table),
         file_name=f"frauds-{day}.csv",
         mime="text/csv",
         on_click="ignore",
@@ -187,20 +187,20 @@ def frauds_section(rows: pd.DataFrame, day: date) -> None:
 
 def charts_section(url: str, day: date, rows: pd.DataFrame) -> None:
     data = charts_data(url, day)
-    charts = [
-        ("Payments and frauds by hour", report_charts.hourly_chart(data["hours"])),
-        ("Frauds by category", report_charts.category_chart(data["categories"])),
-        ("Amounts: frauds vs legitimate", report_charts.amount_chart(data["amounts"])),
+    figures = [
+        ("Payments and frauds by hour", charts.hourly_chart(data["hours"])),
+        ("Frauds by category", charts.category_chart(data["categories"])),
+        ("Amounts: frauds vs legitimate", charts.amount_chart(data["amounts"])),
         (
             "Where the frauds happened",
-            report_charts.fraud_map(data["density"], report.fraud_locations(rows)),
+            charts.fraud_map(data["density"], queries.fraud_locations(rows)),
         ),
     ]
-    for pair in (charts[:2], charts[2:]):
+    for pair in (figures[:2], figures[2:]):
         for column, (title, chart) in zip(st.columns(2), pair, strict=True):
             with column:
                 st.subheader(title)
-                st.altair_chart(chart, width="stretch", height=report_charts.HEIGHT)
+                st.altair_chart(chart, width="stretch", height=charts.HEIGHT)
 
 
 def payments_section(url: str, day: date) -> None:
@@ -208,7 +208,7 @@ def payments_section(url: str, day: date) -> None:
     choices = options(url, day)
     top = max(1.0, float(int(choices.max_amount) + 1))
     category, state, amount, probability = st.columns([1.2, 1.2, 1, 1])
-    where = report.PaymentFilter(
+    where = queries.PaymentFilter(
         categories=tuple(category.multiselect("Category", choices.categories, key="f_category")),
         states=tuple(state.multiselect("State", choices.states, key="f_state")),
         **dict(
@@ -229,17 +229,17 @@ def payments_section(url: str, day: date) -> None:
     size_column, page_column, count_column = st.columns([1, 1, 3])
     size = size_column.selectbox("Rows per page", PAGE_SIZES, index=1, key="page_size")
     total, _ = payments(url, day, where, 1, size)
-    pages = report.page_count(total, size)
+    pages = queries.page_count(total, size)
     page = int(page_column.number_input("Page", 1, pages, 1, key="page"))
     total, table = payments(url, day, where, page, size)
     count_column.markdown(
-        f"<br>**{report.format_count(total)}** payments match · page {page} of {pages}",
+        f"<br>**{queries.format_count(total)}** payments match · page {page} of {pages}",
         unsafe_allow_html=True,
     )
     st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS, key="payments")
     st.download_button(
-        f"These {report.format_count(total)} payments (CSV, all pages)",
-        lambda: report.to_csv(report.filtered_payments(engine(url), day, where)),
+        f"These {queries.format_count(total)} payments (CSV, all pages)",
+        lambda: queries.to_csv(queries.filtered_payments(engine(url), day, where)),
         file_name=f"payments-{day}.csv",
         mime="text/csv",
         on_click="ignore",
@@ -253,7 +253,7 @@ def page(url: str, settings: Settings) -> None:
         if st.button("Sign out"):
             st.session_state.clear()
             st.rerun()
-        default_day = report.yesterday(settings)
+        default_day = queries.yesterday(settings)
         day = st.date_input(
             "Report day", default_day, max_value=default_day + timedelta(days=1), key="day"
         )
@@ -301,7 +301,7 @@ def main() -> None:
         return
     if not signed_in(settings):
         return
-    url = report.report_database_url(settings)
+    url = queries.report_database_url(settings)
     try:
         page(url, settings)
     except SQLAlchemyError as error:

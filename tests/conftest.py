@@ -17,10 +17,10 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from fraud_pipeline import db
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.migrate import migrate
 from fraud_pipeline.net import port_open
+from fraud_pipeline.storage import db
+from fraud_pipeline.storage.migrate import migrate
 
 APP_TABLES_KEEP = {"schema_migrations", "app_settings"}
 

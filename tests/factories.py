@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from fraud_pipeline.cards import tokenise_frame
 from fraud_pipeline.config import REPO_ROOT, get_settings
+from fraud_pipeline.ingest.cards import tokenise_frame
 from fraud_pipeline.schema import SPARKOV_COLUMNS
 
 KAGGLE_HEAD = REPO_ROOT / "fraud-pipeline" / "data" / "sparkov_kaggle_fraudtest_head.csv.gz"

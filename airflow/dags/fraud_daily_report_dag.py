@@ -34,8 +34,8 @@ BUSINESS_TZ = os.environ.get("BUSINESS_TZ", "Europe/Paris")
 def fraud_daily_report():
     @task(doc_md="Summarise yesterday from fraud_report_for_day and email it.")
     def send_summary() -> dict:
-        from fraud_pipeline.airflow_support import db_connection, smtp_target
-        from fraud_pipeline.daily_report import send_daily_summary
+        from fraud_pipeline.alerting.morning_summary import send_daily_summary
+        from fraud_pipeline.pipeline.airflow_support import db_connection, smtp_target
 
         with db_connection() as conn:
             return send_daily_summary(conn, target=smtp_target())

@@ -52,56 +52,56 @@ def fraud_pipeline():
         doc_md="Fetch the data interval's payments from the payments API and land them, cards tokenised."
     )
     def extract() -> dict:
-        from fraud_pipeline import pipeline
-        from fraud_pipeline.airflow_support import db_connection
+        from fraud_pipeline.pipeline import steps
+        from fraud_pipeline.pipeline.airflow_support import db_connection
 
         context = get_current_context()
         with db_connection() as conn:
-            return pipeline.extract(conn, context["run_id"], context["data_interval_start"],
+            return steps.extract(conn, context["run_id"], context["data_interval_start"],
                                     context["data_interval_end"])  # fmt: skip
 
     @task(doc_md="Good rows to the inbox; bad rows to payments_quarantine with the reason.")
     def validate(ref: dict) -> dict:
-        from fraud_pipeline import pipeline
-        from fraud_pipeline.airflow_support import db_connection
+        from fraud_pipeline.pipeline import steps
+        from fraud_pipeline.pipeline.airflow_support import db_connection
 
         with db_connection() as conn:
-            return pipeline.validate(conn, ref["run_id"])
+            return steps.validate(conn, ref["run_id"])
 
     @task(doc_md="Claim every pending payment; features from preprocess.joblib and card history.")
     def transform(ref: dict) -> dict:
-        from fraud_pipeline import pipeline
-        from fraud_pipeline.airflow_support import db_connection
+        from fraud_pipeline.pipeline import steps
+        from fraud_pipeline.pipeline.airflow_support import db_connection
 
         with db_connection() as conn:
-            return pipeline.transform(conn, ref["run_id"])
+            return steps.transform(conn, ref["run_id"])
 
     @task(doc_md="Score the claimed batch on the SageMaker endpoint (batched, retried, deadline).")
     def score(ref: dict) -> dict:
-        from fraud_pipeline import pipeline
-        from fraud_pipeline.airflow_support import db_connection, scoring_client
+        from fraud_pipeline.pipeline import steps
+        from fraud_pipeline.pipeline.airflow_support import db_connection, scoring_client
 
         with db_connection() as conn:
-            return pipeline.score(conn, ref["batch_id"], scoring_client())
+            return steps.score(conn, ref["batch_id"], scoring_client())
 
     @task(
         outlets=[PAYMENTS_SCORED],
         doc_md="Upsert the scored batch into payments_scored (ON CONFLICT).",
     )
     def load(ref: dict) -> dict:
-        from fraud_pipeline import pipeline
-        from fraud_pipeline.airflow_support import db_connection
+        from fraud_pipeline.pipeline import steps
+        from fraud_pipeline.pipeline.airflow_support import db_connection
 
         with db_connection() as conn:
-            return pipeline.load(conn, ref["batch_id"])
+            return steps.load(conn, ref["batch_id"])
 
     @task(doc_md="One email for the new frauds; each fraud alerted exactly once.")
     def alert(ref: dict) -> dict:
-        from fraud_pipeline import pipeline
-        from fraud_pipeline.airflow_support import db_connection, smtp_target
+        from fraud_pipeline.pipeline import steps
+        from fraud_pipeline.pipeline.airflow_support import db_connection, smtp_target
 
         with db_connection() as conn:
-            return pipeline.alert(conn, target=smtp_target())
+            return steps.alert(conn, target=smtp_target())
 
     landed = extract()
     validated = validate(landed)

@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fraud_pipeline import payments_api
-from fraud_pipeline.airflow_local import local_aws_connection, postgres_connection
 from fraud_pipeline.config import REPO_ROOT
-from fraud_pipeline.db import connect, with_database
-from fraud_pipeline.generate import payments_between
+from fraud_pipeline.devstack import payments_api
+from fraud_pipeline.devstack.airflow_local import local_aws_connection, postgres_connection
+from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.net import free_port
+from fraud_pipeline.storage.db import connect, with_database
 from tests.pipeline.conftest import serve
 
 DAGS = REPO_ROOT / "airflow" / "dags"

@@ -7,8 +7,8 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from fraud_pipeline.cards import card_last4, card_token, mask_last4
 from fraud_pipeline.config import REPO_ROOT, Settings
+from fraud_pipeline.ingest.cards import card_last4, card_token, mask_last4
 
 
 def test_dev_profile_runs_with_defaults(monkeypatch):

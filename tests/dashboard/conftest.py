@@ -19,8 +19,8 @@ import pytest
 import streamlit as st
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.report import yesterday
-from fraud_pipeline.upsert import upsert_scored
+from fraud_pipeline.report.queries import yesterday
+from fraud_pipeline.storage.upsert import upsert_scored
 from tests.factories import real_rows, scored_payments
 
 PASSWORD = "correct horse battery staple"

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fraud_pipeline import db
 from fraud_pipeline.config import REPO_ROOT, get_settings
 from fraud_pipeline.net import free_port
+from fraud_pipeline.storage import db
 from tests.dashboard.conftest import PASSWORD, SeededDay
 
 APP = str(REPO_ROOT / "fraud-dashboard" / "app.py")

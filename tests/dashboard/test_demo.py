@@ -7,9 +7,9 @@ from datetime import date, datetime
 import pandas as pd
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.demo import sparkov_days
-from fraud_pipeline.payments import read_sparkov_csv
-from fraud_pipeline.train import GENERATED_FILE
+from fraud_pipeline.devstack.demo import sparkov_days
+from fraud_pipeline.ingest.payments import read_sparkov_csv
+from fraud_pipeline.model.train import GENERATED_FILE
 
 
 def test_held_out_days_land_on_the_report_day_with_their_weekday_and_ages():

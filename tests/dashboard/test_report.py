@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
-from fraud_pipeline import report
 from fraud_pipeline.cli import main
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.report import queries
 from tests.dashboard.conftest import SeededDay
 
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
@@ -22,18 +22,18 @@ DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(h
 @pytest.fixture
 def reader(seeded: SeededDay) -> Engine:
     """The report's own connection: the read-only role."""
-    engine = create_engine(report.sqlalchemy_url(report.report_database_url()))
+    engine = create_engine(queries.sqlalchemy_url(queries.report_database_url()))
     yield engine
     engine.dispose()
 
 
 def test_reader_url_uses_the_read_only_role(database_url: str) -> None:
-    url = report.report_database_url()
+    url = queries.report_database_url()
     assert url.startswith("postgresql://fraud_report_reader@")
     assert url.endswith(database_url.rsplit("/", 1)[-1])
     explicit = Settings(report_database_url="postgresql://someone@db:5432/x")
-    assert report.report_database_url(explicit) == "postgresql://someone@db:5432/x"
-    assert report.sqlalchemy_url(url).startswith("postgresql+psycopg2://fraud_report_reader@")
+    assert queries.report_database_url(explicit) == "postgresql://someone@db:5432/x"
+    assert queries.sqlalchemy_url(url).startswith("postgresql+psycopg2://fraud_report_reader@")
 
 
 def test_reader_role_reads_the_report_but_not_the_table(reader: Engine, seeded: SeededDay) -> None:
@@ -45,7 +45,7 @@ def test_reader_role_reads_the_report_but_not_the_table(reader: Engine, seeded: 
 
 
 def test_summary_and_model_performance_equal_sql(reader: Engine, seeded: SeededDay) -> None:
-    s = report.day_summary(reader, seeded.day)
+    s = queries.day_summary(reader, seeded.day)
     assert s.payments == seeded.one(f"SELECT count(*) {DAY_ROWS}") == 640
     assert s.frauds == seeded.one(f"SELECT count(*) {DAY_ROWS} AND is_fraud_pred")
     assert s.amount_at_risk == pytest.approx(
@@ -69,10 +69,10 @@ def test_summary_and_model_performance_equal_sql(reader: Engine, seeded: SeededD
 
 def test_kpis_compare_with_the_day_before(reader: Engine, seeded: SeededDay) -> None:
     before = seeded.day - timedelta(days=1)
-    current = report.day_summary(reader, seeded.day)
-    previous = report.day_summary(reader, before)
+    current = queries.day_summary(reader, seeded.day)
+    previous = queries.day_summary(reader, before)
     assert previous.payments == seeded.one(f"SELECT count(*) {DAY_ROWS}", before) == 400
-    payments, frauds, at_risk, share = report.kpis(current, previous)
+    payments, frauds, at_risk, share = queries.kpis(current, previous)
     assert payments.value == "640"
     assert payments.delta is not None and payments.delta.startswith("+60.0% vs ")
     assert frauds.delta is not None and frauds.delta.startswith(
@@ -83,7 +83,7 @@ def test_kpis_compare_with_the_day_before(reader: Engine, seeded: SeededDay) -> 
 
 
 def test_frauds_table_lists_every_flagged_payment_masked(reader: Engine, seeded: SeededDay) -> None:
-    table = report.frauds_table(report.flagged_payments(reader, seeded.day))
+    table = queries.frauds_table(queries.flagged_payments(reader, seeded.day))
     expected = seeded.rows(
         f"SELECT trans_num, amt, card_last4, fraud_probability {DAY_ROWS} AND is_fraud_pred "
         "ORDER BY trans_time, trans_num"
@@ -98,7 +98,7 @@ def test_frauds_table_lists_every_flagged_payment_masked(reader: Engine, seeded:
 
 
 def test_filters_and_pages_equal_sql(reader: Engine, seeded: SeededDay) -> None:
-    where = report.PaymentFilter(
+    where = queries.PaymentFilter(
         categories=("grocery_pos", "shopping_net"), amount_min=10.0, probability_min=0.3
     )
     expected = seeded.one(
@@ -106,18 +106,18 @@ def test_filters_and_pages_equal_sql(reader: Engine, seeded: SeededDay) -> None:
         "AND fraud_probability >= 0.3",
         c=["grocery_pos", "shopping_net"],
     )
-    assert 0 < report.count_payments(reader, seeded.day, where) == expected
-    pages = [report.payments_page(reader, seeded.day, where, p, 7) for p in range(1, 100)]
+    assert 0 < queries.count_payments(reader, seeded.day, where) == expected
+    pages = [queries.payments_page(reader, seeded.day, where, p, 7) for p in range(1, 100)]
     ids = [t for page in pages for t in page["Transaction"]]
     assert len(ids) == len(set(ids)) == expected
-    assert report.page_count(expected, 7) == math.ceil(expected / 7)
-    csv = report.to_csv(report.filtered_payments(reader, seeded.day, where)).decode()
+    assert queries.page_count(expected, 7) == math.ceil(expected / 7)
+    csv = queries.to_csv(queries.filtered_payments(reader, seeded.day, where)).decode()
     assert len(csv.strip().splitlines()) == expected + 1
-    states = report.PaymentFilter(states=("TX",), amount_max=100.0, probability_max=0.5)
-    assert report.count_payments(reader, seeded.day, states) == seeded.one(
+    states = queries.PaymentFilter(states=("TX",), amount_max=100.0, probability_max=0.5)
+    assert queries.count_payments(reader, seeded.day, states) == seeded.one(
         f"SELECT count(*) {DAY_ROWS} AND state = 'TX' AND amt <= 100 AND fraud_probability <= 0.5"
     )
-    options = report.filter_options(reader, seeded.day)
+    options = queries.filter_options(reader, seeded.day)
     assert options.categories == sorted(
         r[0] for r in seeded.rows(f"SELECT DISTINCT category {DAY_ROWS}")
     )
@@ -125,7 +125,7 @@ def test_filters_and_pages_equal_sql(reader: Engine, seeded: SeededDay) -> None:
 
 
 def test_chart_aggregates_equal_sql(reader: Engine, seeded: SeededDay) -> None:
-    hours = report.by_hour(reader, seeded.day)
+    hours = queries.by_hour(reader, seeded.day)
     assert list(hours["hour"]) == list(range(24))
     expected = dict(
         seeded.rows(
@@ -136,7 +136,7 @@ def test_chart_aggregates_equal_sql(reader: Engine, seeded: SeededDay) -> None:
     assert [int(v) for v in hours["frauds"]] == [expected.get(h, 0) for h in range(24)]
     assert hours["payments"].sum() == 640
 
-    categories = report.by_category(reader, seeded.day)
+    categories = queries.by_category(reader, seeded.day)
     expected_categories = dict(
         seeded.rows(f"SELECT category, count(*) {DAY_ROWS} AND is_fraud_pred GROUP BY 1")
     )
@@ -145,22 +145,22 @@ def test_chart_aggregates_equal_sql(reader: Engine, seeded: SeededDay) -> None:
     assert list(categories["frauds"]) == sorted(categories["frauds"], reverse=True)
 
     amounts = seeded.rows(f"SELECT amt::float8, is_fraud_pred {DAY_ROWS}")
-    distribution = report.amount_distribution(reader, seeded.day)
-    for flagged, kind in ((True, report.FRAUD_LABEL), (False, report.LEGIT_LABEL)):
+    distribution = queries.amount_distribution(reader, seeded.day)
+    for flagged, kind in ((True, queries.FRAUD_LABEL), (False, queries.LEGIT_LABEL)):
         values = np.array([a for a, f in amounts if f is flagged])
-        bands = np.digitize(values, report.AMOUNT_BOUNDS)  # same rule as width_bucket
+        bands = np.digitize(values, queries.AMOUNT_BOUNDS)  # same rule as width_bucket
         mine = distribution[distribution["kind"] == kind].sort_values("band")
         assert list(mine["payments"]) == np.bincount(bands, minlength=8).tolist()
         assert mine["share"].sum() == pytest.approx(1.0)
 
-    density = report.merchant_density(reader, seeded.day)
+    density = queries.merchant_density(reader, seeded.day)
     assert density["payments"].sum() == seeded.one(
         f"SELECT count(*) {DAY_ROWS} AND merch_lat IS NOT NULL"
     )
 
 
 def test_freshness_reports_last_scored_payment(reader: Engine, seeded: SeededDay) -> None:
-    fresh = report.freshness(reader)
+    fresh = queries.freshness(reader)
     with psycopg2.connect(seeded.url) as conn, conn.cursor() as cur:
         cur.execute("SELECT max(trans_time), max(scored_at) FROM payments_scored")
         last_trans, last_scored = cur.fetchone()  # type: ignore[misc]
@@ -172,49 +172,49 @@ def test_freshness_reports_last_scored_payment(reader: Engine, seeded: SeededDay
             "WHERE trans_num = (SELECT max(trans_num) FROM payments_scored)"
         )
     conn.close()
-    fresh = report.freshness(reader)
+    fresh = queries.freshness(reader)
     assert fresh.lag is not None and timedelta(minutes=1) < fresh.lag < timedelta(minutes=5)
     assert not fresh.stalled
 
 
 def test_empty_day_has_no_payments(reader: Engine, seeded: SeededDay) -> None:
-    empty = report.day_summary(reader, seeded.day - timedelta(days=30))
+    empty = queries.day_summary(reader, seeded.day - timedelta(days=30))
     assert empty.payments == 0 and empty.share_flagged is None and empty.precision is None
-    assert report.frauds_table(report.flagged_payments(reader, empty.day)).empty
-    assert report.by_hour(reader, empty.day)["payments"].sum() == 0
-    assert report.amount_distribution(reader, empty.day)["share"].sum() == 0
+    assert queries.frauds_table(queries.flagged_payments(reader, empty.day)).empty
+    assert queries.by_hour(reader, empty.day)["payments"].sum() == 0
+    assert queries.amount_distribution(reader, empty.day)["share"].sum() == 0
 
 
 def test_credentials_are_checked_in_full() -> None:
     settings = Settings(dashboard_user="analyst", dashboard_password="s3cret")
-    assert report.credentials_ok("analyst", "s3cret", settings)
-    assert not report.credentials_ok("analyst", "s3cre", settings)
-    assert not report.credentials_ok("analyst", "s3cret ", settings)
-    assert not report.credentials_ok("admin", "s3cret", settings)
-    assert not report.credentials_ok("", "", settings)
+    assert queries.credentials_ok("analyst", "s3cret", settings)
+    assert not queries.credentials_ok("analyst", "s3cre", settings)
+    assert not queries.credentials_ok("analyst", "s3cret ", settings)
+    assert not queries.credentials_ok("admin", "s3cret", settings)
+    assert not queries.credentials_ok("", "", settings)
     dev = Settings(fraud_profile="dev", dashboard_password=None)
-    assert report.credentials_ok("analyst", report.DEV_DASHBOARD_PASSWORD, dev)
+    assert queries.credentials_ok("analyst", queries.DEV_DASHBOARD_PASSWORD, dev)
 
 
 def test_formatting_reads_well() -> None:
-    assert report.format_count(21252) == "21,252"
-    assert report.format_money(55102.544) == "$55,102.54"
-    assert report.format_signed_money(-1349.5) == "−$1,349.50"
-    assert report.format_percent(0.006396, digits=2) == "0.64%"
-    assert report.format_percent(None) == "—"
-    assert report.format_change(120, 100) == "+20.0%"
-    assert report.format_change(5, 0) == "—"
+    assert queries.format_count(21252) == "21,252"
+    assert queries.format_money(55102.544) == "$55,102.54"
+    assert queries.format_signed_money(-1349.5) == "−$1,349.50"
+    assert queries.format_percent(0.006396, digits=2) == "0.64%"
+    assert queries.format_percent(None) == "—"
+    assert queries.format_change(120, 100) == "+20.0%"
+    assert queries.format_change(5, 0) == "—"
     reasons = [
         {"feature": "amt", "value": 1204.51, "contribution": 2.1},
         {"feature": "is_night", "value": 1.0, "contribution": 1.0},
         {"feature": "category_shopping_net", "value": 1.0, "contribution": 0.5},
         {"feature": "log_amt", "value": math.log1p(99.0), "contribution": 0.1},
     ]
-    assert report.format_reasons(reasons) == (
+    assert queries.format_reasons(reasons) == (
         "amount $1,204.51 · night time · category shopping_net · amount $99"
     )
-    assert report.merchant_name("fraud_Kling Inc") == "Kling Inc"
-    assert report.format_age(timedelta(minutes=125)) == "2 h 05 min"
+    assert queries.merchant_name("fraud_Kling Inc") == "Kling Inc"
+    assert queries.format_age(timedelta(minutes=125)) == "2 h 05 min"
 
 
 def test_reader_password_is_set_from_the_report_url(
@@ -228,7 +228,7 @@ def test_reader_password_is_set_from_the_report_url(
         assert seeded.one(check) is True
     finally:
         conn = psycopg2.connect(seeded.url)
-        report.set_reader_password(conn, None)  # trust auth in the test server: as before
+        queries.set_reader_password(conn, None)  # trust auth in the test server: as before
         conn.close()
         get_settings.cache_clear()
     assert seeded.one(check) is False

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_pipeline.generate import payments_between
-from fraud_pipeline.payments import read_sparkov_csv
+from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.ingest.payments import read_sparkov_csv
+from fraud_pipeline.model.train import REAL_FILE
 from fraud_pipeline.schema import SPARKOV_COLUMNS
-from fraud_pipeline.train import REAL_FILE
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import psycopg2
 
-from fraud_pipeline import db
-from fraud_pipeline.migrate import migrate
-from fraud_pipeline.upsert import upsert_scored
+from fraud_pipeline.storage import db
+from fraud_pipeline.storage.migrate import migrate
+from fraud_pipeline.storage.upsert import upsert_scored
 from tests.factories import scored_payments
 
 

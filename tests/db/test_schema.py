@@ -11,8 +11,8 @@ import pandas as pd
 import psycopg2
 import pytest
 
-from fraud_pipeline.migrate import discover, migrate
-from fraud_pipeline.upsert import upsert_scored
+from fraud_pipeline.storage.migrate import discover, migrate
+from fraud_pipeline.storage.upsert import upsert_scored
 from tests.factories import real_rows, scored_payments
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -37,7 +37,7 @@ def test_fresh_database_is_created_and_migrated_by_the_cli(database_url):
         assert "applied 001_payments_scored" in first
         assert "up to date" in second
     finally:
-        from fraud_pipeline.db import drop_database
+        from fraud_pipeline.storage.db import drop_database
 
         drop_database(url)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from fraud_pipeline.upsert import upsert_scored
+from fraud_pipeline.storage.upsert import upsert_scored
 from tests.factories import scored_payments
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.explain import top_reasons
-from fraud_pipeline.metrics import choose_threshold
-from fraud_pipeline.model import ArtifactError, load_model, sha256_of
+from fraud_pipeline.model.artifacts import ArtifactError, load_model, sha256_of
+from fraud_pipeline.model.metrics import choose_threshold
+from fraud_pipeline.model.reasons import top_reasons
 from tests.factories import real_rows
 
 
@@ -92,7 +92,7 @@ def test_threshold_maximises_f1_or_recall_at_minimum_precision():
 def test_reasons_are_the_strongest_positive_contributions():
     import xgboost
 
-    from fraud_pipeline.payments import to_payments
+    from fraud_pipeline.ingest.payments import to_payments
 
     model = load_model()
     payments = to_payments(real_rows().head(400))

@@ -9,10 +9,10 @@ import sys
 import pandas as pd
 import pytest
 
-from fraud_pipeline.evaluate import JSON_KEYS, evaluate_file
-from fraud_pipeline.metrics import recall_at_fpr
-from fraud_pipeline.model import load_model
-from fraud_pipeline.train import GENERATED_FILE, REAL_FILE, REAL_TEST_START, TEST_START, train
+from fraud_pipeline.model.artifacts import load_model
+from fraud_pipeline.model.evaluate import JSON_KEYS, evaluate_file
+from fraud_pipeline.model.metrics import recall_at_fpr
+from fraud_pipeline.model.train import GENERATED_FILE, REAL_FILE, REAL_TEST_START, TEST_START, train
 
 
 def _rows_from(path, keep, out):

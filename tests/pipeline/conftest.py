@@ -10,10 +10,11 @@ from http.server import ThreadingHTTPServer
 import pandas as pd
 import pytest
 
-from fraud_pipeline import model_server, payments_api
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.mailcatcher import MailCatcher
+from fraud_pipeline.devstack import payments_api
+from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.net import free_port
+from fraud_pipeline.serving import model_server
 
 
 def serve(server: ThreadingHTTPServer) -> threading.Thread:

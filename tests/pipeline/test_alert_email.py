@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from fraud_pipeline.alerts import render
+from fraud_pipeline.alerting.alerts import render
 from fraud_pipeline.config import get_settings
 from tests.factories import real_rows, scored_payments
 

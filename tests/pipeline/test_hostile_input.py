@@ -11,14 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fraud_pipeline import payments_api
-from fraud_pipeline.db import connect
-from fraud_pipeline.extract import decode_json, tokenise_records
+from fraud_pipeline.devstack import payments_api
+from fraud_pipeline.ingest.extract import decode_json, tokenise_records
+from fraud_pipeline.ingest.validate import MAX_AMOUNT
+from fraud_pipeline.ingest.validate import validate as check
 from fraud_pipeline.net import free_port
-from fraud_pipeline.pipeline import _json_safe, extract, validate
+from fraud_pipeline.pipeline.steps import _json_safe, extract, validate
 from fraud_pipeline.schema import CATEGORIES, SPARKOV_COLUMNS
-from fraud_pipeline.validate import MAX_AMOUNT
-from fraud_pipeline.validate import validate as check
+from fraud_pipeline.storage.db import connect
 from tests.factories import real_rows
 from tests.pipeline.conftest import serve
 
@@ -145,7 +145,7 @@ def _timed(rows: pd.DataFrame, start: pd.Timestamp = START) -> pd.DataFrame:
 
 def _run(services, rows: pd.DataFrame, start: pd.Timestamp, run_id: str) -> dict:
     """One whole run (extract .. alert) of [start, start + 1h) against an API serving `rows`."""
-    from fraud_pipeline.pipeline import run_interval
+    from fraud_pipeline.pipeline.steps import run_interval
 
     api = payments_api.build_server(lambda lo, hi: rows, port=free_port())
     serve(api)
@@ -274,7 +274,7 @@ def page_server():
 def test_a_truncated_page_lands_nothing_and_says_so(page_server, clean_db, cut):
     """Any page cut short (a dropped connection, a proxy's limit) fails the extract, loudly."""
     from fraud_pipeline.config import get_settings
-    from fraud_pipeline.extract import ExtractError
+    from fraud_pipeline.ingest.extract import ExtractError
 
     records = json.loads(real_rows().head(20).to_json(orient="records"))
     page = json.dumps({"payments": records, "next_page_token": None}).encode()

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import requests
 
-from fraud_pipeline import payments_api
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.db import connect
-from fraud_pipeline.extract import ExtractError, fetch_current, fetch_window
+from fraud_pipeline.devstack import payments_api
+from fraud_pipeline.ingest.extract import ExtractError, fetch_current, fetch_window
+from fraud_pipeline.ingest.payments import localize, read_sparkov_csv
 from fraud_pipeline.net import free_port
-from fraud_pipeline.payments import localize, read_sparkov_csv
-from fraud_pipeline.pipeline import extract, validate
+from fraud_pipeline.pipeline.steps import extract, validate
+from fraud_pipeline.storage.db import connect
 from tests.factories import KAGGLE_HEAD
 from tests.pipeline.conftest import serve
 

@@ -6,11 +6,11 @@ import numpy as np
 import psycopg2
 import pytest
 
-from fraud_pipeline.db import connect
-from fraud_pipeline.generate import payments_between
-from fraud_pipeline.model import load_model
-from fraud_pipeline.payments import to_payments
-from fraud_pipeline.pipeline import run_interval
+from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.ingest.payments import to_payments
+from fraud_pipeline.model.artifacts import load_model
+from fraud_pipeline.pipeline.steps import run_interval
+from fraud_pipeline.storage.db import connect
 from tests.pipeline.conftest import night_window
 
 
@@ -76,7 +76,7 @@ def test_no_full_card_number_in_database_or_email(services):
 
 
 def test_endpoint_down_keeps_payments_pending_until_it_is_back(services):
-    from fraud_pipeline.scoring import EndpointClient, EndpointUnavailable, runtime_client
+    from fraud_pipeline.serving.endpoint import EndpointClient, EndpointUnavailable, runtime_client
 
     start, end = night_window(1.0)
     conn = connect()
@@ -108,7 +108,7 @@ def test_smtp_down_keeps_alerts_pending_and_sends_them_once_later(services):
     conn = connect()
     try:
         services.mail.stop()
-        from fraud_pipeline.alerts import AlertError
+        from fraud_pipeline.alerting.alerts import AlertError
 
         with pytest.raises(AlertError, match="refused the alert"):
             run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="smtp-down")
@@ -134,8 +134,8 @@ def test_smtp_down_keeps_alerts_pending_and_sends_them_once_later(services):
 def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
     import pandas as pd
 
-    from fraud_pipeline.extract import tokenise_records
-    from fraud_pipeline.pipeline import validate
+    from fraud_pipeline.ingest.extract import tokenise_records
+    from fraud_pipeline.pipeline.steps import validate
     from tests.factories import real_rows
 
     raw = real_rows().head(6).copy()
@@ -150,7 +150,7 @@ def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
             for record in records.to_dict(orient="records"):
                 import json
 
-                from fraud_pipeline.pipeline import _json_safe
+                from fraud_pipeline.pipeline.steps import _json_safe
 
                 cur.execute("INSERT INTO payments_landing (run_id, trans_num, payload) VALUES ('q', %s, %s)",
                             (record["trans_num"], json.dumps(_json_safe(record))))  # fmt: skip
@@ -171,9 +171,9 @@ def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
 
 def test_the_backfill_path_stores_what_the_dag_steps_store(services):
     """process_interval (in memory, for back-fills) and the DAG's steps give the same rows."""
-    from fraud_pipeline.model import load_model
-    from fraud_pipeline.pipeline import process_interval
-    from fraud_pipeline.scoring import EndpointClient
+    from fraud_pipeline.model.artifacts import load_model
+    from fraud_pipeline.pipeline.steps import process_interval
+    from fraud_pipeline.serving.endpoint import EndpointClient
 
     start, end = night_window(hours=1)
     halves = [(start, start + (end - start) / 2), (start + (end - start) / 2, end)]

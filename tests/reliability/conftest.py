@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fraud_pipeline import db
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.faults import FaultProxy
-from fraud_pipeline.migrate import migrate
-from fraud_pipeline.model import load_model
-from fraud_pipeline.scoring import EndpointClient
+from fraud_pipeline.devstack.faults import FaultProxy
+from fraud_pipeline.model.artifacts import load_model
+from fraud_pipeline.serving.endpoint import EndpointClient
+from fraud_pipeline.storage import db
+from fraud_pipeline.storage.migrate import migrate
 from tests.pipeline.conftest import Services, services  # noqa: F401 (fixture)
 from tests.scoring.conftest import runtime_for
 

@@ -16,12 +16,12 @@ from typing import Any
 import psycopg2
 import requests
 
-from fraud_pipeline.generate import payments_between
-from fraud_pipeline.mailcatcher import read_maildir
-from fraud_pipeline.model import Model
-from fraud_pipeline.payments import to_payments
-from fraud_pipeline.pipeline import run_interval
-from fraud_pipeline.scoring import EndpointClient
+from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.devstack.mailcatcher import read_maildir
+from fraud_pipeline.ingest.payments import to_payments
+from fraud_pipeline.model.artifacts import Model
+from fraud_pipeline.pipeline.steps import run_interval
+from fraud_pipeline.serving.endpoint import EndpointClient
 from tests.reliability.conftest import Outcome, Stack
 
 RUNS = 3

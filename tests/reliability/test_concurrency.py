@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from fraud_pipeline.backfill import backfill
+from fraud_pipeline.pipeline.backfill import backfill
 from tests.reliability.runs import outcome, run_all, warm_up
 
 

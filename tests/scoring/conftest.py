@@ -12,9 +12,9 @@ from botocore.config import Config
 from moto import mock_aws
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.model_server import build_server
 from fraud_pipeline.net import free_port
-from fraud_pipeline.sagemaker_deploy import Deployer, EndpointSpec, Release, Target
+from fraud_pipeline.serving.model_server import build_server
+from fraud_pipeline.serving.sagemaker_deploy import Deployer, EndpointSpec, Release, Target
 
 
 def runtime_for(url: str, read_timeout: float = 10.0):

@@ -13,7 +13,7 @@ from botocore.stub import ANY, Stubber
 
 from fraud_pipeline.cli import main
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.sagemaker_deploy import (
+from fraud_pipeline.serving.sagemaker_deploy import (
     OWNER_TAG,
     Deployer,
     DeployError,
@@ -263,7 +263,7 @@ def test_cli_deploy_status_update_teardown(aws, monkeypatch, capsys):
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    monkeypatch.setattr("fraud_pipeline.sagemaker_deploy.Deployer.poll_s", 0.0)
+    monkeypatch.setattr("fraud_pipeline.serving.sagemaker_deploy.Deployer.poll_s", 0.0)
 
     def cli(*args: str) -> tuple[int, str]:
         code = main(["sagemaker", *args])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fraud_pipeline.net import free_port
-from fraud_pipeline.scoring import EndpointClient, EndpointUnavailable, ScoringError
+from fraud_pipeline.serving.endpoint import EndpointClient, EndpointUnavailable, ScoringError
 from tests.scoring.conftest import runtime_for
 
 Reply = Callable[[BaseHTTPRequestHandler, int], None]

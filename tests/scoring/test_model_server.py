@@ -17,12 +17,12 @@ import pytest
 import requests
 
 from fraud_pipeline.config import REPO_ROOT, get_settings
-from fraud_pipeline.generate import payments_between
-from fraud_pipeline.model import ArtifactError, load_model
-from fraud_pipeline.model_server import load_booster
+from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.ingest.payments import to_payments
+from fraud_pipeline.model.artifacts import ArtifactError, load_model
 from fraud_pipeline.net import free_port, wait_for_port
-from fraud_pipeline.payments import to_payments
-from fraud_pipeline.scoring import EndpointClient, ScoringError
+from fraud_pipeline.serving.endpoint import EndpointClient, ScoringError
+from fraud_pipeline.serving.model_server import load_booster
 from tests.scoring.conftest import runtime_for
 
 

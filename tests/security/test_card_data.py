@@ -14,12 +14,12 @@ import psycopg2
 import pytest
 from sqlalchemy import create_engine
 
-from fraud_pipeline import report
-from fraud_pipeline.cards import mask_last4
-from fraud_pipeline.extract import tokenise_records
-from fraud_pipeline.generate import payments_between
-from fraud_pipeline.pipeline import run_interval
-from fraud_pipeline.validate import validate
+from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.ingest.cards import mask_last4
+from fraud_pipeline.ingest.extract import tokenise_records
+from fraud_pipeline.ingest.validate import validate
+from fraud_pipeline.pipeline.steps import run_interval
+from fraud_pipeline.report import queries
 from tests.factories import real_rows
 from tests.pipeline.conftest import Services, night_window, services  # noqa: F401 (fixture)
 
@@ -57,12 +57,12 @@ def test_no_full_card_number_after_extract(services: Services, clean_db, caplog)
     dump = database_dump(clean_db)
     emails = b"".join(p.read_bytes() for p in services.mail.maildir.glob("*.eml")).decode()
     logs = caplog.text
-    reader = create_engine(report.sqlalchemy_url(report.report_database_url()))
+    reader = create_engine(queries.sqlalchemy_url(queries.report_database_url()))
     try:
         day = start.tz_convert(services.settings.tz).date()
-        flagged = report.flagged_payments(reader, day)
-        shown = report.frauds_table(flagged).to_string()
-        download = report.to_csv(report.filtered_payments(reader, day, report.PaymentFilter()))
+        flagged = queries.flagged_payments(reader, day)
+        shown = queries.frauds_table(flagged).to_string()
+        download = queries.to_csv(queries.filtered_payments(reader, day, queries.PaymentFilter()))
     finally:
         reader.dispose()
     places = {"database": dump, "emails": emails, "logs": logs, "report": shown,

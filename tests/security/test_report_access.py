@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fraud_pipeline.config import REPO_ROOT, Settings
-from fraud_pipeline.report import REPORT_ROLE, credentials_ok, report_database_url
+from fraud_pipeline.report.queries import REPORT_ROLE, credentials_ok, report_database_url
 from tests.dashboard.conftest import PASSWORD, report_env  # noqa: F401 (fixture)
 
 ALLOWED = [

@@ -20,7 +20,7 @@ import psycopg2
 import pytest
 
 from fraud_pipeline.config import REPO_ROOT, get_settings
-from fraud_pipeline.pipeline import run_interval
+from fraud_pipeline.pipeline.steps import run_interval
 from tests.pipeline.conftest import Services, night_window, services  # noqa: F401 (fixture)
 
 NEVER = {

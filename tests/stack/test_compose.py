@@ -18,7 +18,7 @@ import yaml
 
 from fraud_pipeline.cli import build_parser
 from fraud_pipeline.config import REPO_ROOT, Settings
-from fraud_pipeline.local_stack import COMPOSE_SERVICES
+from fraud_pipeline.devstack.local_stack import COMPOSE_SERVICES
 
 KNOWN_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AWS_", "POSTGRES_", "MP_")
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}

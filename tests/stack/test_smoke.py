@@ -21,10 +21,10 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from fraud_pipeline import db
-from fraud_pipeline.airflow_local import ADMIN_USER, AirflowClient
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.local_stack import STACK_ID_ENV
+from fraud_pipeline.devstack.airflow_local import ADMIN_USER, AirflowClient
+from fraud_pipeline.devstack.local_stack import STACK_ID_ENV
+from fraud_pipeline.storage import db
 from tests.stack.test_supervisor import processes_with, wait_for_file
 
 BUDGET_S = 240.0

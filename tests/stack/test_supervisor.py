@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fraud_pipeline.local_stack import STACK_ID_ENV
+from fraud_pipeline.devstack.local_stack import STACK_ID_ENV
 
 
 def processes_with(marker: str) -> list[int]:

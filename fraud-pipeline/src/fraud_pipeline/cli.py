@@ -27,7 +27,7 @@ def _lazy(target: str) -> Handler:
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    from fraud_pipeline.migrate import migrate
+    from fraud_pipeline.storage.migrate import migrate
 
     applied = migrate(args.database_url)
     if applied:
@@ -39,7 +39,7 @@ def _db_migrate(args: argparse.Namespace) -> int:
 
 
 def _db_url(args: argparse.Namespace) -> int:
-    from fraud_pipeline.db import database_url
+    from fraud_pipeline.storage.db import database_url
 
     print(database_url())
     return 0
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--rate", type=float, default=60.0, help="payments per minute")
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--out", required=True, help="FILE.csv or FILE.csv.gz")
-    generate.set_defaults(handler=_lazy("generate:main"))
+    generate.set_defaults(handler=_lazy("devstack.generate:main"))
 
     train = commands.add_parser("train", help="train the XGBoost model and write the artifacts")
     train.add_argument("--out", help="artifacts directory (default: ARTIFACTS_DIR)")
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --goal recall_at_precision: the precision to keep",
     )
     train.add_argument("--sample-rows", type=int, help="train on the first N rows (quick runs)")
-    train.set_defaults(handler=_lazy("train:main"))
+    train.set_defaults(handler=_lazy("model.train:main"))
 
     evaluate = commands.add_parser("evaluate", help="score a Sparkov CSV and print the metrics")
     evaluate.add_argument("--data", required=True, help="Sparkov-format FILE.csv[.gz]")
@@ -94,14 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", help="measure only payments from this time on (earlier ones give history)"
     )
     evaluate.add_argument("--out", help="directory for the PR-curve and confusion-matrix PNGs")
-    evaluate.set_defaults(handler=_lazy("evaluate:main"))
+    evaluate.set_defaults(handler=_lazy("model.evaluate:main"))
 
     # --- scoring ---------------------------------------------------------------------------
     serve_model = commands.add_parser("serve-model", help="local SageMaker-compatible model server")
     serve_model.add_argument("--host", default="127.0.0.1")
     serve_model.add_argument("--port", type=int, default=8080)
     serve_model.add_argument("--model-dir", help="default: SM_MODEL_DIR or ARTIFACTS_DIR")
-    serve_model.set_defaults(handler=_lazy("model_server:main"))
+    serve_model.set_defaults(handler=_lazy("serving.model_server:main"))
 
     sagemaker = commands.add_parser("sagemaker", help="deploy the model to a SageMaker endpoint")
     sagemaker_commands = sagemaker.add_subparsers(
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         "teardown", help="delete the endpoint and its configs (stops the cost)"
     )
     teardown.add_argument("--models", action="store_true", help="delete the SageMaker models too")
-    sagemaker.set_defaults(handler=_lazy("sagemaker_deploy:main"))
+    sagemaker.set_defaults(handler=_lazy("serving.sagemaker_deploy:main"))
 
     # --- local stack (make run) ------------------------------------------------------------
     run = commands.add_parser("run", help="start the whole pipeline locally until Ctrl-C")
@@ -139,14 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--payments-rate", type=float, default=60.0, help="payments per minute the API generates"
     )
     run.add_argument("--status-every", type=float, default=30.0, help="seconds between statuses")
-    run.set_defaults(handler=_lazy("local_stack:main"))
+    run.set_defaults(handler=_lazy("devstack.local_stack:main"))
 
     serve_mail = commands.add_parser("serve-mail", help="local SMTP catcher + web inbox")
     serve_mail.add_argument("--host", default="127.0.0.1")
     serve_mail.add_argument("--port", type=int, help="SMTP port (default SMTP_PORT, 8025)")
     serve_mail.add_argument("--web-port", type=int, help="web inbox (default INBOX_PORT, 8026)")
     serve_mail.add_argument("--maildir", help="folder of .eml files (default .local/mail)")
-    serve_mail.set_defaults(handler=_lazy("inbox_web:main"))
+    serve_mail.set_defaults(handler=_lazy("devstack.inbox_web:main"))
 
     # --- pipeline --------------------------------------------------------------------------
     serve_payments = commands.add_parser("serve-payments", help="the payments API server")
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_payments.add_argument("--rate", type=float, default=60.0, help="generator: payments/min")
     serve_payments.add_argument("--speed", type=float, default=1.0, help="csv: replay speed-up")
     serve_payments.add_argument("--seed", type=int, default=42)
-    serve_payments.set_defaults(handler=_lazy("payments_api:main"))
+    serve_payments.set_defaults(handler=_lazy("devstack.payments_api:main"))
 
     run_interval = commands.add_parser(
         "run-interval", help="run every pipeline step for [--start, --end) outside Airflow"
@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_interval.add_argument("--chunk-minutes", type=int, default=60, help="interval per run")
     run_interval.add_argument("--no-alerts", action="store_true", help="do not send emails")
-    run_interval.set_defaults(handler=_lazy("backfill:main"))
+    run_interval.set_defaults(handler=_lazy("pipeline.backfill:main"))
 
     # --- benchmarks ------------------------------------------------------------------------
     bench = commands.add_parser("bench", help="throughput and latency benchmarks (make bench)")
@@ -196,12 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--rate", type=float, default=10.0, help="generator: payments per minute")
     demo.add_argument("--seed", type=int, default=42)
-    demo.set_defaults(handler=_lazy("demo:main"))
+    demo.set_defaults(handler=_lazy("devstack.demo:main"))
     reader_password = report_commands.add_parser(
         "set-reader-password",
         help="let fraud_report_reader log in with REPORT_DATABASE_URL's password",
     )
-    reader_password.set_defaults(handler=_lazy("report:set_reader_password_main"))
+    reader_password.set_defaults(handler=_lazy("report.queries:set_reader_password_main"))
 
     return parser
 

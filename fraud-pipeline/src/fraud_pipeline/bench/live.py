@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 import psycopg2
 
-from fraud_pipeline import db
-from fraud_pipeline.airflow_local import ADMIN_USER, AirflowClient
 from fraud_pipeline.bench.storage import scratch_database
+from fraud_pipeline.devstack.airflow_local import ADMIN_USER, AirflowClient
+from fraud_pipeline.storage import db
 
 
 def _summary(values: list[float]) -> dict[str, float]:

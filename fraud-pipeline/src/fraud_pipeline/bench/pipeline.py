@@ -24,17 +24,17 @@ import numpy as np
 import pandas as pd
 import psycopg2
 
-from fraud_pipeline import pipeline
 from fraud_pipeline.bench.scoring import model_server
 from fraud_pipeline.bench.storage import bare_copy_seconds, scratch_database
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.generate import payments_between
-from fraud_pipeline.history import load_card_history
-from fraud_pipeline.model import Model, load_model
-from fraud_pipeline.payments import to_payments
+from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.ingest.payments import to_payments
+from fraud_pipeline.model.artifacts import Model, load_model
+from fraud_pipeline.pipeline import steps
 from fraud_pipeline.schema import PAYMENT_COLUMNS
-from fraud_pipeline.scoring import EndpointClient
-from fraud_pipeline.upsert import copy_into, upsert_scored
+from fraud_pipeline.serving.endpoint import EndpointClient
+from fraud_pipeline.storage.history import load_card_history
+from fraud_pipeline.storage.upsert import copy_into, upsert_scored
 
 HISTORY_DAYS = 1
 END = datetime(2026, 3, 4)  # a fixed, ordinary Wednesday: the same payments on every run
@@ -58,7 +58,7 @@ def score_and_store(
     """The data path of one run: history, features, endpoint, decisions, upsert."""
     matrix = model.features(payments, load_card_history(conn, payments))
     result = client.predict(matrix)
-    scored = pipeline.scored_frame(
+    scored = steps.scored_frame(
         payments, matrix, result.probabilities, result.model_version or "unknown", model
     )
     upsert_scored(conn, scored)
@@ -77,7 +77,7 @@ def naive_seconds(
     client: EndpointClient,
 ) -> float:
     """One payment at a time: features, one HTTP call, one INSERT and one commit each."""
-    upsert_log = logging.getLogger("fraud_pipeline.upsert")
+    upsert_log = logging.getLogger("fraud_pipeline.storage.upsert")
     level = upsert_log.level
     upsert_log.setLevel(logging.WARNING)  # not a log line per payment
     started = time.perf_counter()
@@ -100,9 +100,9 @@ def steps_seconds(
     with conn, conn.cursor() as cur:
         copy_into(cur, "payments_inbox", payments.loc[:, list(PAYMENT_COLUMNS)])
     started = time.perf_counter()
-    pipeline.transform(conn, "bench", model)
-    pipeline.score(conn, "bench", client)
-    loaded = pipeline.load(conn, "bench", model)
+    steps.transform(conn, "bench", model)
+    steps.score(conn, "bench", client)
+    loaded = steps.load(conn, "bench", model)
     seconds = time.perf_counter() - started
     assert loaded["loaded"] == len(payments), loaded
     return seconds

@@ -18,15 +18,15 @@ from datetime import datetime
 import numpy as np
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.model import load_model
+from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.net import free_port, wait_for_port
-from fraud_pipeline.scoring import EndpointClient, runtime_client
+from fraud_pipeline.serving.endpoint import EndpointClient, runtime_client
 
 
 def feature_rows(n: int) -> np.ndarray:
     """`n` rows of real features (six hours of generated payments, tiled)."""
-    from fraud_pipeline.generate import payments_between
-    from fraud_pipeline.payments import to_payments
+    from fraud_pipeline.devstack.generate import payments_between
+    from fraud_pipeline.ingest.payments import to_payments
 
     payments = to_payments(payments_between(datetime(2026, 3, 2), datetime(2026, 3, 2, 6)))
     matrix = load_model().features(payments)

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import psycopg2
 
-from fraud_pipeline import db
 from fraud_pipeline.config import PACKAGE_ROOT
-from fraud_pipeline.migrate import migrate
-from fraud_pipeline.payments import read_sparkov_csv, to_payments
+from fraud_pipeline.ingest.payments import read_sparkov_csv, to_payments
 from fraud_pipeline.schema import SCORED_COLUMNS
-from fraud_pipeline.upsert import copy_csv, prepare, upsert_scored
+from fraud_pipeline.storage import db
+from fraud_pipeline.storage.migrate import migrate
+from fraud_pipeline.storage.upsert import copy_csv, prepare, upsert_scored
 
 REAL_ROWS = PACKAGE_ROOT / "data" / "sparkov_kaggle_fraudtest_head.csv.gz"
 

@@ -16,9 +16,9 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from fraud_pipeline.alerts import SmtpTarget
+from fraud_pipeline.alerting.alerts import SmtpTarget
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.db import connect
+from fraud_pipeline.storage.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def db_connection() -> Iterator[psycopg2.extensions.connection]:
 
 
 def scoring_client() -> Any:
-    from fraud_pipeline.scoring import EndpointClient
+    from fraud_pipeline.serving.endpoint import EndpointClient
 
     if _airflow_connection(AWS_CONN_ID) is not None:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook

@@ -24,11 +24,11 @@ import pandas as pd
 import psycopg2.extensions
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.generate import payments_between
-from fraud_pipeline.model import load_model
-from fraud_pipeline.payments import read_sparkov_csv, to_payments
-from fraud_pipeline.pipeline import scored_frame
-from fraud_pipeline.upsert import upsert_scored
+from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.ingest.payments import read_sparkov_csv, to_payments
+from fraud_pipeline.model.artifacts import load_model
+from fraud_pipeline.pipeline.steps import scored_frame
+from fraud_pipeline.storage.upsert import upsert_scored
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def sparkov_days(start: datetime, end: datetime, day: date) -> pd.DataFrame:
     Of the December weeks, the one whose day has the most frauds is taken: a report is worth
     reading when there is something to report.
     """
-    from fraud_pipeline.train import GENERATED_FILE
+    from fraud_pipeline.model.train import GENERATED_FILE
 
     raw = read_sparkov_csv(GENERATED_FILE)
     original = pd.to_datetime(raw["trans_date_trans_time"])
@@ -124,8 +124,8 @@ def seed_demo(
 
 
 def main(args: argparse.Namespace) -> int:
-    from fraud_pipeline.db import connect
-    from fraud_pipeline.report import yesterday
+    from fraud_pipeline.report.queries import yesterday
+    from fraud_pipeline.storage.db import connect
 
     day = date.fromisoformat(args.day) if args.day else yesterday()
     conn = connect()

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg2.extensions
 
-from fraud_pipeline.alerts import SmtpTarget, _env, send
+from fraud_pipeline.alerting.alerts import SmtpTarget, _env, send
 from fraud_pipeline.config import Settings, get_settings
 
 _SUMMARY = """

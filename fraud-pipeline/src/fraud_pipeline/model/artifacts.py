@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.features import feature_frame
+from fraud_pipeline.model.features import feature_frame
 
 PREPROCESS_FILE: Final = "preprocess.joblib"
 BOOSTER_FILE: Final = "model.ubj"

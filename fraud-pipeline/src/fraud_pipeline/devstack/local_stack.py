@@ -31,10 +31,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from fraud_pipeline import airflow_local, db
 from fraud_pipeline.config import REPO_ROOT, Settings, get_settings
+from fraud_pipeline.devstack import airflow_local
+from fraud_pipeline.devstack.supervisor import Child, ServiceSpec, Supervisor
 from fraud_pipeline.net import free_port, port_open
-from fraud_pipeline.supervisor import Child, ServiceSpec, Supervisor
+from fraud_pipeline.storage import db
 
 DASHBOARD_APP = REPO_ROOT / "fraud-dashboard" / "app.py"
 # Every docker-compose service and its counterpart here (postgres and airflow-init are steps).
@@ -194,7 +195,7 @@ class LocalStack:
 
     def prepare_database(self) -> str:
         """Resolve the server, create + migrate fraud_db; returns the server URL."""
-        from fraud_pipeline.migrate import migrate
+        from fraud_pipeline.storage.migrate import migrate
 
         server, self._embedded = resolve_server(self.settings, self.state_dir)
         where = "embedded server in " + str(self.state_dir / "pgdata") if self._embedded else server

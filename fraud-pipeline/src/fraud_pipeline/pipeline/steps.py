@@ -28,7 +28,7 @@ from psycopg2.extras import execute_values
 
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.schema import PAYMENT_COLUMNS
-from fraud_pipeline.upsert import copy_into, merge_scored, prepare
+from fraud_pipeline.storage.upsert import copy_into, merge_scored, prepare
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def extract(
     conn: Connection, run_id: str, start: datetime, end: datetime, settings: Settings | None = None
 ) -> dict[str, Any]:
     """Fetch the interval's payments, tokenise the cards, land them (idempotent per run)."""
-    from fraud_pipeline.extract import fetch_current, fetch_window, tokenise_records
+    from fraud_pipeline.ingest.extract import fetch_current, fetch_window, tokenise_records
 
     settings = settings or get_settings()
     raw = (
@@ -97,7 +97,7 @@ def validate(conn: Connection, run_id: str) -> dict[str, Any]:
 
     One transaction: the landed rows are deleted as they are read, so a failure leaves them landed.
     """
-    from fraud_pipeline.validate import validate as check
+    from fraud_pipeline.ingest.validate import validate as check
 
     with conn, conn.cursor() as cur:
         # Every landed row, not only this run's: a run whose validate never ran left its rows.
@@ -172,8 +172,8 @@ def _inbox_frame(cur: psycopg2.extensions.cursor, batch_id: str) -> pd.DataFrame
 
 def transform(conn: Connection, batch_id: str, model: Any = None) -> dict[str, Any]:
     """Claim the pending payments and write their feature rows to scoring_stage."""
-    from fraud_pipeline.history import load_card_history
-    from fraud_pipeline.model import load_model
+    from fraud_pipeline.model.artifacts import load_model
+    from fraud_pipeline.storage.history import load_card_history
 
     model = model or load_model()
     with conn, conn.cursor() as cur:
@@ -212,7 +212,7 @@ def score(
     Endpoint down: `scoring.EndpointUnavailable` after the client's own retries; the rows stay
     claimed in the inbox and the next run (or this task's retry) scores them.
     """
-    from fraud_pipeline.scoring import EndpointClient
+    from fraud_pipeline.serving.endpoint import EndpointClient
 
     with conn, conn.cursor() as cur:
         cur.execute(
@@ -255,7 +255,7 @@ def scored_frame(
     model: Any,
 ) -> pd.DataFrame:
     """Payments plus their scores, decisions and reasons (schema.SCORED_COLUMNS)."""
-    from fraud_pipeline.explain import top_reasons
+    from fraud_pipeline.model.reasons import top_reasons
 
     flagged = probabilities >= model.threshold
     reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(payments))]
@@ -282,7 +282,7 @@ def scored_frame(
 
 def load(conn: Connection, batch_id: str, model: Any = None) -> dict[str, Any]:
     """Upsert the scored batch and clear it from inbox and stage, in one transaction."""
-    from fraud_pipeline.model import load_model
+    from fraud_pipeline.model.artifacts import load_model
 
     model = model or load_model()
     with conn, conn.cursor() as cur:
@@ -319,7 +319,7 @@ def load(conn: Connection, batch_id: str, model: Any = None) -> dict[str, Any]:
 
 # -- alert ------------------------------------------------------------------------------------
 def alert(conn: Connection, settings: Settings | None = None, target: Any = None) -> dict[str, Any]:
-    from fraud_pipeline.alerts import alert_pending
+    from fraud_pipeline.alerting.alerts import alert_pending
 
     return alert_pending(conn, settings, target)
 
@@ -342,10 +342,10 @@ def process_interval(
     back-fill chunk is retried whole instead (every write is an idempotent upsert, alert
     bookkeeping is kept), which spares four table round trips per payment.
     """
-    from fraud_pipeline.extract import fetch_window, tokenise_records
-    from fraud_pipeline.history import load_card_history
-    from fraud_pipeline.upsert import upsert_scored
-    from fraud_pipeline.validate import validate as check
+    from fraud_pipeline.ingest.extract import fetch_window, tokenise_records
+    from fraud_pipeline.ingest.validate import validate as check
+    from fraud_pipeline.storage.history import load_card_history
+    from fraud_pipeline.storage.upsert import upsert_scored
 
     settings = settings or get_settings()
     raw = fetch_window(start, end, settings) if raw is None else raw
@@ -386,7 +386,7 @@ def run_interval(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Every step for one interval, in order, as the DAG would run them."""
-    from fraud_pipeline.model import load_model
+    from fraud_pipeline.model.artifacts import load_model
 
     settings = settings or get_settings()
     run_id = run_id or f"manual__{start.isoformat()}__{end.isoformat()}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fraud_pipeline.config import REPO_ROOT, get_settings
-from fraud_pipeline.db import connect, database_url, ensure_database
+from fraud_pipeline.storage.db import connect, database_url, ensure_database
 
 log = logging.getLogger(__name__)
 

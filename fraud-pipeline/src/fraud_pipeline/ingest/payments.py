@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraud_pipeline.cards import tokenise_frame
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.ingest.cards import tokenise_frame
 from fraud_pipeline.schema import PAYMENT_COLUMNS, SPARKOV_COLUMNS
 
 _TEXT_COLUMNS = (

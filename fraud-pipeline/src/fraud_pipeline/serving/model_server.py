@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from fraud_pipeline.model import SAGEMAKER_FILE, SAGEMAKER_MEMBER, ArtifactError, sha256_of
+from fraud_pipeline.model.artifacts import (
+    SAGEMAKER_FILE,
+    SAGEMAKER_MEMBER,
+    ArtifactError,
+    sha256_of,
+)
 
 log = logging.getLogger(__name__)
 

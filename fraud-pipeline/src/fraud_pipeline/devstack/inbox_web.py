@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.mailcatcher import MailCatcher
+from fraud_pipeline.devstack.mailcatcher import MailCatcher
 
 _MESSAGE_ID = re.compile(r"^[\w.-]+$")  # the .eml file's stem; nothing that could leave the folder
 

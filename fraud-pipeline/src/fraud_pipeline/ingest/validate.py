@@ -12,7 +12,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from fraud_pipeline.extract import UNSTORABLE
+from fraud_pipeline.ingest.extract import UNSTORABLE
 from fraud_pipeline.schema import CATEGORIES, PAYMENT_COLUMNS
 
 MAX_TEXT = 200

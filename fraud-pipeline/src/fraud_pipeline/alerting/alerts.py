@@ -20,14 +20,14 @@ from typing import Any
 import jinja2
 import psycopg2.extensions
 
-from fraud_pipeline.cards import mask_last4
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.ingest.cards import mask_last4
 
 log = logging.getLogger(__name__)
 
 MAX_PER_EMAIL = 500
 _env = jinja2.Environment(
-    loader=jinja2.PackageLoader("fraud_pipeline", "templates"),
+    loader=jinja2.PackageLoader("fraud_pipeline.alerting", "templates"),
     autoescape=jinja2.select_autoescape(["html.j2"]),
     undefined=jinja2.StrictUndefined,
 )

@@ -15,13 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from fraud_pipeline.alerts import alert_pending
+from fraud_pipeline.alerting.alerts import alert_pending
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.db import connect
-from fraud_pipeline.extract import fetch_window
-from fraud_pipeline.model import load_model
-from fraud_pipeline.pipeline import process_interval
-from fraud_pipeline.scoring import EndpointClient
+from fraud_pipeline.ingest.extract import fetch_window
+from fraud_pipeline.model.artifacts import load_model
+from fraud_pipeline.pipeline.steps import process_interval
+from fraud_pipeline.serving.endpoint import EndpointClient
+from fraud_pipeline.storage.db import connect
 
 
 def chunks(start: pd.Timestamp, end: pd.Timestamp, chunk: pd.Timedelta) -> list[tuple[Any, Any]]:

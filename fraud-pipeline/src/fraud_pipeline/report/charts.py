@@ -11,7 +11,7 @@ from typing import Final
 import altair as alt
 import pandas as pd
 
-from fraud_pipeline.report import FRAUD_LABEL, LEGIT_LABEL, amount_band_labels
+from fraud_pipeline.report.queries import FRAUD_LABEL, LEGIT_LABEL, amount_band_labels
 
 FRAUD_COLOR: Final = "#d62839"
 LEGIT_COLOR: Final = "#7b93b8"

@@ -21,7 +21,7 @@ import pandas as pd
 import requests
 
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.payments import localize
+from fraud_pipeline.ingest.payments import localize
 
 log = logging.getLogger(__name__)
 

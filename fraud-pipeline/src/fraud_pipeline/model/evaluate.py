@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraud_pipeline.metrics import binary_metrics
-from fraud_pipeline.model import Model, load_model
-from fraud_pipeline.payments import local_wall_clock, read_sparkov_csv, to_payments
+from fraud_pipeline.ingest.payments import local_wall_clock, read_sparkov_csv, to_payments
+from fraud_pipeline.model.artifacts import Model, load_model
+from fraud_pipeline.model.metrics import binary_metrics
 
 JSON_KEYS = (
     "pr_auc",

@@ -20,7 +20,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from fraud_pipeline.payments import local_wall_clock
+from fraud_pipeline.ingest.payments import local_wall_clock
 
 LOOKBACK: Final = timedelta(days=30)
 WINDOWS: Final[dict[str, int]] = {"1h": 3_600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.model import SAGEMAKER_FILE, ArtifactError, read_metadata, verify
+from fraud_pipeline.model.artifacts import SAGEMAKER_FILE, ArtifactError, read_metadata, verify
 
 VARIANT = "AllTraffic"
 OWNER_TAG = "fraud-pipeline:endpoint"  # marks the models and configs `teardown` may delete

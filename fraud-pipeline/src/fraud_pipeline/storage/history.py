@@ -12,7 +12,7 @@ import pandas as pd
 import psycopg2.extensions
 from psycopg2 import sql
 
-from fraud_pipeline.features import LOOKBACK
+from fraud_pipeline.model.features import LOOKBACK
 from fraud_pipeline.schema import PAYMENT_COLUMNS
 
 _SELECT = sql.SQL(

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.payments import localize, read_sparkov_csv
+from fraud_pipeline.ingest.payments import localize, read_sparkov_csv
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ MAX_LIMIT = 50_000
 
 
 def generator_source(seed: int = 42, rate_per_min: float = 60.0) -> Source:
-    from fraud_pipeline.generate import payments_between
+    from fraud_pipeline.devstack.generate import payments_between
 
     def source(start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         return payments_between(start, end, seed=seed, rate_per_min=rate_per_min)

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from fraud_pipeline.config import PACKAGE_ROOT, get_settings
-from fraud_pipeline.features import CATEGORICAL, FEATURE_COLUMNS, NUMERIC, feature_frame
-from fraud_pipeline.metrics import binary_metrics, choose_threshold, recall_at_fpr
-from fraud_pipeline.model import save_model
-from fraud_pipeline.payments import read_sparkov_csv, to_payments
+from fraud_pipeline.ingest.payments import read_sparkov_csv, to_payments
+from fraud_pipeline.model.artifacts import save_model
+from fraud_pipeline.model.features import CATEGORICAL, FEATURE_COLUMNS, NUMERIC, feature_frame
+from fraud_pipeline.model.metrics import binary_metrics, choose_threshold, recall_at_fpr
 from fraud_pipeline.schema import CATEGORIES
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from fraud_pipeline import db
-from fraud_pipeline.cards import mask_last4
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.ingest.cards import mask_last4
+from fraud_pipeline.storage import db
 
 Db: TypeAlias = Engine | Connection
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fraud_pipeline.model import Model
+from fraud_pipeline.model.artifacts import Model
 
 if TYPE_CHECKING:
     import xgboost

@@ -1,0 +1,1 @@
+"""Alerting: one email per run with new frauds (each fraud once), and the morning summary."""

@@ -1,0 +1,1 @@
+"""The model: one feature definition, verified artifacts, reasons, training and evaluation."""

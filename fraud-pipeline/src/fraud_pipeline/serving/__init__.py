@@ -1,0 +1,1 @@
+"""Serving: the SageMaker-protocol model server, the endpoint client that calls it, and SageMaker deployment."""

@@ -1,0 +1,1 @@
+"""Storage: where PostgreSQL is, its migrations, the idempotent upsert and the cards' history."""
