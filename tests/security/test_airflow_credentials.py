@@ -80,8 +80,11 @@ def test_production_runs_with_no_default_credential():
                 found.append(f"{service}: {key} = {value!r} is not taken from the environment")
     assert found == []
     airflow = environments["airflow-api-server"]
-    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY",
-                "AIRFLOW__CORE__FERNET_KEY"):  # fmt: skip
+    for key in (
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__CORE__FERNET_KEY",
+    ):
         assert f"${{{key}:?" in airflow[key], key
 
 

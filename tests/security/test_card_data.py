@@ -65,8 +65,13 @@ def test_no_full_card_number_after_extract(services: Services, clean_db, caplog)
         download = queries.to_csv(queries.filtered_payments(reader, day, queries.PaymentFilter()))
     finally:
         reader.dispose()
-    places = {"database": dump, "emails": emails, "logs": logs, "report": shown,
-              "report CSV": download.decode()}  # fmt: skip
+    places = {
+        "database": dump,
+        "emails": emails,
+        "logs": logs,
+        "report": shown,
+        "report CSV": download.decode(),
+    }
     for place, text in places.items():
         leaked = sorted(n for n in numbers if n in text)
         assert leaked == [], f"{len(leaked)} full card numbers in the {place}"

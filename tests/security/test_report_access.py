@@ -112,7 +112,11 @@ def test_the_report_shows_nothing_before_login():
 def test_production_refuses_to_start_without_a_report_password():
     with pytest.raises(ValueError, match="DASHBOARD_PASSWORD"):
         Settings(fraud_profile="prod", card_token_key="k" * 32, database_url="postgresql://x/y")
-    prod = Settings(fraud_profile="prod", card_token_key="k" * 32,
-                    database_url="postgresql://x/y", dashboard_password="p" * 20)  # fmt: skip
+    prod = Settings(
+        fraud_profile="prod",
+        card_token_key="k" * 32,
+        database_url="postgresql://x/y",
+        dashboard_password="p" * 20,
+    )
     assert credentials_ok(prod.dashboard_user, "p" * 20, prod)
     assert not credentials_ok(prod.dashboard_user, "dev-only-report-password", prod)

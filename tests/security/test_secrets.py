@@ -27,8 +27,10 @@ NEVER = {
     "AWS access key id": re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
     "AWS secret key": re.compile(r"(?i)aws_secret_access_key\W{1,4}[A-Za-z0-9/+=]{40}\b"),
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    "API token": re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36}|xox[baprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9]{32,})"),
-}  # fmt: skip
+    "API token": re.compile(
+        r"\b(gh[pousr]_[A-Za-z0-9]{36}|xox[baprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9]{32,})"
+    ),
+}
 URL_PASSWORD = re.compile(r"[a-z][a-z0-9+]*://[^/\s:@'\"]+:([^@\s'\"/]+)@")
 ASSIGNED = re.compile(
     r"(?i)\b\w*(password|passwd|secret|token|api_key)\w*[\"']?\s*(?::\s*\w+\s*)?[:=]\s*"
@@ -83,7 +85,11 @@ def test_the_scan_finds_what_it_looks_for():
 
 
 def test_local_secrets_are_git_ignored():
-    for path in (".env", ".local/airflow/secrets.json", ".local/airflow/simple_auth_manager_passwords.json"):  # fmt: skip
+    for path in (
+        ".env",
+        ".local/airflow/secrets.json",
+        ".local/airflow/simple_auth_manager_passwords.json",
+    ):
         ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT, check=False)
         assert ignored.returncode == 0, f"{path} is not git-ignored"
     assert ".env" not in tracked_text_files()

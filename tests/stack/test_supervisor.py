@@ -43,10 +43,22 @@ def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float) ->
 
 def start_stack(state_dir: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "fraud_pipeline.cli", "run", "--state-dir", str(state_dir),
-         "--free-ports", "--no-backfill", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy(),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fraud_pipeline.cli",
+            "run",
+            "--state-dir",
+            str(state_dir),
+            "--free-ports",
+            "--no-backfill",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ.copy(),
+    )
 
 
 @pytest.mark.slow

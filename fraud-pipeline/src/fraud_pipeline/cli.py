@@ -45,6 +45,58 @@ def _db_url(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- adapters: parsed arguments -> typed keyword parameters (imports stay lazy) ----------------
+def _generate(args: argparse.Namespace) -> int:
+    from fraud_pipeline.devstack.generate import main
+
+    return main(
+        out=args.out, rows=args.rows, days=args.days, end=args.end, rate=args.rate, seed=args.seed
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from fraud_pipeline.model.train import main
+
+    return main(
+        out=args.out,
+        goal=args.goal,
+        min_precision=args.min_precision,
+        sample_rows=args.sample_rows,
+    )
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from fraud_pipeline.model.evaluate import main
+
+    return main(data=args.data, as_json=args.json, since=args.since, out=args.out)
+
+
+def _serve_mail(args: argparse.Namespace) -> int:
+    from fraud_pipeline.devstack.inbox_web import main
+
+    return main(host=args.host, port=args.port, web_port=args.web_port, maildir=args.maildir)
+
+
+def _serve_payments(args: argparse.Namespace) -> int:
+    from fraud_pipeline.devstack.payments_api import main
+
+    return main(
+        host=args.host,
+        port=args.port,
+        source=args.source,
+        csv=args.csv,
+        rate=args.rate,
+        speed=args.speed,
+        seed=args.seed,
+    )
+
+
+def _set_reader_password(args: argparse.Namespace) -> int:
+    from fraud_pipeline.report.queries import set_reader_password_main
+
+    return set_reader_password_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fraud-pipeline", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -68,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--rate", type=float, default=60.0, help="payments per minute")
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--out", required=True, help="FILE.csv or FILE.csv.gz")
-    generate.set_defaults(handler=_lazy("devstack.generate:main"))
+    generate.set_defaults(handler=_generate)
 
     train = commands.add_parser("train", help="train the XGBoost model and write the artifacts")
     train.add_argument("--out", help="artifacts directory (default: ARTIFACTS_DIR)")
@@ -85,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --goal recall_at_precision: the precision to keep",
     )
     train.add_argument("--sample-rows", type=int, help="train on the first N rows (quick runs)")
-    train.set_defaults(handler=_lazy("model.train:main"))
+    train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a Sparkov CSV and print the metrics")
     evaluate.add_argument("--data", required=True, help="Sparkov-format FILE.csv[.gz]")
@@ -94,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", help="measure only payments from this time on (earlier ones give history)"
     )
     evaluate.add_argument("--out", help="directory for the PR-curve and confusion-matrix PNGs")
-    evaluate.set_defaults(handler=_lazy("model.evaluate:main"))
+    evaluate.set_defaults(handler=_evaluate)
 
     # --- scoring ---------------------------------------------------------------------------
     serve_model = commands.add_parser("serve-model", help="local SageMaker-compatible model server")
@@ -146,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_mail.add_argument("--port", type=int, help="SMTP port (default SMTP_PORT, 8025)")
     serve_mail.add_argument("--web-port", type=int, help="web inbox (default INBOX_PORT, 8026)")
     serve_mail.add_argument("--maildir", help="folder of .eml files (default .local/mail)")
-    serve_mail.set_defaults(handler=_lazy("devstack.inbox_web:main"))
+    serve_mail.set_defaults(handler=_serve_mail)
 
     # --- pipeline --------------------------------------------------------------------------
     serve_payments = commands.add_parser("serve-payments", help="the payments API server")
@@ -157,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_payments.add_argument("--rate", type=float, default=60.0, help="generator: payments/min")
     serve_payments.add_argument("--speed", type=float, default=1.0, help="csv: replay speed-up")
     serve_payments.add_argument("--seed", type=int, default=42)
-    serve_payments.set_defaults(handler=_lazy("devstack.payments_api:main"))
+    serve_payments.set_defaults(handler=_serve_payments)
 
     run_interval = commands.add_parser(
         "run-interval", help="run every pipeline step for [--start, --end) outside Airflow"
@@ -201,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         "set-reader-password",
         help="let fraud_report_reader log in with REPORT_DATABASE_URL's password",
     )
-    reader_password.set_defaults(handler=_lazy("report.queries:set_reader_password_main"))
+    reader_password.set_defaults(handler=_set_reader_password)
 
     return parser
 

@@ -12,7 +12,6 @@ partition the stream. That is what the windowed payments API and the benchmarks 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 from dataclasses import dataclass
@@ -287,18 +286,31 @@ def payments_between(
     return _assemble(params, pop, inside)
 
 
-def main(args: argparse.Namespace) -> int:
-    end = pd.Timestamp(args.end) if args.end else pd.Timestamp.now().floor("D")
-    if args.rows:
-        minutes = int(np.ceil(2 * args.rows / args.rate)) + 60  # quiet hours: ask for more
-        start = end - pd.Timedelta(minutes=minutes)
+def main(
+    *,
+    out: str | Path,
+    rows: int | None = None,
+    days: float = 1.0,
+    end: str | datetime | None = None,
+    rate: float = 60.0,
+    seed: int = 42,
+) -> int:
+    """`fraud-pipeline generate`: write `days` of payments (or the last `rows`) before `end`.
+
+    `end` defaults to today 00:00 (local wall clock); `rate` is payments per minute; `out` is
+    FILE.csv or FILE.csv.gz.
+    """
+    end_at = pd.Timestamp(end) if end else pd.Timestamp.now().floor("D")
+    if rows:
+        minutes = int(np.ceil(2 * rows / rate)) + 60  # quiet hours: ask for more
+        start = end_at - pd.Timedelta(minutes=minutes)
     else:
-        start = end - pd.Timedelta(days=args.days)
+        start = end_at - pd.Timedelta(days=days)
     chunks, written = [], 0
     day = start
-    while day < end:  # a day at a time, with progress
-        upper = min(day + timedelta(days=1), end)
-        chunk = payments_between(day, upper, seed=args.seed, rate_per_min=args.rate)
+    while day < end_at:  # a day at a time, with progress
+        upper = min(day + timedelta(days=1), end_at)
+        chunk = payments_between(day, upper, seed=seed, rate_per_min=rate)
         chunks.append(chunk)
         written += len(chunk)
         print(
@@ -307,8 +319,8 @@ def main(args: argparse.Namespace) -> int:
         )
         day = upper
     frame = pd.concat(chunks, ignore_index=True)
-    if args.rows:
-        frame = frame.tail(args.rows)
-    frame.to_csv(args.out, index=False)
-    print(f"wrote {len(frame):,} payments ({int(frame['is_fraud'].sum()):,} frauds) to {args.out}")
+    if rows:
+        frame = frame.tail(rows)
+    frame.to_csv(out, index=False)
+    print(f"wrote {len(frame):,} payments ({int(frame['is_fraud'].sum()):,} frauds) to {out}")
     return 0

@@ -7,7 +7,6 @@ frame). With Docker, Mailpit plays both roles. Read-only: the folder is the sour
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import email
 import email.policy
@@ -196,13 +195,22 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(args: argparse.Namespace) -> int:
+def main(
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    web_port: int | None = None,
+    maildir: str | Path | None = None,
+) -> int:
+    """`fraud-pipeline serve-mail`: the SMTP catcher and web inbox, until interrupted.
+
+    `port` defaults to SMTP_PORT, `web_port` to INBOX_PORT, `maildir` to `.local/mail`.
+    """
     settings = get_settings()
-    maildir = Path(args.maildir) if args.maildir else settings.local_state_dir / "mail"
     serve_mail(
-        maildir,
-        args.host,
-        args.port if args.port is not None else settings.smtp_port,
-        args.web_port if args.web_port is not None else settings.inbox_port,
+        Path(maildir) if maildir else settings.local_state_dir / "mail",
+        host,
+        port if port is not None else settings.smtp_port,
+        web_port if web_port is not None else settings.inbox_port,
     )
     return 0

@@ -12,14 +12,13 @@ Interfaces:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -162,18 +161,32 @@ def build_server(source: Source, host: str = "127.0.0.1", port: int = 8000) -> T
     return server
 
 
-def main(args: argparse.Namespace) -> int:
-    if args.source == "csv":
-        if not args.csv:
+def main(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    source: Literal["generator", "csv"] = "generator",
+    csv: str | Path | None = None,
+    rate: float = 60.0,
+    speed: float = 1.0,
+    seed: int = 42,
+) -> int:
+    """`fraud-pipeline serve-payments`: serve payments until interrupted.
+
+    `source="generator"` makes `rate` payments per minute from `seed`; `source="csv"` replays
+    the Sparkov file `csv` from now on, `speed` times faster than real time.
+    """
+    if source == "csv":
+        if not csv:
             print("serve-payments: --source csv needs --csv FILE", flush=True)
             return 2
-        source = replay_source(Path(args.csv), pd.Timestamp.now(tz="UTC").floor("min"), args.speed)
+        payments = replay_source(Path(csv), pd.Timestamp.now(tz="UTC").floor("min"), speed)
     else:
-        source = generator_source(args.seed, args.rate)
+        payments = generator_source(seed, rate)
     now = pd.Timestamp.now(tz="UTC")
-    source(now - pd.Timedelta(minutes=1), now)  # warm up (learn the generator, read the CSV)
-    server = build_server(source, args.host, args.port)
-    print(f"payments API on http://{args.host}:{args.port} ({args.source})", flush=True)
+    payments(now - pd.Timedelta(minutes=1), now)  # warm up (learn the generator, read the CSV)
+    server = build_server(payments, host, port)
+    print(f"payments API on http://{host}:{port} ({source})", flush=True)
     try:
         server.serve_forever()
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -108,19 +107,30 @@ def write_plots(
     return [pr_path, cm_path]
 
 
-def main(args: argparse.Namespace) -> int:
-    path = Path(args.data)
+def main(
+    *,
+    data: str | Path,
+    as_json: bool = False,
+    since: str | None = None,
+    out: str | Path | None = None,
+) -> int:
+    """`fraud-pipeline evaluate`: score the Sparkov CSV `data` and print its metrics.
+
+    `as_json` prints one JSON object instead; `since` measures only payments from that time on
+    (earlier ones give history); `out` is a directory for the PR-curve and confusion-matrix PNGs.
+    """
+    path = Path(data)
     if not path.exists():
         print(f"evaluate: {path} does not exist", file=sys.stderr)
         return 2
     try:
-        metrics, label, score = evaluate_file(path, since=args.since)
+        metrics, label, score = evaluate_file(path, since=since)
     except ValueError as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
-    if args.out:
-        write_plots(Path(args.out), metrics, label, score)
-    if args.json:
+    if out:
+        write_plots(Path(out), metrics, label, score)
+    if as_json:
         print(json.dumps({k: metrics[k] for k in JSON_KEYS}))
         return 0
     print(
@@ -133,6 +143,6 @@ def main(args: argparse.Namespace) -> int:
         f"recall {metrics['recall']:.4f}, F1 {metrics['f1']:.4f}"
     )
     print(f"TP {metrics['tp']:,}  FP {metrics['fp']:,}  FN {metrics['fn']:,}  TN {metrics['tn']:,}")
-    if args.out:
-        print(f"plots written to {args.out}")
+    if out:
+        print(f"plots written to {out}")
     return 0

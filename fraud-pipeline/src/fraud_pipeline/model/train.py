@@ -11,7 +11,6 @@ artifacts (`make train`).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -213,15 +212,24 @@ def train(
     return save_model(out_dir, preprocess, booster, metadata)
 
 
-def main(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out or get_settings().artifacts_dir)
-    metadata = train(
-        out_dir, goal=args.goal, min_precision=args.min_precision, sample_rows=args.sample_rows
-    )
+def main(
+    *,
+    out: str | Path | None = None,
+    goal: Literal["f1", "recall_at_precision"] = "f1",
+    min_precision: float = 0.9,
+    sample_rows: int | None = None,
+) -> int:
+    """`fraud-pipeline train`: train, write the artifacts to `out` (default ARTIFACTS_DIR), report.
+
+    `goal` picks the decision threshold on the validation window; `min_precision` is the
+    precision kept with `recall_at_precision`; `sample_rows` trains on the first N rows.
+    """
+    out_dir = Path(out or get_settings().artifacts_dir)
+    metadata = train(out_dir, goal=goal, min_precision=min_precision, sample_rows=sample_rows)
     test = metadata["metrics"]["test_generated"]
     real = metadata["metrics"]["real_test_period"]
     print(f"model {metadata['model_version']} written to {out_dir}")
-    print(f"threshold {metadata['threshold']:.4f} ({args.goal})")
+    print(f"threshold {metadata['threshold']:.4f} ({goal})")
     print(
         f"test (generated, from {TEST_START:%Y-%m-%d}, never seen): "
         + ", ".join(

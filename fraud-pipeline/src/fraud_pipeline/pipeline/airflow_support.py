@@ -71,8 +71,11 @@ def scoring_client() -> Any:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
         from botocore.config import Config
 
-        hook = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime",
-                           config=Config(retries={"total_max_attempts": 1}))  # fmt: skip
+        hook = AwsBaseHook(
+            aws_conn_id=AWS_CONN_ID,
+            client_type="sagemaker-runtime",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
         return EndpointClient.from_settings(runtime=hook.get_conn())
     return EndpointClient.from_settings()
 
@@ -82,6 +85,10 @@ def smtp_target() -> SmtpTarget:
     if connection is None:
         return SmtpTarget.from_settings(get_settings())
     extra = connection.extra_dejson or {}
-    return SmtpTarget(host=connection.host, port=int(connection.port or 25), user=connection.login or None,
-                      password=connection.password or None,
-                      starttls=str(extra.get("starttls", extra.get("disable_tls") is False)).lower() == "true")  # fmt: skip
+    return SmtpTarget(
+        host=connection.host,
+        port=int(connection.port or 25),
+        user=connection.login or None,
+        password=connection.password or None,
+        starttls=str(extra.get("starttls", extra.get("disable_tls") is False)).lower() == "true",
+    )

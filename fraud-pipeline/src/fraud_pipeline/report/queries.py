@@ -8,7 +8,6 @@ these results out; they are tested here against independent SQL.
 
 from __future__ import annotations
 
-import argparse
 import hmac
 import io
 import math
@@ -67,9 +66,9 @@ def set_reader_password(conn: psycopg2.extensions.connection, password: str | No
         cur.execute(statement)
 
 
-def set_reader_password_main(args: argparse.Namespace) -> int:
+def set_reader_password_main(settings: Settings | None = None) -> int:
     """`fraud-pipeline report set-reader-password`: the password is REPORT_DATABASE_URL's own."""
-    settings = get_settings()
+    settings = settings or get_settings()
     password = make_url(settings.report_database_url or "postgresql://").password
     if not password:
         print("REPORT_DATABASE_URL must hold fraud_report_reader's password", file=sys.stderr)
