@@ -56,7 +56,7 @@ run: install  ## start everything locally (PostgreSQL, APIs, model, mail, Airflo
 	$(BIN)/fraud-pipeline run
 
 smoke: install  ## start the whole stack on free ports, wait for a green scheduled run, an email, report rows; stop
-	$(BIN)/python -m pytest tests/stack/test_smoke.py -m slow -v $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/devstack/test_smoke.py -m slow -v $(PYTEST_ARGS)
 
 report: install  ## the morning report alone on :8501 (DATABASE_URL's database, role fraud_report_reader)
 	$(BIN)/streamlit run fraud-dashboard/app.py --server.port 8501 --server.headless true

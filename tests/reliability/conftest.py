@@ -22,7 +22,7 @@ from fraud_pipeline.serving.endpoint import EndpointClient
 from fraud_pipeline.storage import db
 from fraud_pipeline.storage.migrate import migrate
 from tests.pipeline.conftest import Services, services  # noqa: F401 (fixture)
-from tests.scoring.conftest import runtime_for
+from tests.serving.conftest import runtime_for
 
 MEASURES = ("payments", "stored", "duplicates", "lost", "alerts", "dup_alerts", "quarantined")
 

@@ -23,7 +23,7 @@ from fraud_pipeline.model.artifacts import ArtifactError, load_model
 from fraud_pipeline.net import free_port, wait_for_port
 from fraud_pipeline.serving.endpoint import EndpointClient, ScoringError
 from fraud_pipeline.serving.model_server import load_booster
-from tests.scoring.conftest import runtime_for
+from tests.serving.conftest import runtime_for
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from fraud_pipeline.config import get_settings
 from fraud_pipeline.devstack.airflow_local import ADMIN_USER, AirflowClient
 from fraud_pipeline.devstack.local_stack import STACK_ID_ENV
 from fraud_pipeline.storage import db
-from tests.stack.test_supervisor import processes_with, wait_for_file
+from tests.devstack.test_supervisor import processes_with, wait_for_file
 
 BUDGET_S = 240.0
 
