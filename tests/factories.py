@@ -40,4 +40,4 @@ def scored_payments(
     frame["model_version"] = "test-model"
     frame["reasons"] = [[{"feature": "amt", "value": 2.0, "contribution": 1.0}] for _ in range(n)]
     frame["scored_at"] = pd.Timestamp("2026-03-28T12:00:00Z")
-    return frame.drop(columns=["trans_date_trans_time", "unix_time"])
+    return frame.drop(columns=["trans_date_trans_time", "unix_time", "card_masked"])

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fraud_pipeline.devstack import payments_api
-from fraud_pipeline.ingest.extract import decode_json, tokenise_records
+from fraud_pipeline.ingest.extract import decode_json, to_records
 from fraud_pipeline.ingest.validate import MAX_AMOUNT
 from fraud_pipeline.ingest.validate import validate as check
 from fraud_pipeline.net import free_port
@@ -47,7 +47,7 @@ def _land_and_check(records: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     raw = pd.DataFrame.from_records(page["payments"])
     landed = [
         json.loads(json.dumps(_json_safe(r), allow_nan=False))
-        for r in tokenise_records(raw).to_dict(orient="records")
+        for r in to_records(raw).to_dict(orient="records")
     ]
     result = check(pd.DataFrame.from_records(landed))
     return result.good, result.bad
@@ -228,9 +228,11 @@ def test_sql_injection_strings_are_stored_as_text_never_executed(services):
         emails = services.mail.messages()
         assert emails, "the frauds were alerted"
         html = "".join(
-            part.get_content() for m in emails for part in m.walk()
+            part.get_content()
+            for m in emails
+            for part in m.walk()
             if part.get_content_type() == "text/html"
-        )  # fmt: skip
+        )
         assert "<script>" not in html  # escaped in the email
         assert "&lt;script&gt;" in html or not stored[INJECTIONS[-1]]
     finally:

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine
 
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.cards import mask_last4
-from fraud_pipeline.ingest.extract import tokenise_records
+from fraud_pipeline.ingest.extract import to_records
 from fraud_pipeline.ingest.validate import validate
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.report import queries
@@ -88,7 +88,7 @@ def test_an_unreadable_card_number_is_quarantined_masked(number: str) -> None:
     """Not a card number (dashes, too long, too short): quarantined with a masked form only."""
     raw = real_rows().head(2).drop(columns=["unix_time"]).copy()
     raw["cc_num"] = number
-    checked = validate(tokenise_records(raw))
+    checked = validate(to_records(raw))
     assert checked.good.empty and "cc_num" not in checked.bad.columns
     assert checked.bad["reason"].str.contains("card number invalid").all()
     assert checked.bad["card_masked"].eq(f"<invalid: {len(number)} chars>").all()

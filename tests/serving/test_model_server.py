@@ -20,9 +20,10 @@ from fraud_pipeline.config import REPO_ROOT, get_settings
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import ArtifactError, load_model
+from fraud_pipeline.model.tarballs import safe_extractall
 from fraud_pipeline.net import free_port, wait_for_port
 from fraud_pipeline.serving.endpoint import EndpointClient, ScoringError
-from fraud_pipeline.serving.model_server import load_booster
+from fraud_pipeline.serving.model_server import BadRequest, load_booster, parse_body
 from tests.serving.conftest import runtime_for
 
 
@@ -72,6 +73,26 @@ def test_ping_and_a_bad_body_get_clear_answers(model_server_url):
     client = EndpointClient(runtime_for(model_server_url), "fraud-xgboost")
     with pytest.raises(ScoringError, match=rf"status 400.*{features} features"):
         client.predict(np.ones((2, 3)))
+
+
+def test_csv_bodies_read_as_pandas_read_them(matrix):
+    """numpy's parser (the server has no pandas) gives pandas' float32 matrix, NaN when empty."""
+    import io
+
+    import pandas as pd
+
+    buffer = io.StringIO()
+    np.savetxt(buffer, matrix, delimiter=",", fmt="%.9g")
+    body = buffer.getvalue().encode()
+    expected = pd.read_csv(io.BytesIO(body), header=None, dtype=np.float32).to_numpy()
+    parsed = parse_body(body, "text/csv")
+    assert parsed.dtype == np.float32 and np.array_equal(parsed, expected, equal_nan=True)
+    np.testing.assert_array_equal(
+        parse_body(b"1,,3\n4,5,\n", "text/csv"), [[1, np.nan, 3], [4, 5, np.nan]]
+    )
+    for bad in (b"1,2,abc\n", b"1,2\n3\n"):
+        with pytest.raises(BadRequest, match="cannot read"):
+            parse_body(bad, "text/csv")
 
 
 def test_a_tarball_that_does_not_match_its_checksum_is_not_served(tmp_path):
@@ -131,7 +152,7 @@ def test_the_container_serve_entry_point_serves_what_sagemaker_extracts(tmp_path
     """infra/sagemaker/serve on an extracted /opt/ml/model: version from the model's env."""
     model_dir = tmp_path / "opt-ml-model"
     with tarfile.open(get_settings().artifacts_dir / "model.tar.gz") as tar:
-        tar.extractall(model_dir, filter="data")
+        safe_extractall(tar, model_dir)
     port = free_port()
     env = {
         **os.environ,

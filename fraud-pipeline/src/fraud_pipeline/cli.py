@@ -97,6 +97,42 @@ def _set_reader_password(args: argparse.Namespace) -> int:
     return set_reader_password_main()
 
 
+def _serve_model(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from fraud_pipeline.serving.model_server import serve
+
+    model_dir = args.model_dir or os.environ.get("SM_MODEL_DIR")
+    if not model_dir:
+        from fraud_pipeline.config import get_settings
+
+        model_dir = get_settings().artifacts_dir
+    return serve(
+        Path(model_dir),
+        args.host,
+        args.port,
+        threads=int(os.environ.get("MODEL_SERVER_THREADS") or 0),
+        model_version=os.environ.get("MODEL_VERSION") or None,
+    )
+
+
+def _sagemaker(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fraud_pipeline.serving.sagemaker_deploy import main as sagemaker_main
+
+    command = args.sagemaker_command
+    deploying = command in {"deploy", "update"}
+    return sagemaker_main(
+        command,
+        artifacts_dir=Path(args.artifacts_dir) if deploying and args.artifacts_dir else None,
+        endpoint_type=args.endpoint_type if deploying else None,
+        wait=not args.no_wait if deploying else True,
+        delete_models=args.models if command == "teardown" else False,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fraud-pipeline", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -153,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_model.add_argument("--host", default="127.0.0.1")
     serve_model.add_argument("--port", type=int, default=8080)
     serve_model.add_argument("--model-dir", help="default: SM_MODEL_DIR or ARTIFACTS_DIR")
-    serve_model.set_defaults(handler=_lazy("serving.model_server:main"))
+    serve_model.set_defaults(handler=_serve_model)
 
     sagemaker = commands.add_parser("sagemaker", help="deploy the model to a SageMaker endpoint")
     sagemaker_commands = sagemaker.add_subparsers(
@@ -176,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "teardown", help="delete the endpoint and its configs (stops the cost)"
     )
     teardown.add_argument("--models", action="store_true", help="delete the SageMaker models too")
-    sagemaker.set_defaults(handler=_lazy("serving.sagemaker_deploy:main"))
+    sagemaker.set_defaults(handler=_sagemaker)
 
     # --- local stack (make run) ------------------------------------------------------------
     run = commands.add_parser("run", help="start the whole pipeline locally until Ctrl-C")

@@ -8,22 +8,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 import pandas as pd
+
+_CARD_NUMBER = re.compile(r"\d{11,19}")
+
+
+def _token(key: bytes, digits: str) -> str:
+    """The one keyed hash of a card number (HMAC-SHA256): every token is made here."""
+    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
 
 
 def _digits(card_number: object) -> str:
     text = str(card_number).strip()
     if text.endswith(".0"):  # a number that went through a float column
         text = text[:-2]
-    if not text.isdigit() or not 11 <= len(text) <= 19:
+    if not _CARD_NUMBER.fullmatch(text):
         raise ValueError("card number must be 11 to 19 digits")
     return text
 
 
 def card_token(card_number: object, key: bytes) -> str:
     """Keyed, irreversible token of a card number: the same card always gives the same token."""
-    return hmac.new(key, _digits(card_number).encode(), hashlib.sha256).hexdigest()
+    return _token(key, _digits(card_number))
 
 
 def card_last4(card_number: object) -> str:
@@ -36,11 +44,22 @@ def mask_last4(last4: str) -> str:
 
 
 def tokenise_frame(frame: pd.DataFrame, key: bytes, column: str = "cc_num") -> pd.DataFrame:
-    """Replace the card-number column by `card_token` and `card_last4` (a new frame)."""
-    numbers = frame[column].map(_digits)
-    out = frame.drop(columns=[column])
-    out.insert(0, "card_last4", numbers.str[-4:])
-    out.insert(
-        0, "card_token", [hmac.new(key, n.encode(), hashlib.sha256).hexdigest() for n in numbers]
-    )
+    """Replace the card-number column by `card_token`, `card_last4` and `card_masked` (a new frame).
+
+    A valid number (11 to 19 digits, also after a float column) gives its token and last four
+    digits, `card_masked` empty. Anything else keeps no digit: token and last four empty,
+    `card_masked` = "<invalid: N chars>" (validate quarantines it). No column: all empty.
+    """
+    out = frame.copy()
+    numbers = out.pop(column) if column in out else pd.Series(None, index=out.index)
+    digits = numbers.astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
+    valid = digits.str.fullmatch(_CARD_NUMBER.pattern).fillna(False).astype(bool)
+    out["card_token"] = [
+        _token(key, d) if ok else None for d, ok in zip(digits.fillna(""), valid, strict=True)
+    ]
+    out["card_last4"] = digits.str[-4:].where(valid).astype("str")
+    out["card_masked"] = [
+        None if ok or pd.isna(d) else f"<invalid: {len(str(d))} chars>"
+        for d, ok in zip(digits, valid, strict=True)
+    ]
     return out

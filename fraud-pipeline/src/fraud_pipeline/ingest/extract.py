@@ -9,8 +9,6 @@ and last four digits, an invalid one by a masked form kept for the quarantine's 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -21,6 +19,7 @@ import pandas as pd
 import requests
 
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.ingest.cards import tokenise_frame
 from fraud_pipeline.ingest.payments import localize
 
 log = logging.getLogger(__name__)
@@ -123,23 +122,11 @@ def fetch_current(settings: Settings | None = None) -> pd.DataFrame:
     return frame
 
 
-def tokenise_records(raw: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
-    """Replace `cc_num` by card_token/card_last4 (invalid numbers: masked, token left empty)."""
+def to_records(raw: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
+    """What extract lands: cards tokenised (`cards.tokenise_frame`: invalid numbers masked, token
+    left empty) and the event time set (an aware `trans_time`)."""
     settings = settings or get_settings()
-    key = settings.card_token_key.get_secret_value().encode()
-    frame = raw.copy()
-    numbers = frame.pop("cc_num") if "cc_num" in frame else pd.Series(None, index=frame.index)
-    digits = numbers.astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
-    valid = digits.str.fullmatch(r"\d{11,19}").fillna(False).astype(bool)
-    frame["card_token"] = [
-        hmac.new(key, d.encode(), hashlib.sha256).hexdigest() if ok else None
-        for d, ok in zip(digits.fillna(""), valid, strict=True)
-    ]
-    frame["card_last4"] = digits.str[-4:].where(valid)
-    frame["card_masked"] = [
-        None if ok or pd.isna(d) else f"<invalid: {len(str(d))} chars>"
-        for d, ok in zip(digits, valid, strict=True)
-    ]
+    frame = tokenise_frame(raw, settings.card_token_key.get_secret_value().encode())
     if "trans_time" not in frame and "trans_date_trans_time" in frame:
         times = pd.to_datetime(frame["trans_date_trans_time"], errors="coerce")
         frame["trans_time"] = localize(times.dt.strftime("%Y-%m-%d %H:%M:%S"), settings)

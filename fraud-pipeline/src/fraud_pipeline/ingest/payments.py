@@ -66,7 +66,9 @@ def to_payments(raw: pd.DataFrame, settings: Settings | None = None) -> pd.DataF
     """Tokenise the card and set the aware event time: the frame every later step works on."""
     settings = settings or get_settings()
     key = settings.card_token_key.get_secret_value().encode()
-    frame = tokenise_frame(raw, key)
+    frame = tokenise_frame(raw, key).drop(columns=["card_masked"])
+    if frame["card_token"].isna().any():  # training and generated data: every card is valid
+        raise ValueError("card number must be 11 to 19 digits")
     frame["trans_time"] = localize(frame["trans_date_trans_time"], settings)
     if "is_fraud" not in frame.columns:
         frame["is_fraud"] = pd.NA

@@ -3,13 +3,13 @@
 `fraud-pipeline/artifacts/` holds `preprocess.joblib` (the scikit-learn transformer), `model.ubj`
 (the XGBoost booster, native format), `model.tar.gz` (the SageMaker model artifact: the booster as
 `xgboost-model`) and `metadata.json` (version, threshold, features, metrics, library versions and
-the SHA-256 of every other file). joblib is pickle: nothing is unpickled before its checksum and
-the library versions it was written with have been checked.
+the SHA-256 of every other file). The file names and the checksum live in `checksums` (standard
+library only: the model server imports them). joblib is pickle: nothing is unpickled before its
+checksum and the library versions it was written with have been checked.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import tarfile
@@ -21,26 +21,18 @@ import numpy as np
 import pandas as pd
 
 from fraud_pipeline.config import get_settings
+from fraud_pipeline.model.checksums import (
+    METADATA_FILE,
+    SAGEMAKER_FILE,
+    SAGEMAKER_MEMBER,
+    ArtifactError,
+    sha256_of,
+)
 from fraud_pipeline.model.features import feature_frame
 
 PREPROCESS_FILE: Final = "preprocess.joblib"
 BOOSTER_FILE: Final = "model.ubj"
-SAGEMAKER_FILE: Final = "model.tar.gz"
-METADATA_FILE: Final = "metadata.json"
-SAGEMAKER_MEMBER: Final = "xgboost-model"  # the name SageMaker's XGBoost container loads
 VERIFIED_LIBRARIES: Final = ("scikit-learn", "xgboost", "joblib")
-
-
-class ArtifactError(RuntimeError):
-    """An artifact is missing, altered, or was written by other library versions."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:

@@ -58,7 +58,7 @@ def extract(
     conn: Connection, run_id: str, start: datetime, end: datetime, settings: Settings | None = None
 ) -> dict[str, Any]:
     """Fetch the interval's payments, tokenise the cards, land them (idempotent per run)."""
-    from fraud_pipeline.ingest.extract import fetch_current, fetch_window, tokenise_records
+    from fraud_pipeline.ingest.extract import fetch_current, fetch_window, to_records
 
     settings = settings or get_settings()
     raw = (
@@ -66,7 +66,7 @@ def extract(
         if settings.payments_api_mode == "windowed"
         else fetch_current(settings)
     )
-    records = tokenise_records(raw, settings) if len(raw) else raw
+    records = to_records(raw, settings) if len(raw) else raw
     rows, keys = [], set()
     for position, record in enumerate(records.to_dict(orient="records")):
         key = str(record.get("trans_num") or f"missing-{position}")[:200]
@@ -342,7 +342,7 @@ def process_interval(
     back-fill chunk is retried whole instead (every write is an idempotent upsert, alert
     bookkeeping is kept), which spares four table round trips per payment.
     """
-    from fraud_pipeline.ingest.extract import fetch_window, tokenise_records
+    from fraud_pipeline.ingest.extract import fetch_window, to_records
     from fraud_pipeline.ingest.validate import validate as check
     from fraud_pipeline.storage.history import load_card_history
     from fraud_pipeline.storage.upsert import upsert_scored
@@ -351,7 +351,7 @@ def process_interval(
     raw = fetch_window(start, end, settings) if raw is None else raw
     if raw.empty:
         return {"run_id": run_id, "fetched": 0, "quarantined": 0, "loaded": 0, "frauds": 0}
-    result = check(tokenise_records(raw, settings))
+    result = check(to_records(raw, settings))
     if len(result.bad):
         with conn, conn.cursor() as cur:
             quarantine(cur, result.bad, run_id)

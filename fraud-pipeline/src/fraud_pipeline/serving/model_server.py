@@ -6,17 +6,22 @@ feature rows and returns one probability per row. Formats: `text/csv` (as SageMa
 XGBoost container) and `application/x-npy` (float32 matrix, ~10x less to parse). The same code is
 the bring-your-own-container image deployed to SageMaker (infra/sagemaker/Dockerfile) and the
 local stand-in (`fraud-pipeline serve-model`), so inference is identical in both.
+
+It imports the standard library, numpy and xgboost only (plus the stdlib-only artifact checks):
+no pandas, scikit-learn or pydantic, so the container installs just those two. Its settings are
+parameters; `python -m fraud_pipeline.serving.model_server` (the container's `serve`) reads them
+from SageMaker's environment variables, `fraud-pipeline serve-model` from its options.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
 import os
 import re
-import tarfile
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,12 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from fraud_pipeline.model.artifacts import (
+from fraud_pipeline.model.checksums import (
+    METADATA_FILE,
     SAGEMAKER_FILE,
     SAGEMAKER_MEMBER,
     ArtifactError,
-    sha256_of,
+    check_sha256,
 )
+from fraud_pipeline.model.tarballs import read_member
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,7 @@ CSV = "text/csv"
 NPY = "application/x-npy"
 MAX_PAYLOAD = 6 * 1024 * 1024  # SageMaker real-time endpoints refuse larger requests
 _INVOKE_PATH = re.compile(r"^/(?:endpoints/[A-Za-z0-9-]{1,63}/)?invocations$")
+_EMPTY_FIELD = re.compile(rb"(?:^|,)[ \t]*,|,[ \t]*\r?$", re.MULTILINE)
 
 
 class BadRequest(ValueError):
@@ -62,46 +70,54 @@ class LoadedBooster:
         )
 
 
-def _model_version(model_dir: Path) -> str:
-    metadata = model_dir / "metadata.json"
+def _model_version(model_dir: Path, default: str | None) -> str:
+    metadata = model_dir / METADATA_FILE
     if metadata.exists():
         return str(json.loads(metadata.read_text())["model_version"])
-    return os.environ.get("MODEL_VERSION", "unknown")
+    return default or "unknown"
 
 
-def load_booster(model_dir: Path) -> LoadedBooster:
+def load_booster(
+    model_dir: Path, *, threads: int = 0, model_version: str | None = None
+) -> LoadedBooster:
     """Load `xgboost-model` from an extracted SageMaker model dir, or from model.tar.gz.
 
     When metadata.json sits beside model.tar.gz (the artifacts dir), the tarball's SHA-256 must
-    match it: the server never serves an artifact it cannot vouch for.
+    match it: the server never serves an artifact it cannot vouch for. The version is
+    metadata.json's, else `model_version`, else "unknown"; `threads` 0 = every core.
     """
     import xgboost
 
+    model_dir = Path(model_dir)
     booster = xgboost.Booster()
     extracted = model_dir / SAGEMAKER_MEMBER
     tarball = model_dir / SAGEMAKER_FILE
     if extracted.exists():  # SageMaker extracts model.tar.gz into /opt/ml/model
         booster.load_model(bytearray(extracted.read_bytes()))
     elif tarball.exists():
-        metadata = model_dir / "metadata.json"
-        if metadata.exists():
-            expected = json.loads(metadata.read_text())["sha256"][SAGEMAKER_FILE]
-            if sha256_of(tarball) != expected:
-                raise ArtifactError(f"{tarball} does not match the SHA-256 in {metadata}")
-        with tarfile.open(tarball) as tar:
-            try:
-                member = tar.extractfile(SAGEMAKER_MEMBER)
-            except KeyError:
-                member = None
-            if member is None:
-                raise ArtifactError(f"{tarball} holds no regular file {SAGEMAKER_MEMBER!r}")
-            booster.load_model(bytearray(member.read()))
+        check_sha256(model_dir, SAGEMAKER_FILE)
+        booster.load_model(bytearray(read_member(tarball, SAGEMAKER_MEMBER)))
     else:
         raise ArtifactError(f"no {SAGEMAKER_MEMBER} or {SAGEMAKER_FILE} in {model_dir}")
-    booster.set_param(
-        {"nthread": int(os.environ.get("MODEL_SERVER_THREADS", "0") or 0) or os.cpu_count() or 1}
+    booster.set_param({"nthread": threads or os.cpu_count() or 1})
+    return LoadedBooster(booster, booster.num_features(), _model_version(model_dir, model_version))
+
+
+def _read_csv(body: bytes) -> np.ndarray:
+    """Numeric CSV rows, no header, as pandas' read_csv read them: parsed as float64 (then cast to
+    float32 by the caller), an empty field is a missing value (NaN)."""
+    try:
+        return np.loadtxt(io.BytesIO(body), delimiter=",", comments=None, ndmin=2)
+    except ValueError:
+        if not _EMPTY_FIELD.search(body):
+            raise
+    return np.loadtxt(  # rare: missing values, so one field at a time
+        io.BytesIO(body),
+        delimiter=",",
+        comments=None,
+        ndmin=2,
+        converters=lambda field: float(field) if field.strip() else np.nan,
     )
-    return LoadedBooster(booster, booster.num_features(), _model_version(model_dir))
 
 
 def parse_body(body: bytes, content_type: str) -> np.ndarray:
@@ -111,13 +127,9 @@ def parse_body(body: bytes, content_type: str) -> np.ndarray:
         if kind == NPY:
             matrix = np.load(io.BytesIO(body), allow_pickle=False)
         elif kind == CSV:
-            import pandas as pd
-
             if not body.strip():
                 return np.empty((0, 0), dtype=np.float32)
-            matrix = pd.read_csv(
-                io.BytesIO(body), header=None, dtype=np.float32, engine="c"
-            ).to_numpy()
+            matrix = _read_csv(body)
         else:
             raise BadRequest(f"unsupported content type {content_type!r}: use {CSV} or {NPY}")
     except BadRequest:
@@ -193,22 +205,59 @@ def make_handler(model: LoadedBooster) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def build_server(model_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(load_booster(model_dir)))
+def build_server(
+    model_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    threads: int = 0,
+    model_version: str | None = None,
+) -> ThreadingHTTPServer:
+    model = load_booster(model_dir, threads=threads, model_version=model_version)
+    server = ThreadingHTTPServer((host, port), make_handler(model))
     server.daemon_threads = True
     return server
 
 
-def main(args: argparse.Namespace) -> int:
-    from fraud_pipeline.config import get_settings
-
-    model_dir = Path(
-        args.model_dir or os.environ.get("SM_MODEL_DIR") or get_settings().artifacts_dir
-    )
-    server = build_server(model_dir, args.host, args.port)
-    print(f"model server on http://{args.host}:{args.port} serving {model_dir}", flush=True)
+def serve(
+    model_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    threads: int = 0,
+    model_version: str | None = None,
+) -> int:
+    """Serve `model_dir` on host:port until interrupted."""
+    server = build_server(model_dir, host, port, threads=threads, model_version=model_version)
+    print(f"model server on http://{host}:{port} serving {model_dir}", flush=True)
     try:
         server.serve_forever()
     finally:
         server.server_close()
     return 0
+
+
+def main(environ: Mapping[str, str] = os.environ) -> int:
+    """The container's entry point: settings from SageMaker's environment variables.
+
+    SM_MODEL_DIR (default /opt/ml/model, where SageMaker extracts model.tar.gz),
+    SAGEMAKER_BIND_TO_PORT (8080), MODEL_SERVER_HOST (0.0.0.0), MODEL_SERVER_THREADS (0 = every
+    core) and MODEL_VERSION (set on the SageMaker model by the deploy step).
+    """
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return serve(
+            Path(environ.get("SM_MODEL_DIR") or "/opt/ml/model"),
+            environ.get("MODEL_SERVER_HOST") or "0.0.0.0",  # noqa: S104 - the container's port
+            int(environ.get("SAGEMAKER_BIND_TO_PORT") or 8080),
+            threads=int(environ.get("MODEL_SERVER_THREADS") or 0),
+            model_version=environ.get("MODEL_VERSION") or None,
+        )
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

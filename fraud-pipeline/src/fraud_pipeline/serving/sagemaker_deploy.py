@@ -13,7 +13,6 @@ the SDK serves to resolve AWS's built-in XGBoost image (SAGEMAKER_IMAGE_URI=buil
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -425,26 +424,36 @@ def deployer_from_settings(
     return Deployer(sagemaker, s3, EndpointSpec.from_settings(settings), target)
 
 
-def main(args: argparse.Namespace) -> int:
-    """`fraud-pipeline sagemaker deploy|update|status|teardown`."""
+def main(
+    command: Literal["deploy", "update", "status", "teardown"],
+    *,
+    artifacts_dir: Path | None = None,
+    endpoint_type: Literal["serverless", "realtime"] | None = None,
+    wait: bool = True,
+    delete_models: bool = False,
+) -> int:
+    """`fraud-pipeline sagemaker deploy|update|status|teardown`; the exit code.
+
+    `artifacts_dir` (default ARTIFACTS_DIR), `endpoint_type` and `wait` concern deploy/update,
+    `delete_models` teardown.
+    """
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     settings = get_settings()
-    command = args.sagemaker_command
     try:
         deployer = deployer_from_settings(
             settings,
-            endpoint_type=getattr(args, "endpoint_type", None),
+            endpoint_type=endpoint_type,
             with_target=command in {"deploy", "update"},
         )
         if command in {"deploy", "update"}:
-            release = Release.from_artifacts(Path(args.artifacts_dir or settings.artifacts_dir))
-            result = deployer.deploy(release, must_exist=command == "update", wait=not args.no_wait)
+            release = Release.from_artifacts(Path(artifacts_dir or settings.artifacts_dir))
+            result = deployer.deploy(release, must_exist=command == "update", wait=wait)
             print(json.dumps(result.__dict__, indent=2))
         elif command == "status":
             print(json.dumps(deployer.status(), indent=2, default=str))
         else:
-            deployer.teardown(delete_models=args.models)
+            deployer.teardown(delete_models=delete_models)
     except NoCredentialsError:
         print(f"sagemaker {command} failed: no AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID...)")
         return 1
