@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import REPO_ROOT
 from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.devstack.airflow_local import local_aws_connection, postgres_connection
@@ -69,9 +70,7 @@ def test_dags_parse_with_the_designed_shape(airflow_env):
 @pytest.mark.airflow
 def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, services):
     # One night minute of generated payments at a high rate, plus two malformed rows.
-    minute = (
-        pd.Timestamp.now(tz="Europe/Paris") - pd.Timedelta(days=1)
-    ).normalize() + pd.Timedelta(hours=2, minutes=30)
+    minute = pd.Timestamp(clock.day_start(clock.yesterday())) + pd.Timedelta(hours=2, minutes=30)
     generated = payments_api.generator_source(seed=11, rate_per_min=2_000)
 
     def with_bad_rows(start, end):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date
 from email.message import EmailMessage
 from typing import Any
 
 import psycopg2.extensions
 
+from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import SmtpTarget, _env, send
 from fraud_pipeline.config import Settings, get_settings
 
@@ -26,16 +27,26 @@ def summarise(
     with conn.cursor() as cur:
         cur.execute(_SUMMARY, (day,))
         payments, amount, frauds, fraud_amount, labelled, true_frauds, missed = cur.fetchone()
-    return {"day": day.isoformat(), "tz": settings.business_tz, "payments": payments, "amount": amount,
-            "frauds": frauds, "fraud_amount": fraud_amount, "flag_rate": frauds / payments if payments else 0.0,
-            "labelled": labelled > 0, "true_frauds": true_frauds, "missed": missed}  # fmt: skip
+    return {
+        "day": day.isoformat(),
+        "tz": settings.business_tz,
+        "payments": payments,
+        "amount": amount,
+        "frauds": frauds,
+        "fraud_amount": fraud_amount,
+        "flag_rate": frauds / payments if payments else 0.0,
+        "labelled": labelled > 0,
+        "true_frauds": true_frauds,
+        "missed": missed,
+    }
 
 
-def send_daily_summary(conn: psycopg2.extensions.connection, day: date | None = None,
-                       target: SmtpTarget | None = None) -> dict[str, Any]:  # fmt: skip
+def send_daily_summary(
+    conn: psycopg2.extensions.connection, day: date | None = None, target: SmtpTarget | None = None
+) -> dict[str, Any]:
     """Email the summary of `day` (default: yesterday in the business time zone)."""
     settings = get_settings()
-    day = day or (datetime.now(settings.tz).date() - timedelta(days=1))
+    day = day or clock.yesterday()
     summary = summarise(conn, day, settings)
     message = EmailMessage()
     message["Subject"] = (

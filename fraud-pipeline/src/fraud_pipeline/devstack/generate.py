@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import PACKAGE_ROOT, get_settings
 from fraud_pipeline.schema import SPARKOV_COLUMNS
 
@@ -288,7 +289,7 @@ def payments_between(
 
 
 def main(args: argparse.Namespace) -> int:
-    end = pd.Timestamp(args.end) if args.end else pd.Timestamp.now().floor("D")
+    end = pd.Timestamp(args.end) if args.end else pd.Timestamp(clock.today())  # local midnight
     if args.rows:
         minutes = int(np.ceil(2 * args.rows / args.rate)) + 60  # quiet hours: ask for more
         start = end - pd.Timedelta(minutes=minutes)

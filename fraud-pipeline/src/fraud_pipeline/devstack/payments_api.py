@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.ingest.payments import localize, read_sparkov_csv
 
@@ -126,7 +127,7 @@ def make_handler(source: Source) -> type[BaseHTTPRequestHandler]:
             if served_ms:
                 end = pd.Timestamp(int(served_ms), unit="ms", tz="UTC")
             else:
-                end = min(end, pd.Timestamp.now(tz="UTC").floor("ms"))
+                end = min(end, pd.Timestamp(clock.now()).floor("ms"))
             key = (start, end)
             with lock:
                 if key not in cache:  # every page of one window is cut from one computation
@@ -144,7 +145,7 @@ def make_handler(source: Source) -> type[BaseHTTPRequestHandler]:
             }
 
         def _current(self) -> str:
-            now = pd.Timestamp.now(tz="UTC")
+            now = pd.Timestamp(clock.now())
             with lock:
                 rows = source(now - pd.Timedelta(minutes=5), now)
             latest = rows.tail(1).drop(
