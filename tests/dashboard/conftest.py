@@ -68,7 +68,7 @@ def seeded(conn: psycopg2.extensions.connection, clean_db: str) -> SeededDay:
     """640 real payments over yesterday, 400 the day before, a few the day after."""
     day = clock.yesterday()
     midnight, next_midnight = clock.day_bounds(day)
-    step = (next_midnight - midnight).total_seconds() * 0.99 / 640  # 23 or 25 h on DST days
+    step = clock.elapsed(midnight, next_midnight).total_seconds() * 0.99 / 640  # 23-25 h
     upsert_scored(conn, day_of_payments(midnight + timedelta(seconds=30), step))
     before = clock.day_start(day - timedelta(days=1))
     upsert_scored(conn, scored_payments(400, start=before + timedelta(hours=1), seed=1, step_s=180))

@@ -93,5 +93,14 @@ def day_start(day: date) -> datetime:
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """`day` as [start, end): local midnight to the next day's local midnight (23/24/25 h)."""
+    """`day` as [start, end): local midnight to the next day's local midnight (23/24/25 h).
+
+    Both carry the business ZoneInfo, and Python subtracts and compares datetimes that share a
+    tzinfo by wall clock: use `elapsed` (or pandas) for their true distance.
+    """
     return day_start(day), day_start(day + timedelta(days=1))
+
+
+def elapsed(start: datetime, end: datetime) -> timedelta:
+    """The real time from `start` to `end` (23 h across a spring-forward night, not 24)."""
+    return end.astimezone(UTC) - start.astimezone(UTC)

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -166,6 +166,13 @@ class StackOptions:
     status_every: float = 30.0
     payments_rate: float = 60.0  # generated payments per minute
     start_timeout: float = 180.0
+
+
+def backfill_window(hours: int) -> tuple[datetime, datetime]:
+    """The last `hours` of yesterday (business time), at most the whole day: [start, end)."""
+    first, end = clock.day_bounds(clock.yesterday())
+    start = max(first.astimezone(UTC), end.astimezone(UTC) - timedelta(hours=hours))
+    return start.astimezone(end.tzinfo), end
 
 
 class LocalStack:
@@ -372,8 +379,7 @@ class LocalStack:
         if not cli_has("run-interval"):
             self.say("! back-fill skipped: `fraud-pipeline run-interval` is not available")
             return None
-        day_start, end = clock.day_bounds(clock.yesterday())
-        start = max(day_start, end - timedelta(hours=self.options.backfill_hours))
+        start, end = backfill_window(self.options.backfill_hours)
         command = cli_command(
             "run-interval", "--start", start.isoformat(), "--end", end.isoformat(), "--no-alerts"
         )
