@@ -86,6 +86,7 @@ def test_an_interval_is_scored_stored_and_alerted_once(services):
         conn.close()
 
 
+@pytest.mark.clock
 def test_no_full_card_number_in_database_or_email(services):
     start, end = night_window(1.0)
     conn = connect()
@@ -101,6 +102,7 @@ def test_no_full_card_number_in_database_or_email(services):
         conn.close()
 
 
+@pytest.mark.clock
 def test_endpoint_down_keeps_payments_pending_until_it_is_back(services):
     from fraud_pipeline.serving.endpoint import EndpointClient, EndpointUnavailable, runtime_client
 
@@ -129,6 +131,7 @@ def test_endpoint_down_keeps_payments_pending_until_it_is_back(services):
         conn.close()
 
 
+@pytest.mark.clock
 def test_smtp_down_keeps_alerts_pending_and_sends_them_once_later(services):
     start, end = night_window(1.0)
     conn = connect()
@@ -195,6 +198,7 @@ def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
         conn.close()
 
 
+@pytest.mark.clock
 def test_the_backfill_path_stores_what_the_dag_steps_store(services):
     """process_interval (in memory, for back-fills) and the DAG's steps give the same rows."""
     from fraud_pipeline.model.artifacts import load_model
