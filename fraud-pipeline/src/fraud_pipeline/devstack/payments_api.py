@@ -168,10 +168,10 @@ def main(args: argparse.Namespace) -> int:
         if not args.csv:
             print("serve-payments: --source csv needs --csv FILE", flush=True)
             return 2
-        source = replay_source(Path(args.csv), pd.Timestamp.now(tz="UTC").floor("min"), args.speed)
+        source = replay_source(Path(args.csv), pd.Timestamp(clock.now()).floor("min"), args.speed)
     else:
         source = generator_source(args.seed, args.rate)
-    now = pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp(clock.now())
     source(now - pd.Timedelta(minutes=1), now)  # warm up (learn the generator, read the CSV)
     server = build_server(source, args.host, args.port)
     print(f"payments API on http://{args.host}:{args.port} ({args.source})", flush=True)
