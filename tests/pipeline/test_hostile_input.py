@@ -231,9 +231,11 @@ def test_sql_injection_strings_are_stored_as_text_never_executed(services):
         emails = services.mail.messages()
         assert emails, "the frauds were alerted"
         html = "".join(
-            part.get_content() for m in emails for part in m.walk()
+            part.get_content()
+            for m in emails
+            for part in m.walk()
             if part.get_content_type() == "text/html"
-        )  # fmt: skip
+        )
         assert "<script>" not in html  # escaped in the email
         assert "&lt;script&gt;" in html or not stored[INJECTIONS[-1]]
     finally:

@@ -60,8 +60,10 @@ def test_an_interval_is_scored_stored_and_alerted_once(services):
             zip(payments["trans_num"], model.predict(model.features(payments)), strict=True)
         )
         with conn.cursor() as cur:
-            cur.execute("SELECT trans_num, fraud_probability, model_version, is_fraud_pred, threshold, "
-                        "jsonb_array_length(reasons) FROM payments_scored")  # fmt: skip
+            cur.execute(
+                "SELECT trans_num, fraud_probability, model_version, is_fraud_pred, threshold, "
+                "jsonb_array_length(reasons) FROM payments_scored"
+            )
             rows = cur.fetchall()
         np.testing.assert_allclose([r[1] for r in rows], [reference[r[0]] for r in rows], atol=1e-6)
         assert {r[2] for r in rows} == {model.version}
@@ -108,9 +110,14 @@ def test_endpoint_down_keeps_payments_pending_until_it_is_back(services):
 
     start, end = night_window(1.0)
     conn = connect()
-    down = EndpointClient(runtime_client(services.settings.model_copy(
-        update={"sagemaker_endpoint_url": "http://127.0.0.1:9"})), "fraud-xgboost",
-        max_attempts=2, base_delay_s=0.01)  # fmt: skip
+    down = EndpointClient(
+        runtime_client(
+            services.settings.model_copy(update={"sagemaker_endpoint_url": "http://127.0.0.1:9"})
+        ),
+        "fraud-xgboost",
+        max_attempts=2,
+        base_delay_s=0.01,
+    )
     try:
         with pytest.raises(EndpointUnavailable):
             run_interval(
@@ -181,8 +188,10 @@ def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
 
                 from fraud_pipeline.pipeline.steps import _json_safe
 
-                cur.execute("INSERT INTO payments_landing (run_id, trans_num, payload) VALUES ('q', %s, %s)",
-                            (record["trans_num"], json.dumps(_json_safe(record))))  # fmt: skip
+                cur.execute(
+                    "INSERT INTO payments_landing (run_id, trans_num, payload) VALUES ('q', %s, %s)",
+                    (record["trans_num"], json.dumps(_json_safe(record))),
+                )
         first = validate(conn, "q")
         assert (first["good"], first["quarantined"]) == (2, 4)
         with conn.cursor() as cur:
@@ -207,8 +216,10 @@ def test_the_backfill_path_stores_what_the_dag_steps_store(services):
 
     start, end = night_window(hours=1)
     halves = [(start, start + (end - start) / 2), (start + (end - start) / 2, end)]
-    query = ("SELECT trans_num, card_token, amt, fraud_probability, is_fraud_pred, reasons, "
-             "model_version FROM payments_scored ORDER BY trans_num")  # fmt: skip
+    query = (
+        "SELECT trans_num, card_token, amt, fraud_probability, is_fraud_pred, reasons, "
+        "model_version FROM payments_scored ORDER BY trans_num"
+    )
     conn = connect()
     try:
         for lower, upper in halves:
@@ -220,8 +231,14 @@ def test_the_backfill_path_stores_what_the_dag_steps_store(services):
         conn.commit()
         model, client = load_model(), EndpointClient.from_settings()
         for number, (lower, upper) in enumerate(halves * 2):  # the second pass changes nothing
-            summary = process_interval(conn, lower.to_pydatetime(), upper.to_pydatetime(),
-                                       run_id=f"backfill-{number}", model=model, client=client)  # fmt: skip
+            summary = process_interval(
+                conn,
+                lower.to_pydatetime(),
+                upper.to_pydatetime(),
+                run_id=f"backfill-{number}",
+                model=model,
+                client=client,
+            )
             assert summary["loaded"] > 0 and summary["quarantined"] == 0
         with conn.cursor() as cur:
             cur.execute(query)
