@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install lock lint format test run smoke bench train reliability endpoint-up endpoint-down clean report report-demo
+.PHONY: help install lock lint format test test-clock run smoke bench train reliability endpoint-up endpoint-down clean report report-demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -36,6 +36,19 @@ format: install  ## apply ruff's fixes and formatting
 test: lint  ## lint, then the whole test suite against real services
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests were collected" >&2; exit 5; fi; exit $$rc
+
+# Instants that have broken day arithmetic: a Sunday night, both DST days, the day after the
+# 23-hour day, New Year's Eve (each in Paris time).
+CLOCK_NOWS := 2026-11-29T23:30:00+01:00 2026-03-29T12:00:00+02:00 2026-03-30T09:00:00+02:00 \
+	2026-10-25T12:00:00+01:00 2026-12-31T23:59:00+01:00
+
+test-clock: install  ## the tests that depend on "today", with the clock frozen at each of CLOCK_NOWS
+	@failed=""; for now in $(CLOCK_NOWS); do \
+		echo "=== pytest -m clock --now $$now"; \
+		$(BIN)/python -m pytest -m clock --now "$$now" -q $(PYTEST_ARGS) || failed="$$failed $$now"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-clock failed for:$$failed" >&2; exit 1; fi; \
+	echo "test-clock: passed for every date"
 
 bench: install  ## benchmarks (< 10 min): bench/results.json, docs/bench.png, a table vs the goals
 	$(BIN)/fraud-pipeline bench

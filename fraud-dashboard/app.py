@@ -13,6 +13,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.report import charts, queries
 
@@ -253,7 +254,7 @@ def page(url: str, settings: Settings) -> None:
         if st.button("Sign out"):
             st.session_state.clear()
             st.rerun()
-        default_day = queries.yesterday(settings)
+        default_day = clock.yesterday()
         day = st.date_input(
             "Report day", default_day, max_value=default_day + timedelta(days=1), key="day"
         )

@@ -3,6 +3,9 @@
 The server is `DATABASE_URL`'s, else 127.0.0.1:5432, else a throwaway embedded server
 (pgserver) started for this session. The session database gets a unique name, every migration
 is applied, and `DATABASE_URL` is pointed at it so that subprocesses (CLI, Airflow) use it too.
+
+`--now 2026-03-29T23:30:00+02:00` freezes the business clock (FRAUD_NOW) for the whole session,
+subprocesses included; `pytest -m clock --now ...` runs the tests that depend on "today".
 """
 
 from __future__ import annotations
@@ -17,12 +20,47 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.net import port_open
 from fraud_pipeline.storage import db
 from fraud_pipeline.storage.migrate import migrate
 
 APP_TABLES_KEEP = {"schema_migrations", "app_settings"}
+_PREVIOUS_NOW = pytest.StashKey[str | None]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--now",
+        metavar="INSTANT",
+        help="freeze the business clock (FRAUD_NOW) at this ISO instant with offset, "
+        "e.g. 2026-03-29T23:30:00+02:00",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    instant = config.getoption("--now")
+    if instant:
+        try:
+            clock.parse_instant(instant)
+        except ValueError as error:
+            raise pytest.UsageError(f"--now: {error}") from error
+        config.stash[_PREVIOUS_NOW] = os.environ.get(clock.FRAUD_NOW)
+        os.environ[clock.FRAUD_NOW] = instant
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PREVIOUS_NOW in config.stash:
+        previous = config.stash[_PREVIOUS_NOW]
+        if previous is None:
+            os.environ.pop(clock.FRAUD_NOW, None)
+        else:
+            os.environ[clock.FRAUD_NOW] = previous
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"business clock: {clock.now().isoformat()} ({'frozen' if os.environ.get(clock.FRAUD_NOW) else 'real'})"
 
 
 def _server_url() -> str:

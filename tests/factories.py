@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,7 @@ def scored_payments(
     raw = real_rows()
     frame = raw.iloc[np.arange(n) % len(raw)].reset_index(drop=True)
     frame["trans_num"] = [f"{seed:04d}-{i:08d}" for i in range(n)]
-    start = start or datetime(2026, 3, 28, 12, tzinfo=ZoneInfo("Europe/Paris"))
+    start = start or datetime(2026, 3, 28, 12, tzinfo=get_settings().tz)
     frame["trans_time"] = pd.Timestamp(start) + pd.to_timedelta(np.arange(n) * step_s, unit="s")
     key = get_settings().card_token_key.get_secret_value().encode()
     frame = tokenise_frame(frame, key)

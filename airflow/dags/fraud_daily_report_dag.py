@@ -7,14 +7,15 @@ Streamlit report (which reads the same SQL, `fraud_report_for_day`).
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-BUSINESS_TZ = os.environ.get("BUSINESS_TZ", "Europe/Paris")
+from fraud_pipeline.config import get_settings
+
+BUSINESS_TZ = get_settings().business_tz
 
 
 @dag(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import REPO_ROOT
 from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.devstack.airflow_local import local_aws_connection, postgres_connection
@@ -26,16 +27,30 @@ DAGS = REPO_ROOT / "airflow" / "dags"
 def airflow_env(tmp_path_factory) -> dict[str, str]:
     """An AIRFLOW_HOME with a migrated metadata database, once per session."""
     home = tmp_path_factory.mktemp("airflow_home")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}  # fmt: skip
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return env
 
 
 def _python(code: str, env: dict[str, str]) -> str:
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
-                            text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -69,9 +84,7 @@ def test_dags_parse_with_the_designed_shape(airflow_env):
 @pytest.mark.airflow
 def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, services):
     # One night minute of generated payments at a high rate, plus two malformed rows.
-    minute = (
-        pd.Timestamp.now(tz="Europe/Paris") - pd.Timedelta(days=1)
-    ).normalize() + pd.Timedelta(hours=2, minutes=30)
+    minute = pd.Timestamp(clock.day_start(clock.yesterday())) + pd.Timedelta(hours=2, minutes=30)
     generated = payments_api.generator_source(seed=11, rate_per_min=2_000)
 
     def with_bad_rows(start, end):
@@ -84,15 +97,18 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
 
     api = payments_api.build_server(with_bad_rows, port=free_port())
     serve(api)
-    env = {**airflow_env, "PAYMENTS_API_URL": f"http://127.0.0.1:{api.server_port}",
-           # Scoring goes through the `aws_default` connection's endpoint_url, not the setting.
-           "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(os.environ["SAGEMAKER_ENDPOINT_URL"]),
-           "SAGEMAKER_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
-           "SMTP_PORT": os.environ["SMTP_PORT"],
-           # The tasks reach the database only through the `fraud_db` Airflow connection:
-           # DATABASE_URL names a database that does not exist.
-           "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
-           "DATABASE_URL": with_database(os.environ["DATABASE_URL"], "no_such_database")}  # fmt: skip
+    env = {
+        **airflow_env,
+        "PAYMENTS_API_URL": f"http://127.0.0.1:{api.server_port}",
+        # Scoring goes through the `aws_default` connection's endpoint_url, not the setting.
+        "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(os.environ["SAGEMAKER_ENDPOINT_URL"]),
+        "SAGEMAKER_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+        "SMTP_PORT": os.environ["SMTP_PORT"],
+        # The tasks reach the database only through the `fraud_db` Airflow connection:
+        # DATABASE_URL names a database that does not exist.
+        "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
+        "DATABASE_URL": with_database(os.environ["DATABASE_URL"], "no_such_database"),
+    }
     run = """
         from airflow.dag_processing.dagbag import DagBag
         import pendulum
@@ -108,8 +124,10 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
         )
         conn = connect()
         with conn.cursor() as cur:
-            cur.execute("SELECT count(*), count(*) FILTER (WHERE is_fraud_pred), count(DISTINCT model_version) "
-                        "FROM payments_scored")  # fmt: skip
+            cur.execute(
+                "SELECT count(*), count(*) FILTER (WHERE is_fraud_pred), count(DISTINCT model_version) "
+                "FROM payments_scored"
+            )
             stored, frauds, versions = cur.fetchone()
             cur.execute("SELECT trans_num, reason FROM payments_quarantine ORDER BY trans_num")
             quarantined = cur.fetchall()

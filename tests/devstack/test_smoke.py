@@ -15,13 +15,12 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg2
 import pytest
 
-from fraud_pipeline.config import get_settings
+from fraud_pipeline import clock
 from fraud_pipeline.devstack.airflow_local import ADMIN_USER, AirflowClient
 from fraud_pipeline.devstack.local_stack import STACK_ID_ENV
 from fraud_pipeline.storage import db
@@ -36,7 +35,7 @@ def green_scheduled_run(client: AirflowClient) -> dict | None:
 
 
 def report_rows(url: str) -> int:
-    yesterday = datetime.now(get_settings().tz).date() - timedelta(days=1)
+    yesterday = clock.yesterday()
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM fraud_report_for_day(%s)", (yesterday,))
         (count,) = cur.fetchone()

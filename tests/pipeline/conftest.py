@@ -10,6 +10,7 @@ from http.server import ThreadingHTTPServer
 import pandas as pd
 import pytest
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.devstack.mailcatcher import MailCatcher
@@ -34,8 +35,9 @@ class Services:
 @pytest.fixture
 def services(clean_db, tmp_path, monkeypatch) -> Iterator[Services]:
     """Generator-fed payments API, the real model server and an SMTP server, all on free ports."""
-    payments = payments_api.build_server(payments_api.generator_source(seed=11, rate_per_min=40),
-                                         port=free_port())  # fmt: skip
+    payments = payments_api.build_server(
+        payments_api.generator_source(seed=11, rate_per_min=40), port=free_port()
+    )
     model = model_server.build_server(get_settings().artifacts_dir, port=free_port())
     mail = MailCatcher(tmp_path / "mail", port=free_port()).start()
     for server in (payments, model):
@@ -43,8 +45,9 @@ def services(clean_db, tmp_path, monkeypatch) -> Iterator[Services]:
     env = {
         "PAYMENTS_API_URL": f"http://127.0.0.1:{payments.server_port}",
         "SAGEMAKER_ENDPOINT_URL": f"http://127.0.0.1:{model.server_port}",
-        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(mail.port),
-    }  # fmt: skip
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mail.port),
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
@@ -59,8 +62,9 @@ def services(clean_db, tmp_path, monkeypatch) -> Iterator[Services]:
 
 
 def night_window(hours: float = 2.0) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """A past night window (fraud is mostly at night), so the run finds frauds to alert."""
-    end = (pd.Timestamp.now(tz="Europe/Paris") - pd.Timedelta(days=1)).normalize() + pd.Timedelta(
-        hours=2
-    )
+    """A past night window (fraud is mostly at night), so the run finds frauds to alert.
+
+    It ends two hours after yesterday's midnight (business time), whatever the day, DST included.
+    """
+    end = pd.Timestamp(clock.day_start(clock.yesterday())) + pd.Timedelta(hours=2)
     return end - pd.Timedelta(hours=hours), end

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fraud_pipeline.config import get_settings
 from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.ingest.extract import decode_json, to_records
 from fraud_pipeline.ingest.validate import MAX_AMOUNT
@@ -97,7 +98,9 @@ def test_a_nul_byte_from_the_real_api_does_not_block_its_interval(clean_db):
     rows = real_rows().head(4).copy()
     start = pd.Timestamp("2026-03-01 12:00", tz="UTC")
     rows["trans_date_trans_time"] = [
-        (start + pd.Timedelta(seconds=10 * i)).tz_convert("Europe/Paris").strftime("%Y-%m-%d %X")
+        (start + pd.Timedelta(seconds=10 * i))
+        .tz_convert(get_settings().business_tz)
+        .strftime("%Y-%m-%d %X")
         for i in range(len(rows))
     ]
     rows.loc[rows.index[1], "merchant"] = "fraud_Evil\x00Corp"
@@ -109,8 +112,6 @@ def test_a_nul_byte_from_the_real_api_does_not_block_its_interval(clean_db):
     serve(api)
     conn = connect()
     try:
-        from fraud_pipeline.config import get_settings
-
         settings = get_settings().model_copy(
             update={"payments_api_url": f"http://127.0.0.1:{api.server_port}"}
         )
@@ -137,7 +138,9 @@ def _timed(rows: pd.DataFrame, start: pd.Timestamp = START) -> pd.DataFrame:
     """The rows re-timed 10 s apart from `start` (the API serves them by event time)."""
     rows = rows.copy()
     rows["trans_date_trans_time"] = [
-        (start + pd.Timedelta(seconds=10 * i)).tz_convert("Europe/Paris").strftime("%Y-%m-%d %X")
+        (start + pd.Timedelta(seconds=10 * i))
+        .tz_convert(get_settings().business_tz)
+        .strftime("%Y-%m-%d %X")
         for i in range(len(rows))
     ]
     return rows

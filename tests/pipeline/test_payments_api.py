@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import requests
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.ingest.extract import ExtractError, fetch_current, fetch_window
@@ -26,7 +27,7 @@ SPEED = 50.0  # 5,116 real rows over ~31 h, replayed in ~37 min: ~140 payments a
 @pytest.fixture(scope="module")
 def anchor() -> pd.Timestamp:
     """The replay started 30 minutes ago, so the last minutes are in the past."""
-    return pd.Timestamp.now(tz="UTC").floor("min") - pd.Timedelta(minutes=30)
+    return pd.Timestamp(clock.now()).floor("min") - pd.Timedelta(minutes=30)
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +85,12 @@ def test_pages_of_a_window_are_the_window_exactly_and_a_rerun_gets_the_same(
 
 
 def test_the_future_is_never_served_and_a_behind_api_fails_the_extract(api_url):
-    now = pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp(clock.now())
     params = {"start": (now - pd.Timedelta(minutes=2)).isoformat()}
     params["end"] = (now + pd.Timedelta(hours=1)).isoformat()
     page = _get(f"{api_url}/transactions", **params, limit=50_000).json()
-    assert page["payments"] and pd.Timestamp(page["end"]) <= pd.Timestamp.now(tz="UTC")
-    assert max(p["unix_time"] for p in page["payments"]) <= pd.Timestamp.now(tz="UTC").timestamp()
+    assert page["payments"] and pd.Timestamp(page["end"]) <= pd.Timestamp(clock.now())
+    assert max(p["unix_time"] for p in page["payments"]) <= pd.Timestamp(clock.now()).timestamp()
     # A run whose interval ends after the API's now must not silently take less.
     with pytest.raises(ExtractError, match="served up to"):
         fetch_window(
@@ -108,7 +109,7 @@ def test_current_transactions_speaks_the_public_format(api_url):
     frame = pd.read_json(StringIO(body), orient="split", convert_dates=False)
     assert "current_time" in frame.columns and "cc_num" in frame.columns
     assert not {"trans_date_trans_time", "unix_time"} & set(frame.columns)
-    assert abs(frame["current_time"].iloc[-1] / 1000 - pd.Timestamp.now().timestamp()) < 60
+    assert abs(frame["current_time"].iloc[-1] / 1000 - clock.now().timestamp()) < 60
     assert set(json.loads(body)) == {"columns", "index", "data"}
 
 
@@ -118,7 +119,7 @@ def test_current_mode_extract_lands_and_validates_the_latest_payment(clean_db, a
     assert len(latest) == 1 and latest["trans_time"].dt.tz is not None
     conn = connect()
     try:
-        now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+        now = pd.Timestamp(clock.now()).to_pydatetime()
         landed = extract(conn, "current-1", now, now, settings)
         assert landed["landed"] == 1
         assert validate(conn, "current-1")["new"] == 1

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import psycopg2
 import pytest
 
+from fraud_pipeline.alerting.alerts import MAX_PER_EMAIL
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import load_model
@@ -20,7 +24,26 @@ def _count(conn, sql: str) -> int:
         return int(cur.fetchone()[0])
 
 
+def _alerted(messages) -> list[str]:
+    """The trans_num of every fraud in these alert emails, in order, repeats kept."""
+    return [
+        trans_num
+        for message in messages
+        for trans_num in re.findall(
+            r"^\s*payment (\S+)\s*$", message.get_body(("plain",)).get_content(), re.M
+        )
+    ]
+
+
+def _flagged(conn) -> set[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT trans_num FROM payments_scored WHERE is_fraud_pred")
+        return {row[0] for row in cur.fetchall()}
+
+
+@pytest.mark.clock
 def test_an_interval_is_scored_stored_and_alerted_once(services):
+    """Each fraud alerted exactly once, however many emails the night needs (500 per email)."""
     start, end = night_window()
     conn = connect()
     try:
@@ -46,22 +69,26 @@ def test_an_interval_is_scored_stored_and_alerted_once(services):
         assert {r[2] for r in rows} == {model.version}
         assert all(r[3] == (r[1] >= r[4]) for r in rows)
         assert all(r[5] >= 1 for r in rows if r[3])  # every flagged payment says why
-        frauds = _count(conn, "SELECT count(*) FROM payments_scored WHERE is_fraud_pred")
-        assert frauds > 0
+        flagged = _flagged(conn)
+        assert flagged
         messages = services.mail.messages()
-        assert len(messages) == 1  # one email per run, not one per fraud
-        body = messages[0].get_body(("plain",)).get_content()
-        assert body.count("payment ") == frauds
+        # One email per run (split every MAX_PER_EMAIL frauds), not one per fraud.
+        assert (
+            len(messages) == summary["alert"]["emails"] == math.ceil(len(flagged) / MAX_PER_EMAIL)
+        )
+        alerted = _alerted(messages)
+        assert len(alerted) == len(set(alerted)) and set(alerted) == flagged  # each exactly once
         # The same interval again: nothing new stored, nothing sent.
         again = run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="r1-again")
         assert again["validate"]["new"] == 0 and again["load"]["loaded"] == 0
         assert again["alert"]["emails"] == 0
-        assert len(services.mail.messages()) == 1
+        assert len(services.mail.messages()) == len(messages)
         assert _count(conn, "SELECT count(*) FROM payments_scored") == len(expected)
     finally:
         conn.close()
 
 
+@pytest.mark.clock
 def test_no_full_card_number_in_database_or_email(services):
     start, end = night_window(1.0)
     conn = connect()
@@ -77,6 +104,7 @@ def test_no_full_card_number_in_database_or_email(services):
         conn.close()
 
 
+@pytest.mark.clock
 def test_endpoint_down_keeps_payments_pending_until_it_is_back(services):
     from fraud_pipeline.serving.endpoint import EndpointClient, EndpointUnavailable, runtime_client
 
@@ -105,11 +133,12 @@ def test_endpoint_down_keeps_payments_pending_until_it_is_back(services):
         recovered = run_interval(conn, end.to_pydatetime(), end.to_pydatetime(), run_id="recovered")
         assert recovered["load"]["loaded"] == pending
         assert _count(conn, "SELECT count(*) FROM payments_inbox") == 0
-        assert len(services.mail.messages()) == 1
+        assert sorted(_alerted(services.mail.messages())) == sorted(_flagged(conn))
     finally:
         conn.close()
 
 
+@pytest.mark.clock
 def test_smtp_down_keeps_alerts_pending_and_sends_them_once_later(services):
     start, end = night_window(1.0)
     conn = connect()
@@ -126,7 +155,7 @@ def test_smtp_down_keeps_alerts_pending_and_sends_them_once_later(services):
         services.mail.start()
         run_interval(conn, end.to_pydatetime(), end.to_pydatetime(), run_id="smtp-up")
         run_interval(conn, end.to_pydatetime(), end.to_pydatetime(), run_id="smtp-up-2")
-        assert len(services.mail.messages()) == 1
+        assert sorted(_alerted(services.mail.messages())) == sorted(_flagged(conn))
         assert (
             _count(
                 conn,
@@ -178,6 +207,7 @@ def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
         conn.close()
 
 
+@pytest.mark.clock
 def test_the_backfill_path_stores_what_the_dag_steps_store(services):
     """process_interval (in memory, for back-fills) and the DAG's steps give the same rows."""
     from fraud_pipeline.model.artifacts import load_model

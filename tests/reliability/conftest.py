@@ -21,7 +21,7 @@ from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.serving.endpoint import EndpointClient
 from fraud_pipeline.storage import db
 from fraud_pipeline.storage.migrate import migrate
-from tests.pipeline.conftest import Services, services  # noqa: F401 (fixture)
+from tests.pipeline.conftest import Services, night_window, services  # noqa: F401 (fixture)
 from tests.serving.conftest import runtime_for
 
 MEASURES = ("payments", "stored", "duplicates", "lost", "alerts", "dup_alerts", "quarantined")
@@ -109,9 +109,7 @@ def stack(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack
     monkeypatch.setenv("PAYMENTS_API_TIMEOUT_S", "2")
     get_settings.cache_clear()
     # A past night (frauds are mostly at night): 45 minutes, three 15-minute runs.
-    end = (pd.Timestamp.now(tz="Europe/Paris") - pd.Timedelta(days=1)).normalize() + pd.Timedelta(
-        hours=2
-    )
+    _, end = night_window(0)
     try:
         yield Stack(
             services,

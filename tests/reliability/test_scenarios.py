@@ -146,6 +146,7 @@ def test_fault_then_recovery(name, stack, model, outcomes, clean_db, caplog):
     assert result.ok, (result.expected, result.got, errors)
 
 
+@pytest.mark.clock
 def test_a_run_of_the_same_interval_again_changes_nothing(stack, model, outcomes, clean_db):
     warm_up(stack)
     assert run_all(stack, clean_db) == []

@@ -1,4 +1,4 @@
-"""A seeded report: real Sparkov rows, scored, on yesterday and the day before (Europe/Paris).
+"""A seeded report: real Sparkov rows, scored, on yesterday and the day before (business time).
 
 The expected numbers always come from independent SQL on `payments_scored` (as the owner, with
 the day's bounds computed here in Python), never from the report's own functions.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -18,8 +18,8 @@ import psycopg2.extensions
 import pytest
 import streamlit as st
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.report.queries import yesterday
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.factories import real_rows, scored_payments
 
@@ -32,10 +32,7 @@ class SeededDay:
     day: date
 
     def bounds(self, day: date | None = None) -> tuple[datetime, datetime]:
-        start = datetime.combine(day or self.day, time(), tzinfo=get_settings().tz)
-        return start, datetime.combine(
-            start.date() + timedelta(days=1), time(), tzinfo=start.tzinfo
-        )
+        return clock.day_bounds(day or self.day)
 
     def one(self, query: str, day: date | None = None, **params: Any) -> Any:
         """One value of an SQL query over the day's rows (`%(lo)s <= trans_time < %(hi)s`)."""
@@ -69,15 +66,13 @@ def day_of_payments(start: datetime, step_s: float, n: int = 640) -> pd.DataFram
 @pytest.fixture
 def seeded(conn: psycopg2.extensions.connection, clean_db: str) -> SeededDay:
     """640 real payments over yesterday, 400 the day before, a few the day after."""
-    day = yesterday()
-    tz = get_settings().tz
-    midnight = datetime.combine(day, time(), tzinfo=tz)
-    next_midnight = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)
-    step = (next_midnight - midnight).total_seconds() * 0.99 / 640  # 23 or 25 h on DST days
+    day = clock.yesterday()
+    midnight, next_midnight = clock.day_bounds(day)
+    step = clock.elapsed(midnight, next_midnight).total_seconds() * 0.99 / 640  # 23-25 h
     upsert_scored(conn, day_of_payments(midnight + timedelta(seconds=30), step))
-    before = midnight - timedelta(days=1)
+    before = clock.day_start(day - timedelta(days=1))
     upsert_scored(conn, scored_payments(400, start=before + timedelta(hours=1), seed=1, step_s=180))
-    after = midnight + timedelta(days=1, minutes=5)
+    after = next_midnight + timedelta(minutes=5)
     upsert_scored(conn, scored_payments(20, start=after, seed=2, step_s=60))
     return SeededDay(clean_db, day)
 

@@ -39,6 +39,7 @@ def metrics(app: AppTest) -> dict[str, tuple[str, str | None]]:
     return {m.label: (m.value, m.delta) for m in app.metric}
 
 
+@pytest.mark.clock
 @pytest.mark.usefixtures("report_env")
 def test_every_number_on_the_page_equals_sql(seeded: SeededDay) -> None:
     app = signed_in()
@@ -95,6 +96,7 @@ def test_every_number_on_the_page_equals_sql(seeded: SeededDay) -> None:
     assert "albersUsa" in charts[3].proto.spec  # the map draws without any tile server
 
 
+@pytest.mark.clock
 @pytest.mark.usefixtures("report_env")
 def test_filters_narrow_the_payments(seeded: SeededDay) -> None:
     app = signed_in()
@@ -109,6 +111,7 @@ def test_filters_narrow_the_payments(seeded: SeededDay) -> None:
     assert set(table["Category"]) == {"grocery_pos"} and (table["Probability"] >= 0.5).all()
 
 
+@pytest.mark.clock
 @pytest.mark.usefixtures("report_env")
 def test_wrong_password_is_refused(seeded: SeededDay) -> None:
     app = signed_in(password=PASSWORD + "x")
@@ -116,6 +119,7 @@ def test_wrong_password_is_refused(seeded: SeededDay) -> None:
     assert not app.metric and not app.dataframe
 
 
+@pytest.mark.clock
 @pytest.mark.usefixtures("report_env")
 def test_an_empty_day_says_so(seeded: SeededDay) -> None:
     app = signed_in()

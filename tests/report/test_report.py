@@ -36,6 +36,7 @@ def test_reader_url_uses_the_read_only_role(database_url: str) -> None:
     assert queries.sqlalchemy_url(url).startswith("postgresql+psycopg2://fraud_report_reader@")
 
 
+@pytest.mark.clock
 def test_reader_role_reads_the_report_but_not_the_table(reader: Engine, seeded: SeededDay) -> None:
     with reader.connect() as conn:
         conn.exec_driver_sql("SELECT * FROM fraud_report_freshness()")
@@ -44,6 +45,7 @@ def test_reader_role_reads_the_report_but_not_the_table(reader: Engine, seeded: 
         conn.exec_driver_sql("SELECT count(*) FROM payments_scored")
 
 
+@pytest.mark.clock
 def test_summary_and_model_performance_equal_sql(reader: Engine, seeded: SeededDay) -> None:
     s = queries.day_summary(reader, seeded.day)
     assert s.payments == seeded.one(f"SELECT count(*) {DAY_ROWS}") == 640
@@ -67,6 +69,7 @@ def test_summary_and_model_performance_equal_sql(reader: Engine, seeded: SeededD
     )
 
 
+@pytest.mark.clock
 def test_kpis_compare_with_the_day_before(reader: Engine, seeded: SeededDay) -> None:
     before = seeded.day - timedelta(days=1)
     current = queries.day_summary(reader, seeded.day)
@@ -82,6 +85,7 @@ def test_kpis_compare_with_the_day_before(reader: Engine, seeded: SeededDay) -> 
     assert share.value == f"{current.frauds / 640 * 100:.2f}%"
 
 
+@pytest.mark.clock
 def test_frauds_table_lists_every_flagged_payment_masked(reader: Engine, seeded: SeededDay) -> None:
     table = queries.frauds_table(queries.flagged_payments(reader, seeded.day))
     expected = seeded.rows(
@@ -97,6 +101,7 @@ def test_frauds_table_lists_every_flagged_payment_masked(reader: Engine, seeded:
     assert set(table.columns) >= {"Time", "Cardholder", "Category", "Model", "Reasons"}
 
 
+@pytest.mark.clock
 def test_filters_and_pages_equal_sql(reader: Engine, seeded: SeededDay) -> None:
     where = queries.PaymentFilter(
         categories=("grocery_pos", "shopping_net"), amount_min=10.0, probability_min=0.3
@@ -124,13 +129,15 @@ def test_filters_and_pages_equal_sql(reader: Engine, seeded: SeededDay) -> None:
     assert options.max_amount == float(seeded.one(f"SELECT max(amt) {DAY_ROWS}"))
 
 
+@pytest.mark.clock
 def test_chart_aggregates_equal_sql(reader: Engine, seeded: SeededDay) -> None:
     hours = queries.by_hour(reader, seeded.day)
     assert list(hours["hour"]) == list(range(24))
     expected = dict(
         seeded.rows(
-            "SELECT extract(hour FROM trans_time AT TIME ZONE 'Europe/Paris')::int, count(*) "
-            f"{DAY_ROWS} AND is_fraud_pred GROUP BY 1"
+            "SELECT extract(hour FROM trans_time AT TIME ZONE %(tz)s)::int, count(*) "
+            f"{DAY_ROWS} AND is_fraud_pred GROUP BY 1",
+            tz=get_settings().business_tz,
         )
     )
     assert [int(v) for v in hours["frauds"]] == [expected.get(h, 0) for h in range(24)]
@@ -159,6 +166,7 @@ def test_chart_aggregates_equal_sql(reader: Engine, seeded: SeededDay) -> None:
     )
 
 
+@pytest.mark.clock
 def test_freshness_reports_last_scored_payment(reader: Engine, seeded: SeededDay) -> None:
     fresh = queries.freshness(reader)
     with psycopg2.connect(seeded.url) as conn, conn.cursor() as cur:
@@ -177,6 +185,7 @@ def test_freshness_reports_last_scored_payment(reader: Engine, seeded: SeededDay
     assert not fresh.stalled
 
 
+@pytest.mark.clock
 def test_empty_day_has_no_payments(reader: Engine, seeded: SeededDay) -> None:
     empty = queries.day_summary(reader, seeded.day - timedelta(days=30))
     assert empty.payments == 0 and empty.share_flagged is None and empty.precision is None
@@ -217,6 +226,7 @@ def test_formatting_reads_well() -> None:
     assert queries.format_age(timedelta(minutes=125)) == "2 h 05 min"
 
 
+@pytest.mark.clock
 def test_reader_password_is_set_from_the_report_url(
     seeded: SeededDay, monkeypatch: pytest.MonkeyPatch
 ) -> None:

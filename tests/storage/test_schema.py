@@ -55,6 +55,7 @@ def _at(conn, times: list[datetime]) -> list[str]:
     return list(frame.trans_num)
 
 
+@pytest.mark.clock
 def test_day_boundary_is_midnight_in_the_business_time_zone(conn):
     # 00:30 Paris on the 10th is still the 9th in UTC: the report must follow Paris.
     late, early = _at(
@@ -68,6 +69,7 @@ def test_day_boundary_is_midnight_in_the_business_time_zone(conn):
 @pytest.mark.parametrize(
     ("day", "hours"), [("2026-03-29", 23), ("2026-10-25", 25)], ids=["spring", "autumn"]
 )
+@pytest.mark.clock
 def test_daylight_saving_days_have_their_true_length(conn, day, hours):
     start = datetime.fromisoformat(day).replace(tzinfo=PARIS)
     utc_start = start.astimezone(ZoneInfo("UTC"))
@@ -83,7 +85,10 @@ def test_daylight_saving_days_have_their_true_length(conn, day, hours):
     assert _report(conn, day) == inside
 
 
+@pytest.mark.clock
 def test_view_is_yesterday_in_the_configured_time_zone(conn):
+    # The view's "yesterday" is the database's (SQL now()), which FRAUD_NOW / --now cannot
+    # freeze: this test and the next one read the real clock on purpose.
     kiritimati = ZoneInfo("Pacific/Kiritimati")  # UTC+14: its "yesterday" differs from Paris's
     paris_noon = (datetime.now(PARIS) - timedelta(days=1)).replace(hour=12, minute=0)
     kiritimati_noon = (datetime.now(kiritimati) - timedelta(days=1)).replace(hour=12, minute=0)
@@ -105,6 +110,7 @@ def test_view_is_yesterday_in_the_configured_time_zone(conn):
     conn.rollback()
 
 
+@pytest.mark.clock
 def test_report_reader_role_reads_only_the_report(conn):
     _at(conn, [datetime.now(PARIS) - timedelta(days=1)])
     with conn.cursor() as cur:

@@ -133,6 +133,41 @@ def _sagemaker(args: argparse.Namespace) -> int:
     )
 
 
+def _run(args: argparse.Namespace) -> int:
+    from fraud_pipeline.devstack.local_stack import main
+
+    services = ("payments", "model", "smtp", "inbox", "airflow", "report")
+    ports = {name: port for name in services if (port := getattr(args, f"{name}_port")) is not None}
+    return main(
+        state_dir=args.state_dir,
+        free_ports=args.free_ports,
+        ports=ports,
+        only=args.only,
+        backfill=not args.no_backfill,
+        backfill_hours=args.backfill_hours,
+        payments_rate=args.payments_rate,
+        status_every=args.status_every,
+    )
+
+
+def _run_interval(args: argparse.Namespace) -> int:
+    from fraud_pipeline.pipeline.backfill import main
+
+    return main(
+        start=args.start,
+        end=args.end,
+        yesterday=args.yesterday,
+        chunk_minutes=args.chunk_minutes,
+        alerts=not args.no_alerts,
+    )
+
+
+def _report_demo(args: argparse.Namespace) -> int:
+    from fraud_pipeline.devstack.demo import main
+
+    return main(day=args.day, source=args.source, rate=args.rate, seed=args.seed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fraud-pipeline", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -227,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--payments-rate", type=float, default=60.0, help="payments per minute the API generates"
     )
     run.add_argument("--status-every", type=float, default=30.0, help="seconds between statuses")
-    run.set_defaults(handler=_lazy("devstack.local_stack:main"))
+    run.set_defaults(handler=_run)
 
     serve_mail = commands.add_parser("serve-mail", help="local SMTP catcher + web inbox")
     serve_mail.add_argument("--host", default="127.0.0.1")
@@ -257,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_interval.add_argument("--chunk-minutes", type=int, default=60, help="interval per run")
     run_interval.add_argument("--no-alerts", action="store_true", help="do not send emails")
-    run_interval.set_defaults(handler=_lazy("pipeline.backfill:main"))
+    run_interval.set_defaults(handler=_run_interval)
 
     # --- benchmarks ------------------------------------------------------------------------
     bench = commands.add_parser("bench", help="throughput and latency benchmarks (make bench)")
@@ -284,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--rate", type=float, default=10.0, help="generator: payments per minute")
     demo.add_argument("--seed", type=int, default=42)
-    demo.set_defaults(handler=_lazy("devstack.demo:main"))
+    demo.set_defaults(handler=_report_demo)
     reader_password = report_commands.add_parser(
         "set-reader-password",
         help="let fraud_report_reader log in with REPORT_DATABASE_URL's password",

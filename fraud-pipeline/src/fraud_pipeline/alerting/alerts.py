@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 import psycopg2.extensions
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
 
@@ -79,7 +80,7 @@ def render(frauds: list[dict[str, Any]], alert_id: str, settings: Settings) -> E
         "frauds": rows,
         "alert_id": alert_id,
         "report_url": settings.report_url,
-        "generated_at": datetime.now(settings.tz).strftime("%Y-%m-%d %H:%M %Z"),
+        "generated_at": clock.now().strftime("%Y-%m-%d %H:%M %Z"),
     }
     message = EmailMessage()
     total = sum(f["amt"] for f in frauds)

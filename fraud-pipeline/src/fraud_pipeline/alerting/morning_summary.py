@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date
 from email.message import EmailMessage
 from typing import Any
 
 import psycopg2.extensions
 
+from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import SmtpTarget, _env, send
 from fraud_pipeline.config import Settings, get_settings
 
@@ -45,7 +46,7 @@ def send_daily_summary(
 ) -> dict[str, Any]:
     """Email the summary of `day` (default: yesterday in the business time zone)."""
     settings = get_settings()
-    day = day or (datetime.now(settings.tz).date() - timedelta(days=1))
+    day = day or clock.yesterday()
     summary = summarise(conn, day, settings)
     message = EmailMessage()
     message["Subject"] = (

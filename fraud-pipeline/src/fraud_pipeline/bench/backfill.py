@@ -13,17 +13,15 @@ import subprocess
 import sys
 import time
 from contextlib import AbstractContextManager
-from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 import psycopg2
 
+from fraud_pipeline import clock
 from fraud_pipeline.bench.scoring import cli_server, model_server
 from fraud_pipeline.bench.storage import scratch_database
-from fraud_pipeline.config import get_settings
 
-HOURS = 24
 # The generator serves about this many times its nominal rate over a whole day (daily rhythm).
 GENERATOR_DAY_FACTOR = 1.38
 
@@ -34,16 +32,30 @@ def payments_api(rate_per_min: float) -> AbstractContextManager[str]:
 
 
 def run(payments: int = 1_000_000, chunk_minutes: int = 60) -> dict[str, Any]:
-    """Back-fill about `payments` generated payments over yesterday's 24 hours."""
-    rate = payments / (HOURS * 60) / GENERATOR_DAY_FACTOR
-    end = pd.Timestamp.now(tz=get_settings().tz).normalize()
-    start = end - timedelta(hours=HOURS)
+    """Back-fill about `payments` generated payments over yesterday (23 to 25 hours)."""
+    start, end = (pd.Timestamp(t) for t in clock.day_bounds(clock.yesterday()))
+    rate = payments / ((end - start).total_seconds() / 60) / GENERATOR_DAY_FACTOR
     with scratch_database() as url, model_server() as model_url, payments_api(rate) as api_url:
-        env = {**os.environ, "DATABASE_URL": url, "SAGEMAKER_ENDPOINT_URL": model_url,
-               "PAYMENTS_API_URL": api_url, "PAYMENTS_API_TIMEOUT_S": "60"}  # fmt: skip
-        command = [sys.executable, "-m", "fraud_pipeline.cli", "run-interval",
-                   "--start", start.isoformat(), "--end", end.isoformat(),
-                   "--chunk-minutes", str(chunk_minutes), "--no-alerts"]  # fmt: skip
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SAGEMAKER_ENDPOINT_URL": model_url,
+            "PAYMENTS_API_URL": api_url,
+            "PAYMENTS_API_TIMEOUT_S": "60",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "fraud_pipeline.cli",
+            "run-interval",
+            "--start",
+            start.isoformat(),
+            "--end",
+            end.isoformat(),
+            "--chunk-minutes",
+            str(chunk_minutes),
+            "--no-alerts",
+        ]
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         assert process.stdout is not None

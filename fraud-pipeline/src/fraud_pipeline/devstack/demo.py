@@ -13,7 +13,6 @@ also shows how the model did.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 import psycopg2.extensions
 
-from fraud_pipeline.config import get_settings
+from fraud_pipeline import clock
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import load_model
@@ -65,9 +64,7 @@ def sparkov_days(start: datetime, end: datetime, day: date) -> pd.DataFrame:
     anchor = max(candidates, key=lambda a: (frauds[a], -candidates.index(a)))
     shift = pd.Timedelta(days=(day - anchor).days)
     times = original + shift
-    lower, upper = (
-        pd.Timestamp(t).tz_convert(get_settings().tz).tz_localize(None) for t in (start, end)
-    )
+    lower, upper = (pd.Timestamp(clock.local(t)).tz_localize(None) for t in (start, end))
     kept = raw[(times >= lower) & (times < upper)].copy()
     kept["trans_date_trans_time"] = times[kept.index].dt.strftime("%Y-%m-%d %H:%M:%S")
     kept["dob"] = (pd.to_datetime(kept["dob"]) + shift).dt.strftime("%Y-%m-%d")
@@ -85,11 +82,8 @@ def seed_demo(
     source: str = "sparkov",
 ) -> DemoResult:
     """Generate, score and upsert payments from WARM_UP_DAYS before `day` to `until`."""
-    tz = get_settings().tz
-    warm_up = timedelta(days=WARM_UP_DAYS[source])
-    start = datetime.combine(day - warm_up, datetime.min.time(), tzinfo=tz)
-    end = until or datetime.now(tz)
-    end = max(end, datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=tz))
+    start = clock.day_start(day - timedelta(days=WARM_UP_DAYS[source]))
+    end = max(until or clock.now(), clock.day_bounds(day)[1])
     print(
         f"generating payments {start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} ...", file=sys.stderr
     )
@@ -123,14 +117,16 @@ def seed_demo(
     return result
 
 
-def main(args: argparse.Namespace) -> int:
-    from fraud_pipeline.report.queries import yesterday
+def main(
+    *, day: str | None = None, source: str = "sparkov", rate: float = 10.0, seed: int = 42
+) -> int:
+    """`fraud-pipeline report demo`: `day` is YYYY-MM-DD, default yesterday (business time)."""
     from fraud_pipeline.storage.db import connect
 
-    day = date.fromisoformat(args.day) if args.day else yesterday()
+    report_day = date.fromisoformat(day) if day else clock.yesterday()
     conn = connect()
     try:
-        seed_demo(conn, day, rate_per_min=args.rate, seed=args.seed, source=args.source)
+        seed_demo(conn, report_day, rate_per_min=rate, seed=seed, source=source)
     finally:
         conn.close()
     return 0

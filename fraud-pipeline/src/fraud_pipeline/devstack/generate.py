@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import PACKAGE_ROOT, get_settings
 from fraud_pipeline.schema import SPARKOV_COLUMNS
 
@@ -297,10 +298,10 @@ def main(
 ) -> int:
     """`fraud-pipeline generate`: write `days` of payments (or the last `rows`) before `end`.
 
-    `end` defaults to today 00:00 (local wall clock); `rate` is payments per minute; `out` is
+    `end` defaults to today 00:00 in the business time zone; `rate` is payments per minute; `out` is
     FILE.csv or FILE.csv.gz.
     """
-    end_at = pd.Timestamp(end) if end else pd.Timestamp.now().floor("D")
+    end_at = pd.Timestamp(end) if end else pd.Timestamp(clock.today())  # local midnight
     if rows:
         minutes = int(np.ceil(2 * rows / rate)) + 60  # quiet hours: ask for more
         start = end_at - pd.Timedelta(minutes=minutes)

@@ -14,7 +14,6 @@ compares them).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -25,12 +24,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import REPO_ROOT, Settings, get_settings
 from fraud_pipeline.devstack import airflow_local
 from fraud_pipeline.devstack.supervisor import Child, ServiceSpec, Supervisor
@@ -162,10 +162,17 @@ class StackOptions:
     ports: Ports
     only: frozenset[str] | None = None  # compose names to start; None = all
     backfill: bool = True
-    backfill_hours: int = 24  # the end of yesterday (the smoke test needs less)
+    backfill_hours: int = 24  # the end of yesterday, at most all of it (the smoke test needs less)
     status_every: float = 30.0
     payments_rate: float = 60.0  # generated payments per minute
     start_timeout: float = 180.0
+
+
+def backfill_window(hours: int) -> tuple[datetime, datetime]:
+    """The last `hours` of yesterday (business time), at most the whole day: [start, end)."""
+    first, end = clock.day_bounds(clock.yesterday())
+    start = max(first.astimezone(UTC), end.astimezone(UTC) - timedelta(hours=hours))
+    return start.astimezone(end.tzinfo), end
 
 
 class LocalStack:
@@ -372,8 +379,7 @@ class LocalStack:
         if not cli_has("run-interval"):
             self.say("! back-fill skipped: `fraud-pipeline run-interval` is not available")
             return None
-        end = datetime.now(self.settings.tz).replace(hour=0, minute=0, second=0, microsecond=0)
-        start = end - timedelta(hours=self.options.backfill_hours)
+        start, end = backfill_window(self.options.backfill_hours)
         command = cli_command(
             "run-interval", "--start", start.isoformat(), "--end", end.isoformat(), "--no-alerts"
         )
@@ -566,29 +572,34 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(args: argparse.Namespace) -> int:
+def main(
+    *,
+    state_dir: str | Path | None = None,
+    free_ports: bool = False,
+    ports: dict[str, int] | None = None,
+    only: str | None = None,
+    backfill: bool = True,
+    backfill_hours: int = 24,
+    payments_rate: float = 60.0,
+    status_every: float = 30.0,
+) -> int:
+    """`fraud-pipeline run`; `ports` overrides some ports, `only` is comma-separated names."""
     settings = get_settings()
-    state_dir = Path(args.state_dir) if args.state_dir else settings.local_state_dir
-    ports = Ports.free() if args.free_ports else Ports.from_settings(settings)
-    overrides = {
-        name: getattr(args, f"{name}_port")
-        for name in ("payments", "model", "smtp", "inbox", "airflow", "report")
-        if getattr(args, f"{name}_port") is not None
-    }
-    if overrides:
-        ports = Ports(**{**asdict(ports), **overrides})
-    only = frozenset(args.only.split(",")) if args.only else None
-    if only and not only <= set(COMPOSE_SERVICES):
-        print(f"unknown service(s) in --only: {sorted(only - set(COMPOSE_SERVICES))}")
+    chosen = Ports.free() if free_ports else Ports.from_settings(settings)
+    if ports:
+        chosen = Ports(**{**asdict(chosen), **ports})
+    services = frozenset(only.split(",")) if only else None
+    if services and not services <= set(COMPOSE_SERVICES):
+        print(f"unknown service(s) in --only: {sorted(services - set(COMPOSE_SERVICES))}")
         return 2
     options = StackOptions(
-        state_dir=state_dir,
-        ports=ports,
-        only=only,
-        backfill=not args.no_backfill,
-        backfill_hours=args.backfill_hours,
-        status_every=args.status_every,
-        payments_rate=args.payments_rate,
+        state_dir=Path(state_dir) if state_dir else settings.local_state_dir,
+        ports=chosen,
+        only=services,
+        backfill=backfill,
+        backfill_hours=backfill_hours,
+        status_every=status_every,
+        payments_rate=payments_rate,
     )
     return LocalStack(options, settings).run()
 

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.ingest.payments import localize, read_sparkov_csv
 
@@ -125,7 +126,7 @@ def make_handler(source: Source) -> type[BaseHTTPRequestHandler]:
             if served_ms:
                 end = pd.Timestamp(int(served_ms), unit="ms", tz="UTC")
             else:
-                end = min(end, pd.Timestamp.now(tz="UTC").floor("ms"))
+                end = min(end, pd.Timestamp(clock.now()).floor("ms"))
             key = (start, end)
             with lock:
                 if key not in cache:  # every page of one window is cut from one computation
@@ -143,7 +144,7 @@ def make_handler(source: Source) -> type[BaseHTTPRequestHandler]:
             }
 
         def _current(self) -> str:
-            now = pd.Timestamp.now(tz="UTC")
+            now = pd.Timestamp(clock.now())
             with lock:
                 rows = source(now - pd.Timedelta(minutes=5), now)
             latest = rows.tail(1).drop(
@@ -180,10 +181,10 @@ def main(
         if not csv:
             print("serve-payments: --source csv needs --csv FILE", flush=True)
             return 2
-        payments = replay_source(Path(csv), pd.Timestamp.now(tz="UTC").floor("min"), speed)
+        payments = replay_source(Path(csv), pd.Timestamp(clock.now()).floor("min"), speed)
     else:
         payments = generator_source(seed, rate)
-    now = pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp(clock.now())
     payments(now - pd.Timedelta(minutes=1), now)  # warm up (learn the generator, read the CSV)
     server = build_server(payments, host, port)
     print(f"payments API on http://{host}:{port} ({source})", flush=True)

@@ -12,6 +12,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from fraud_pipeline import clock
 from fraud_pipeline.ingest.extract import UNSTORABLE
 from fraud_pipeline.schema import CATEGORIES, PAYMENT_COLUMNS
 
@@ -47,7 +48,7 @@ def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
 
 def validate(records: pd.DataFrame, now: pd.Timestamp | None = None) -> Validated:
     """Split extracted records (card already tokenised) into typed good rows and bad rows."""
-    now = now or pd.Timestamp.now(tz="UTC")
+    now = now or pd.Timestamp(clock.now())
     frame = records.reset_index(drop=True)
     reasons = pd.Series([[] for _ in range(len(frame))], index=frame.index, dtype=object)
 

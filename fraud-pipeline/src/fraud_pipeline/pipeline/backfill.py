@@ -7,7 +7,6 @@ so an interrupted backfill is simply started again. Chunks go through
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import alert_pending
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.ingest.extract import fetch_window
@@ -78,25 +78,26 @@ def backfill(
     return loaded
 
 
-def yesterday(tz: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Yesterday's calendar day in the business time zone (23 or 25 hours on DST days)."""
-    end = pd.Timestamp.now(tz=tz).normalize()
-    return (end - pd.Timedelta(days=1)).normalize(), end
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.yesterday:
-        start, end = yesterday(get_settings().business_tz)
-    elif args.start and args.end:
-        start, end = pd.Timestamp(args.start), pd.Timestamp(args.end)
+def main(
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    yesterday: bool = False,
+    chunk_minutes: int = 60,
+    alerts: bool = True,
+) -> int:
+    """`run-interval`: [start, end) (ISO times with offset), or yesterday's business day."""
+    if yesterday:
+        lower, upper = (pd.Timestamp(t) for t in clock.day_bounds(clock.yesterday()))
+    elif start and end:
+        lower, upper = pd.Timestamp(start), pd.Timestamp(end)
     else:
         print("run-interval: give --start and --end, or --yesterday")
         return 2
-    if start.tzinfo is None or end.tzinfo is None:
+    if lower.tzinfo is None or upper.tzinfo is None:
         print("run-interval: --start and --end need a UTC offset, e.g. 2026-11-21T00:00+01:00")
         return 2
-    loaded = backfill(
-        start, end, pd.Timedelta(minutes=args.chunk_minutes), alerts=not args.no_alerts
-    )
+    print(f"run-interval: {lower.isoformat()} -> {upper.isoformat()}", flush=True)
+    loaded = backfill(lower, upper, pd.Timedelta(minutes=chunk_minutes), alerts=alerts)
     print(f"done: {loaded:,} payments scored and stored")
     return 0

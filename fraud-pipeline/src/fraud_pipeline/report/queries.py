@@ -98,13 +98,6 @@ def credentials_ok(user: str, password: str, settings: Settings | None = None) -
     return user_ok & password_ok
 
 
-def yesterday(settings: Settings | None = None, now: datetime | None = None) -> date:
-    """The report's default day: yesterday in the business time zone."""
-    tz = (settings or get_settings()).tz
-    current = now.astimezone(tz) if now else datetime.now(tz)
-    return current.date() - timedelta(days=1)
-
-
 def _read(conn: Db, query: str, **params: Any) -> pd.DataFrame:
     """Run one query; errors stay SQLAlchemy's own, so the page can explain them."""
     if isinstance(conn, Engine):
