@@ -183,7 +183,8 @@ class LocalStack:
         self.settings = settings or get_settings()
         self.state_dir = options.state_dir.resolve()
         self.urls = Urls.local(options.ports)
-        self.stack_id = uuid.uuid4().hex
+        # inherited when a supervisor of ours (a test, the bench) must find every descendant
+        self.stack_id = os.environ.get(STACK_ID_ENV) or uuid.uuid4().hex
         self.supervisor: Supervisor | None = None
         self.airflow_home: airflow_local.AirflowHome | None = None
         self.fraud_db_url = ""
@@ -545,7 +546,9 @@ class LocalStack:
 
     def run(self) -> int:
         """Start, report until Ctrl-C/SIGTERM (or a service dies), stop; the exit code."""
-        signal.signal(signal.SIGTERM, _interrupt)
+        # A background job starts with SIGINT ignored: handle both signals explicitly.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
         code = 0
         try:
             self.start()

@@ -1,0 +1,96 @@
+"""Starting and stopping `fraud-pipeline run` stacks in tests, and finding what they leave behind.
+
+Every stack a test starts carries a stack id in its environment (`FRAUD_STACK_ID`), inherited by
+all its descendants, so a test can always find and stop them: also when it times out or fails.
+Waits are on conditions with generous ceilings: CI machines and laptops are not quiet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from fraud_pipeline.devstack.local_stack import STACK_ID_ENV
+
+
+def processes_with(stack_id: str) -> list[int]:
+    """PIDs whose environment carries the stack's id: the stack and all its descendants."""
+    found = []
+    needle = f"{STACK_ID_ENV}={stack_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+class Stack:
+    """A `fraud-pipeline run` subprocess with a known stack id."""
+
+    def __init__(self, state_dir: Path, *args: str) -> None:
+        self.state_dir = state_dir
+        self.stack_id = uuid.uuid4().hex
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fraud_pipeline.cli",
+                "run",
+                "--state-dir",
+                str(state_dir),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, STACK_ID_ENV: self.stack_id},
+        )
+        self.output = ""
+
+    def wait_for_state(self, timeout: float = 300.0) -> dict:
+        """`stack.json` once the stack is up (it exits early: fail with its output)."""
+        path = self.state_dir / "stack.json"
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if self.process.poll() is not None:
+                raise AssertionError(f"run exited early:\n{self.finish()}")
+            assert time.monotonic() < deadline, f"no {path} after {timeout} s"
+            time.sleep(0.3)
+        return json.loads(path.read_text())
+
+    def finish(self, timeout: float = 300.0) -> str:
+        """Its whole output once it has exited by itself (killed, and failing, if it does not)."""
+        try:
+            self.output, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"the stack did not exit within {timeout} s: killed") from None
+        return self.output
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 300.0) -> str:
+        """Ask it to stop (SIGTERM, or SIGINT for Ctrl-C) and return its output."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        return self.finish(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the stack and every descendant still carrying its id (a test's last resort)."""
+        for pid in processes_with(self.stack_id):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.kill()
+        self.output, _ = self.process.communicate()
+
+    def left_behind(self) -> list[int]:
+        return processes_with(self.stack_id)
