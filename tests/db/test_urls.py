@@ -36,13 +36,20 @@ def test_the_socket_url_stays_a_valid_libpq_dsn() -> None:
     assert db.socket_dir(TCP) is None
 
 
+@pytest.mark.parametrize("url", [SOCKET, TCP])
+def test_as_user_changes_the_role_and_drops_the_password(url: str) -> None:
+    reader = make_url(db.as_user(url, "fraud_report_reader"))
+    assert (reader.username, reader.password) == ("fraud_report_reader", None)
+    assert reader._replace(username=None) == make_url(url)._replace(username=None, password=None)
+
+
 def test_redaction_hides_only_the_password() -> None:
     shown = db.redact(TCP)
     assert "p@ss" not in shown and "p%40ss" not in shown
     assert make_url(shown).password == "***"
     assert make_url(shown).set(password="p@ss/w0rd") == make_url(TCP)
     assert _redact(TCP) == shown
-    assert db.redact(SOCKET) == db.redact(db.redact(SOCKET))
+    assert db.redact(SOCKET) == "postgresql://postgres@/postgres?host=%2Ftmp%2Ffraud-pg-abc123"
 
 
 def test_airflow_urls_keep_the_socket_and_the_password() -> None:

@@ -80,6 +80,14 @@ def with_database(url: str, name: str) -> str:
     return render_url(parse_url(url).set(database=name))
 
 
+def as_user(url: str, user: str) -> str:
+    """The same database URL logging in as another role, with no password (trust or ~/.pgpass).
+
+    (`URL.set(password=None)` would keep the old password: None means "unchanged" there.)
+    """
+    return render_url(parse_url(url)._replace(username=user, password=None))
+
+
 def database_name(url: str) -> str:
     """The database a URL names ('' when it names none)."""
     return parse_url(url).database or ""
@@ -87,7 +95,10 @@ def database_name(url: str) -> str:
 
 def redact(url: str) -> str:
     """The URL with its password (if any) shown as ***: safe for logs and screens."""
-    return parse_url(url).render_as_string(hide_password=True)
+    parsed = parse_url(url)
+    if not parsed.password:  # none, or the embedded server's empty one: nothing to hide
+        return render_url(parsed._replace(password=None))
+    return parsed.render_as_string(hide_password=True)
 
 
 def socket_dir(url: str) -> str | None:
