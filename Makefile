@@ -14,8 +14,10 @@ help:  ## list the targets
 install: $(STAMP)  ## build .venv from requirements.lock (uv), with the package in editable mode
 
 $(STAMP): requirements.lock fraud-pipeline/pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@command -v $(PYTHON) >/dev/null || { echo "make install: no $(PYTHON); Python 3.11 to 3.13 is required (make install PYTHON=/path/to/python3)" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; v = sys.version.split()[0]; sys.exit(None if sys.version_info >= (3, 11) else f"make install: Python 3.11 to 3.13 is required, {sys.executable} is {v} (make install PYTHON=/path/to/python3.11+)")'
+	@$(PYTHON) -c 'import sys; sys.version_info[:2] <= (3, 13) or print(f"make install: Python {sys.version.split()[0]} is newer than the tested 3.11 to 3.13", file=sys.stderr)'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make install: $(PYTHON) -m venv failed (Debian/Ubuntu: apt install python3-venv)" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e fraud-pipeline

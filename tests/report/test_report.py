@@ -9,7 +9,7 @@ import numpy as np
 import psycopg2
 import pytest
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from fraud_pipeline.cli import main
 from fraud_pipeline.config import Settings, get_settings
@@ -28,12 +28,28 @@ def reader(seeded: SeededDay) -> Engine:
 
 
 def test_reader_url_uses_the_read_only_role(database_url: str) -> None:
-    url = queries.report_database_url()
-    assert url.startswith("postgresql://fraud_report_reader@")
-    assert url.endswith(database_url.rsplit("/", 1)[-1])
+    url = make_url(queries.report_database_url())
+    app = make_url(database_url)
+    assert (url.drivername, url.username, url.password) == (
+        "postgresql",
+        "fraud_report_reader",
+        None,
+    )
+    # Same server (TCP host or the embedded server's socket), same database, only the role differs.
+    assert (url.host, url.port, url.database, dict(url.query)) == (
+        app.host,
+        app.port,
+        app.database,
+        dict(app.query),
+    )
     explicit = Settings(report_database_url="postgresql://someone@db:5432/x")
     assert queries.report_database_url(explicit) == "postgresql://someone@db:5432/x"
-    assert queries.sqlalchemy_url(url).startswith("postgresql+psycopg2://fraud_report_reader@")
+    engine_url = make_url(queries.sqlalchemy_url(str(queries.report_database_url())))
+    assert (engine_url.drivername, engine_url.username) == (
+        "postgresql+psycopg2",
+        "fraud_report_reader",
+    )
+    assert engine_url.set(drivername="postgresql") == url
 
 
 @pytest.mark.clock

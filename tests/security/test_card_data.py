@@ -29,7 +29,9 @@ def database_dump(url: str) -> str:
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables "
-            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') "
+            # other sessions' temporary tables (pg_dump has none) vanish as those sessions end
+            "AND NOT pg_is_other_temp_schema(to_regnamespace(quote_ident(schemaname)))"
         )
         rows = []
         for (table,) in cur.fetchall():

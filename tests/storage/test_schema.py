@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ import pandas as pd
 import psycopg2
 import pytest
 
+from fraud_pipeline.storage.db import drop_database, with_database
 from fraud_pipeline.storage.migrate import discover, migrate
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.factories import real_rows, scored_payments
@@ -29,7 +31,8 @@ def test_migrate_twice_is_a_noop(database_url):
 
 
 def test_fresh_database_is_created_and_migrated_by_the_cli(database_url):
-    url = database_url.rsplit("/", 1)[0] + "/fraud_cli_" + database_url.rsplit("_", 1)[-1]
+    # Built with the URL library: the embedded server's URL keeps its socket in the query.
+    url = with_database(database_url, f"fraud_cli_{uuid.uuid4().hex[:8]}")
     cli = [sys.executable, "-m", "fraud_pipeline.cli", "db", "migrate", "--database-url", url]
     try:
         first = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
@@ -37,8 +40,6 @@ def test_fresh_database_is_created_and_migrated_by_the_cli(database_url):
         assert "applied 001_payments_scored" in first
         assert "up to date" in second
     finally:
-        from fraud_pipeline.storage.db import drop_database
-
         drop_database(url)
 
 

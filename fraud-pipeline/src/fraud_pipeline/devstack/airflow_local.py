@@ -18,9 +18,9 @@ from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from fraud_pipeline.config import REPO_ROOT
 
@@ -91,25 +91,26 @@ def prepare_home(state_dir: Path) -> AirflowHome:
 
 
 def sqlalchemy_url(url: str) -> str:
-    """A libpq URL (`postgresql://`) as SQLAlchemy's psycopg2 URL."""
-    scheme, rest = url.split("://", 1)
-    if scheme not in ("postgres", "postgresql"):
-        raise ValueError(f"not a PostgreSQL URL: {scheme}://…")
-    return f"postgresql+psycopg2://{rest}"
+    """A libpq URL (`postgresql://`) as SQLAlchemy's psycopg2 URL (socket hosts kept)."""
+    parsed = make_url(url)
+    if parsed.drivername not in ("postgres", "postgresql"):
+        raise ValueError(f"not a PostgreSQL URL: {parsed.drivername}://…")
+    return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
 
 
 def postgres_connection(url: str) -> str:
     """An Airflow connection (JSON form of AIRFLOW_CONN_*) for a libpq URL, sockets included."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    host = parts.hostname or query.get("host", ["127.0.0.1"])[0]
+    parsed = make_url(url)
+    query_host = parsed.query.get("host")
+    if isinstance(query_host, tuple):
+        query_host = query_host[0] if query_host else None
     connection: dict[str, Any] = {
         "conn_type": "postgres",
-        "host": host,
-        "port": parts.port or 5432,
-        "login": unquote(parts.username or ""),
-        "password": unquote(parts.password or ""),
-        "schema": parts.path.lstrip("/"),
+        "host": parsed.host or query_host or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "login": parsed.username or "",
+        "password": parsed.password or "",
+        "schema": parsed.database or "",
     }
     return json.dumps(connection)
 

@@ -45,8 +45,7 @@ def report_database_url(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     if settings.report_database_url:
         return settings.report_database_url
-    url = make_url(db.database_url(settings)).set(username=REPORT_ROLE, password=None)
-    return url.render_as_string(hide_password=False)
+    return db.as_user(db.database_url(settings), REPORT_ROLE)
 
 
 def sqlalchemy_url(url: str) -> str:

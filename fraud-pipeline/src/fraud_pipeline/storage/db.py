@@ -11,11 +11,11 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
+from sqlalchemy.engine import URL, make_url
 
 from fraud_pipeline.config import REPO_ROOT, Settings, get_settings
 from fraud_pipeline.net import port_open
@@ -41,7 +41,7 @@ def start_embedded_server(data_dir: Path = EMBEDDED_DATA_DIR, *, throwaway: bool
     log.info("no PostgreSQL reachable: starting the embedded server in %s", data_dir)
     server = pgserver.get_server(data_dir, cleanup_mode="delete" if throwaway else None)
     _embedded = server
-    return str(server.get_uri())
+    return render_url(parse_url(str(server.get_uri())))
 
 
 def server_url(settings: Settings | None = None) -> str:
@@ -62,10 +62,54 @@ def database_url(settings: Settings | None = None) -> str:
     return with_database(server_url(settings), settings.database_name)
 
 
+# -- URLs: always parsed and rebuilt with a URL library, never by string surgery. A libpq URL may
+# carry its host in the query (`postgresql://postgres:@/db?host=/tmp/...`, the embedded server's
+# Unix socket), percent-encoded characters, or no host at all.
+def parse_url(url: str) -> URL:
+    """A `postgresql://` URL's parts (user, password, host, port, database, query)."""
+    return make_url(url)
+
+
+def render_url(url: URL) -> str:
+    """A URL object back as the libpq URL string psycopg2 and the subprocesses receive."""
+    return url.render_as_string(hide_password=False)
+
+
 def with_database(url: str, name: str) -> str:
-    """The same server URL pointing at another database."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
+    """The same server URL (user, host or socket, port, options) pointing at another database."""
+    return render_url(parse_url(url).set(database=name))
+
+
+def as_user(url: str, user: str) -> str:
+    """The same database URL logging in as another role, with no password (trust or ~/.pgpass).
+
+    (`URL.set(password=None)` would keep the old password: None means "unchanged" there.)
+    """
+    return render_url(parse_url(url)._replace(username=user, password=None))
+
+
+def database_name(url: str) -> str:
+    """The database a URL names ('' when it names none)."""
+    return parse_url(url).database or ""
+
+
+def redact(url: str) -> str:
+    """The URL with its password (if any) shown as ***: safe for logs and screens."""
+    parsed = parse_url(url)
+    if not parsed.password:  # none, or the embedded server's empty one: nothing to hide
+        return render_url(parsed._replace(password=None))
+    return parsed.render_as_string(hide_password=True)
+
+
+def socket_dir(url: str) -> str | None:
+    """The Unix-socket directory a URL connects through (its `host` query option), else None."""
+    parsed = parse_url(url)
+    host = parsed.query.get("host")
+    if isinstance(host, tuple):
+        host = host[0] if host else None
+    if parsed.host or not host or not str(host).startswith("/"):
+        return None
+    return str(host)
 
 
 def connect(url: str | None = None) -> psycopg2.extensions.connection:
@@ -85,7 +129,7 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
 
 def ensure_database(url: str) -> bool:
     """Create the database named in `url` if it does not exist; True when it was created."""
-    name = urlsplit(url).path.lstrip("/")
+    name = database_name(url)
     admin = psycopg2.connect(with_database(url, "postgres"))
     admin.autocommit = True
     try:
@@ -100,7 +144,7 @@ def ensure_database(url: str) -> bool:
 
 
 def drop_database(url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
+    name = database_name(url)
     admin = psycopg2.connect(with_database(url, "postgres"))
     admin.autocommit = True
     try:

@@ -11,10 +11,9 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from fraud_pipeline.config import REPO_ROOT, get_settings
-from fraud_pipeline.storage.db import connect, database_url, ensure_database
+from fraud_pipeline.storage.db import connect, database_name, database_url, ensure_database
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
     """Create the database if needed, apply pending migrations; return those applied now."""
     url = url or database_url()
     if ensure_database(url):
-        log.info("created database %s", urlsplit(url).path.lstrip("/"))
+        log.info("created database %s", database_name(url))
     applied_now: list[Migration] = []
     conn = connect(url)
     try:
