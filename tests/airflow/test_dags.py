@@ -18,7 +18,7 @@ from fraud_pipeline.devstack.airflow_local import local_aws_connection, postgres
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.net import free_port
 from fraud_pipeline.storage.db import connect, with_database
-from tests.pipeline.conftest import serve
+from tests.support.servers import serve
 
 DAGS = REPO_ROOT / "airflow" / "dags"
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from fraud_pipeline.alerting.alerts import render
 from fraud_pipeline.config import get_settings
-from tests.factories import real_rows, scored_payments
+from tests.support.factories import real_rows, scored_payments
 
 
 def _frauds(n: int = 3) -> list[dict[str, Any]]:

@@ -189,7 +189,7 @@ def test_the_morning_summary_is_about_yesterday(conn, tmp_path):
     from fraud_pipeline.devstack.mailcatcher import MailCatcher
     from fraud_pipeline.net import free_port
     from fraud_pipeline.storage.upsert import upsert_scored
-    from tests.factories import scored_payments
+    from tests.support.factories import scored_payments
 
     with clock.frozen("2026-03-30T00:30:00+02:00"):  # still the 29th in UTC
         first, last = clock.day_bounds(clock.yesterday())

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from fraud_pipeline.net import free_port
-from tests import fresh_machine
+from tests.support import fresh_machine
 
 EMBEDDED = "postgresql://postgres:@/postgres?host=/tmp/fraud-pg-abc123"
 

@@ -94,3 +94,19 @@ def test_production_code_never_imports_devstack() -> None:
 def test_no_flat_module_is_left_beside_the_stages() -> None:
     top = sorted(p.stem for p in SOURCE.glob("*.py"))
     assert top == ["__init__", "cli", "clock", "config", "net", "schema"]
+
+
+def test_tests_share_code_only_through_the_support_package() -> None:
+    """No test module imports another test module or a conftest: shared code is tests.support."""
+    tests_root = PACKAGE_ROOT.parent / "tests"
+    offenders = []
+    for path in sorted(tests_root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                parts = node.module.split(".")
+                if parts[0] == "tests" and parts[1:2] != ["support"]:
+                    offenders.append(f"{path.relative_to(tests_root)}: from {node.module}")
+    assert offenders == []
+    assert sorted(
+        p.relative_to(tests_root).as_posix() for p in tests_root.rglob("conftest.py")
+    ) == ["conftest.py"]

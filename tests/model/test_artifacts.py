@@ -12,7 +12,7 @@ from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.artifacts import ArtifactError, load_model, sha256_of
 from fraud_pipeline.model.metrics import choose_threshold
 from fraud_pipeline.model.reasons import top_reasons
-from tests.factories import real_rows
+from tests.support.factories import real_rows
 
 
 @pytest.fixture

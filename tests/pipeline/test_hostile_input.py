@@ -20,8 +20,8 @@ from fraud_pipeline.net import free_port
 from fraud_pipeline.pipeline.steps import _json_safe, extract, validate
 from fraud_pipeline.schema import CATEGORIES, SPARKOV_COLUMNS
 from fraud_pipeline.storage.db import connect
-from tests.factories import real_rows
-from tests.pipeline.conftest import serve
+from tests.support.factories import real_rows
+from tests.support.servers import serve
 
 FIELDS = [c for c in SPARKOV_COLUMNS if c not in ("trans_date_trans_time", "unix_time")]
 TEXT_FIELDS = ("merchant", "first", "last", "street", "city", "state", "zip", "job", "category")

@@ -18,8 +18,8 @@ from fraud_pipeline.ingest.payments import localize, read_sparkov_csv
 from fraud_pipeline.net import free_port
 from fraud_pipeline.pipeline.steps import extract, validate
 from fraud_pipeline.storage.db import connect
-from tests.factories import KAGGLE_HEAD
-from tests.pipeline.conftest import serve
+from tests.support.factories import KAGGLE_HEAD
+from tests.support.servers import serve
 
 SPEED = 50.0  # 5,116 real rows over ~31 h, replayed in ~37 min: ~140 payments a minute
 

@@ -15,7 +15,7 @@ from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.storage.db import connect
-from tests.pipeline.conftest import night_window
+from tests.support.servers import night_window
 
 
 def _count(conn, sql: str) -> int:
@@ -172,7 +172,7 @@ def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
 
     from fraud_pipeline.ingest.extract import to_records
     from fraud_pipeline.pipeline.steps import validate
-    from tests.factories import real_rows
+    from tests.support.factories import real_rows
 
     raw = real_rows().head(6).copy()
     raw.loc[0, "amt"] = -5

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from fraud_pipeline.pipeline.backfill import backfill
-from tests.reliability.runs import outcome, run_all, warm_up
+from tests.support.runs import outcome, run_all, warm_up
 
 
 def together(*calls: Callable[[], Any]) -> list[Any]:

@@ -13,8 +13,8 @@ import time
 
 import psycopg2
 
-from tests.conftest import truncate_app_tables
-from tests.reliability.runs import (
+from tests.support.database import truncate_app_tables
+from tests.support.runs import (
     TASK_LOG,
     count,
     intervals,

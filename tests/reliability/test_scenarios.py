@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.conftest import Stack
-from tests.reliability.runs import count, outcome, run_all, warm_up
+from tests.support.reliability import Stack
+from tests.support.runs import count, outcome, run_all, warm_up
 
 Fault = Callable[[Stack], None]
 

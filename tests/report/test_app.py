@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from fraud_pipeline.config import REPO_ROOT, get_settings
 from fraud_pipeline.net import free_port
 from fraud_pipeline.storage import db
-from tests.report.conftest import PASSWORD, SeededDay
+from tests.support.report import PASSWORD, SeededDay
 
 APP = str(REPO_ROOT / "fraud-dashboard" / "app.py")
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"

@@ -12,7 +12,7 @@ import pytest
 
 from fraud_pipeline.config import REPO_ROOT
 from fraud_pipeline.net import free_port, wait_for_port
-from tests.report.conftest import PASSWORD, SeededDay
+from tests.support.report import PASSWORD, SeededDay
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from fraud_pipeline.cli import main
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.report import queries
-from tests.report.conftest import SeededDay
+from tests.support.report import SeededDay
 
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
 

@@ -20,8 +20,8 @@ from fraud_pipeline.ingest.extract import to_records
 from fraud_pipeline.ingest.validate import validate
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.report import queries
-from tests.factories import real_rows
-from tests.pipeline.conftest import Services, night_window, services  # noqa: F401 (fixture)
+from tests.support.factories import real_rows
+from tests.support.servers import Services, night_window
 
 
 def database_dump(url: str) -> str:
@@ -41,7 +41,7 @@ def database_dump(url: str) -> str:
     return "\n".join(rows)
 
 
-def test_no_full_card_number_after_extract(services: Services, clean_db, caplog):  # noqa: F811
+def test_no_full_card_number_after_extract(services: Services, clean_db, caplog):
     caplog.set_level(logging.DEBUG)
     start, end = night_window(hours=0.5)
     served = payments_between(start, end, seed=11, rate_per_min=40)  # what the API serves

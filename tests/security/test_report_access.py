@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from fraud_pipeline.config import REPO_ROOT, Settings
 from fraud_pipeline.report.queries import REPORT_ROLE, credentials_ok, report_database_url
-from tests.report.conftest import PASSWORD, report_env  # noqa: F401 (fixture)
+from tests.support.report import PASSWORD
 
 ALLOWED = [
     "SELECT count(*) FROM v_daily_fraud_report",

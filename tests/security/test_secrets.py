@@ -21,7 +21,7 @@ import pytest
 
 from fraud_pipeline.config import REPO_ROOT, get_settings
 from fraud_pipeline.pipeline.steps import run_interval
-from tests.pipeline.conftest import Services, night_window, services  # noqa: F401 (fixture)
+from tests.support.servers import Services, night_window
 
 NEVER = {
     "AWS access key id": re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
@@ -103,7 +103,7 @@ SECRETS = {
 
 
 def test_no_secret_in_logs_errors_or_settings(
-    services: Services,  # noqa: F811
+    services: Services,
     clean_db: str,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,

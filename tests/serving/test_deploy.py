@@ -22,7 +22,7 @@ from fraud_pipeline.serving.sagemaker_deploy import (
     Target,
     resource_name,
 )
-from tests.serving.conftest import IMAGE, REGION, ROLE, TARGET, deployer
+from tests.support.aws import IMAGE, REGION, ROLE, TARGET, deployer
 
 
 def test_deploy_uploads_and_creates_model_config_and_endpoint(aws, release):

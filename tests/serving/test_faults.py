@@ -14,7 +14,7 @@ import pytest
 
 from fraud_pipeline.net import free_port
 from fraud_pipeline.serving.endpoint import EndpointClient, EndpointUnavailable, ScoringError
-from tests.serving.conftest import runtime_for
+from tests.support.aws import runtime_for
 
 Reply = Callable[[BaseHTTPRequestHandler, int], None]
 

@@ -8,7 +8,7 @@ from string import Template
 from typing import Any
 
 from fraud_pipeline.config import REPO_ROOT
-from tests.serving.conftest import REGION, TARGET, deployer
+from tests.support.aws import REGION, TARGET, deployer
 
 IAM = REPO_ROOT / "infra" / "iam"
 PLACEHOLDERS = {

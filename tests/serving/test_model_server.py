@@ -24,7 +24,7 @@ from fraud_pipeline.model.tarballs import safe_extractall
 from fraud_pipeline.net import free_port, wait_for_port
 from fraud_pipeline.serving.endpoint import EndpointClient, ScoringError
 from fraud_pipeline.serving.model_server import BadRequest, load_booster, parse_body
-from tests.serving.conftest import runtime_for
+from tests.support.aws import runtime_for
 
 
 @pytest.fixture(scope="module")

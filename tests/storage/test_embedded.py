@@ -7,7 +7,7 @@ import psycopg2
 from fraud_pipeline.storage import db
 from fraud_pipeline.storage.migrate import migrate
 from fraud_pipeline.storage.upsert import upsert_scored
-from tests.factories import scored_payments
+from tests.support.factories import scored_payments
 
 
 def test_embedded_server_runs_migrations_and_upserts(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from fraud_pipeline.storage.db import drop_database, with_database
 from fraud_pipeline.storage.migrate import discover, migrate
 from fraud_pipeline.storage.upsert import upsert_scored
-from tests.factories import real_rows, scored_payments
+from tests.support.factories import real_rows, scored_payments
 
 PARIS = ZoneInfo("Europe/Paris")
 

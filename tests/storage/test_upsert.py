@@ -6,7 +6,7 @@ import psycopg2
 import pytest
 
 from fraud_pipeline.storage.upsert import upsert_scored
-from tests.factories import scored_payments
+from tests.support.factories import scored_payments
 
 
 def table_dump(conn) -> list[tuple]:

@@ -22,7 +22,7 @@ from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import Model
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.serving.endpoint import EndpointClient
-from tests.reliability.conftest import Outcome, Stack
+from tests.support.reliability import Outcome, Stack
 
 RUNS = 3
 PAYMENT_LINE = re.compile(r"^\s*payment (\S+)", re.MULTILINE)

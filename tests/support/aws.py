@@ -1,0 +1,55 @@
+"""Real model servers on loopback, and moto's AWS control plane, for the scoring tests."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import boto3
+from botocore.config import Config
+
+from fraud_pipeline.serving.sagemaker_deploy import Deployer, EndpointSpec, Target
+
+
+def runtime_for(url: str, read_timeout: float = 10.0):
+    """A plain boto3 sagemaker-runtime client pointed at a local server, botocore retries off."""
+    return boto3.client(
+        "sagemaker-runtime",
+        region_name="eu-west-3",
+        endpoint_url=url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(
+            retries={"total_max_attempts": 1}, read_timeout=read_timeout, connect_timeout=1
+        ),
+    )
+
+
+REGION = "eu-west-3"
+
+
+ROLE = "arn:aws:iam::123456789012:role/fraud-sagemaker-execution"
+
+
+IMAGE = "123456789012.dkr.ecr.eu-west-3.amazonaws.com/fraud-model-server:1"
+
+
+TARGET = Target(
+    bucket="fraud-models", prefix="fraud-pipeline/models", role_arn=ROLE, image_uri=IMAGE
+)
+
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+def deployer(
+    aws, kind: Literal["serverless", "realtime"] = "serverless", lines: list[str] | None = None
+) -> Deployer:
+    sagemaker, s3 = aws
+    spec = EndpointSpec(name="fraud-xgboost", kind=kind, memory_mb=3072, max_concurrency=7)
+    echo = lines.append if lines is not None else (lambda line: None)
+    return Deployer(sagemaker, s3, spec, TARGET, poll_s=0, timeout_s=5, echo=echo)
