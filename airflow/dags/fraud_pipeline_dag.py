@@ -57,8 +57,12 @@ def fraud_pipeline():
 
         context = get_current_context()
         with db_connection() as conn:
-            return steps.extract(conn, context["run_id"], context["data_interval_start"],
-                                    context["data_interval_end"])  # fmt: skip
+            return steps.extract(
+                conn,
+                context["run_id"],
+                context["data_interval_start"],
+                context["data_interval_end"],
+            )
 
     @task(doc_md="Good rows to the inbox; bad rows to payments_quarantine with the reason.")
     def validate(ref: dict) -> dict:

@@ -127,30 +127,31 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
         conn.close()
 
 
+@contextmanager
+def _admin_cursor(url: str) -> Iterator[psycopg2.extensions.cursor]:
+    """An autocommit cursor on the server's `postgres` database (CREATE/DROP DATABASE need it)."""
+    admin = psycopg2.connect(with_database(url, "postgres"))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            yield cur
+    finally:
+        admin.close()
+
+
 def ensure_database(url: str) -> bool:
     """Create the database named in `url` if it does not exist; True when it was created."""
     name = database_name(url)
-    admin = psycopg2.connect(with_database(url, "postgres"))
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone():
-                return False
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            return True
-    finally:
-        admin.close()
+    with _admin_cursor(url) as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cur.fetchone():
+            return False
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return True
 
 
 def drop_database(url: str) -> None:
+    """Drop the database named in `url`, cutting off its sessions (tests, `make clean`)."""
     name = database_name(url)
-    admin = psycopg2.connect(with_database(url, "postgres"))
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-    finally:
-        admin.close()
+    with _admin_cursor(url) as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
