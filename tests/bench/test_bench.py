@@ -18,16 +18,15 @@ from fraud_pipeline.bench.run import GOALS, lookup, table
 @pytest.mark.slow
 def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
     out, chart = tmp_path / "results.json", tmp_path / "bench.png"
-    result = subprocess.run(
-        [sys.executable, "-m", "fraud_pipeline.cli", "bench", "--quick", "--no-live",
-         "--out", str(out), "--chart", str(chart)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "fraud_pipeline.cli", "bench", "--quick", "--no-live"]
+    command += ["--out", str(out), "--chart", str(chart)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(out.read_text())
     figures = results["figures"]
-    for name in ("pipeline_rows_per_s", "pipeline_steps_rows_per_s", "naive_rows_per_s",
-                 "copy_rows_per_s", "scoring_npy_rows_per_s", "backfill_s", "peak_rss_mb"):  # fmt: skip
+    measured = ["pipeline_rows_per_s", "pipeline_steps_rows_per_s", "naive_rows_per_s"]
+    measured += ["copy_rows_per_s", "scoring_npy_rows_per_s", "backfill_s", "peak_rss_mb"]
+    for name in measured:
         assert figures[name] > 0, name
     assert figures["speedup_vs_naive"] == pytest.approx(
         figures["pipeline_rows_per_s"] / figures["naive_rows_per_s"]
@@ -36,7 +35,7 @@ def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
         figures["copy_rows_per_s"] / figures["pipeline_rows_per_s"], rel=1e-6
     )
     # The back-fill stored every payment the generator served for the period, once.
-    assert 15_000 < figures["backfill_payments"] < 30_000
+    assert 3_000 < figures["backfill_payments"] < 8_000
     assert results["machine"]["cores"] >= 1 and results["commit"]
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "pipeline_rows_per_s" in result.stdout and "met" in result.stdout

@@ -300,7 +300,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-live", action="store_true", help="skip the local Airflow latency run")
     bench.add_argument("--out", help="results file (default bench/results.json)")
     bench.add_argument("--chart", help="chart PNG (default docs/bench.png)")
-    bench.set_defaults(handler=_lazy("bench.run:main"))
+
+    def _bench(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from fraud_pipeline.bench.run import main as bench_main
+
+        return bench_main(
+            quick=args.quick,
+            with_live=not args.no_live,
+            out=Path(args.out) if args.out else None,
+            chart_path=Path(args.chart) if args.chart else None,
+        )
+
+    bench.set_defaults(handler=_bench)
 
     # --- morning report --------------------------------------------------------------------
     report = commands.add_parser("report", help="the morning report's data and database role")

@@ -113,12 +113,10 @@ def run(runs_wanted: int = 5, payments_per_min: float = 600.0, budget_s: float =
         env = {**os.environ, "DATABASE_URL": url, "AIRFLOW_DATABASE_NAME": airflow_db}
         started = time.monotonic()
         output = (Path(state) / "stack.out").open("w")
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "fraud_pipeline.cli", "run", "--state-dir", state,
-             "--free-ports", "--no-backfill", "--payments-rate", str(payments_per_min),
-             "--status-every", "60"],
-            stdout=output, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+        command = [sys.executable, "-m", "fraud_pipeline.cli", "run", "--state-dir", state]
+        command += ["--free-ports", "--no-backfill", "--status-every", "60"]
+        command += ["--payments-rate", str(payments_per_min)]
+        stack = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
         try:
             info = _wait_for_state(Path(state), stack, timeout=240)
             print(f"  stack ready after {time.monotonic() - started:.0f} s", flush=True)
@@ -141,8 +139,12 @@ def run(runs_wanted: int = 5, payments_per_min: float = 600.0, budget_s: float =
             latencies = alert_latencies(Path(info["maildir"]), url)
         finally:
             if stack.poll() is None:
-                stack.send_signal(signal.SIGINT)
-            stack.wait(timeout=120)
+                stack.send_signal(signal.SIGTERM)  # as Ctrl-C; SIGINT is ignored in background jobs
+            try:
+                stack.wait(timeout=120)  # its supervisor stops every service, SIGKILL after a grace
+            except subprocess.TimeoutExpired:
+                stack.kill()
+                stack.wait()
             output.close()
             db.drop_database(db.with_database(url, airflow_db))
     figures: dict[str, Any] = {

@@ -4,12 +4,13 @@ A stream of generated payments runs for a day before the measured batch, so the 
 cards have a realistic history in `payments_scored` (stored first, not timed). Then, in one
 scratch database and against the model server in its own process:
 
-- `pipeline`: the batch's data path, as the DAG's tasks run it: card history from PostgreSQL,
-  features, scoring over HTTP (SageMaker protocol), decisions and reasons, upsert;
+- `pipeline`: the batch's data path, as back-fills run it (`steps.score_and_store`): card
+  history from PostgreSQL, features, scoring over HTTP (SageMaker protocol), decisions and
+  reasons, upsert;
 - `pipeline_steps`: the same through the DAG's task functions (inbox -> stage -> scored), i.e.
   with the hand-over tables that let every task be retried on its own;
-- `naive`: the peers' design on the first payments: per payment, its features, one HTTP call and
-  one INSERT + commit;
+- `naive`: the peers' design on the first payments: per payment, its history and features, one
+  HTTP call and one INSERT + commit;
 - `copy`: bare COPY of the same scored rows into an unlogged table (the database's limit).
 """
 
@@ -49,20 +50,19 @@ def stream(batch_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return payments.iloc[:cut].reset_index(drop=True), payments.iloc[cut:].reset_index(drop=True)
 
 
-def score_and_store(
+def naive_one(
     conn: psycopg2.extensions.connection,
-    payments: pd.DataFrame,
+    payment: pd.DataFrame,
     model: Model,
     client: EndpointClient,
-) -> pd.DataFrame:
-    """The data path of one run: history, features, endpoint, decisions, upsert."""
-    matrix = model.features(payments, load_card_history(conn, payments))
+) -> None:
+    """The peers' design for one payment: its features, one HTTP call, one INSERT + commit."""
+    matrix = model.features(payment, load_card_history(conn, payment))
     result = client.predict(matrix)
     scored = steps.scored_frame(
-        payments, matrix, result.probabilities, result.model_version or "unknown", model
+        payment, matrix, result.probabilities, result.model_version or "unknown", model
     )
-    upsert_scored(conn, scored)
-    return scored
+    upsert_scored(conn, scored, method="values")  # one INSERT ... ON CONFLICT, one commit
 
 
 def _delete(conn: psycopg2.extensions.connection, trans_nums: list[str]) -> None:
@@ -83,8 +83,7 @@ def naive_seconds(
     started = time.perf_counter()
     try:
         for position in range(len(payments)):
-            one = payments.iloc[[position]].reset_index(drop=True)
-            score_and_store(conn, one, model, client)  # upsert_scored commits per call
+            naive_one(conn, payments.iloc[[position]].reset_index(drop=True), model, client)
         return time.perf_counter() - started
     finally:
         upsert_log.setLevel(level)
@@ -119,9 +118,9 @@ def run(batch_rows: int = 100_000, naive_rows: int = 2_000) -> dict[str, Any]:
         client = EndpointClient.from_settings(settings)
         conn = psycopg2.connect(url)
         try:
-            score_and_store(conn, history, model, client)  # the cards' past, not timed
+            steps.score_and_store(conn, history, model, client)  # the cards' past, not timed
             started = time.perf_counter()
-            scored = score_and_store(conn, batch, model, client)
+            scored = steps.score_and_store(conn, batch, model, client)
             pipeline_s = time.perf_counter() - started
             figures["pipeline_rows_per_s"] = len(batch) / pipeline_s
             print(f"  pipeline: {len(batch) / pipeline_s:,.0f} payments/s", flush=True)

@@ -7,7 +7,6 @@ the commit and the command) and `docs/bench.png`, and prints the figures against
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -82,8 +81,13 @@ def table(figures: dict[str, Any]) -> list[str]:
         met = value >= goal if higher else value <= goal
         sign = ">=" if higher else "<="
         lines.append(f"{name:<24}{value:>14,.2f}{sign:>4}{goal:>8,.0f}  {'yes' if met else 'NO'}")
-    for name in ("naive_rows_per_s", "copy_rows_per_s", "pipeline_steps_rows_per_s",
-                 "run_lag_s.p95", "backfill_payments"):  # fmt: skip
+    for name in (
+        "naive_rows_per_s",
+        "copy_rows_per_s",
+        "pipeline_steps_rows_per_s",
+        "run_lag_s.p95",
+        "backfill_payments",
+    ):
         value = lookup(figures, name)
         if value is not None:
             lines.append(f"{name:<24}{value:>14,.2f}")
@@ -98,8 +102,12 @@ def chart(figures: dict[str, Any], path: Path) -> None:
 
     fig, (rates, latency) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
     names = ["naive (peers)", "pipeline, task by task", "pipeline", "bare COPY"]
-    keys = ["naive_rows_per_s", "pipeline_steps_rows_per_s", "pipeline_rows_per_s",
-            "copy_rows_per_s"]  # fmt: skip
+    keys = [
+        "naive_rows_per_s",
+        "pipeline_steps_rows_per_s",
+        "pipeline_rows_per_s",
+        "copy_rows_per_s",
+    ]
     values = [lookup(figures, k) or 0.0 for k in keys]
     bars = rates.barh(names, values, color=["#95a5a6", "#e59866", "#c0392b", "#34495e"])
     rates.set_xscale("log")
@@ -110,9 +118,12 @@ def chart(figures: dict[str, Any], path: Path) -> None:
     rates.set_xlim(1, max(values) * 20)
 
     labels, medians, p95s = [], [], []
-    for key, label in (("dag_run_s", "DAG run\nqueued → success"),
-                       ("run_lag_s", "end of minute\n→ run success"),
-                       ("alert_latency_s", "payment → alert\nemail received")):  # fmt: skip
+    panels = {
+        "dag_run_s": "DAG run\nqueued → success",
+        "run_lag_s": "end of minute\n→ run success",
+        "alert_latency_s": "payment → alert\nemail received",
+    }
+    for key, label in panels.items():
         if key in figures:
             labels.append(label)
             medians.append(figures[key]["median"])
@@ -130,16 +141,26 @@ def chart(figures: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(
+    *,
+    quick: bool = False,
+    with_live: bool = True,
+    out: Path | None = None,
+    chart_path: Path | None = None,
+) -> int:
+    """Every benchmark (`quick`: small sizes, checks the harness; `with_live`: the local Airflow).
+
+    Writes the results to `out` (default bench/results.json) and the chart to `chart_path`
+    (default docs/bench.png); prints the table against the goals.
+    """
     from fraud_pipeline.bench import backfill, live, pipeline, scoring
 
-    quick = args.quick
     steps = [
-        ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 100 if quick else 300)),
+        ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 30 if quick else 300)),
         ("scoring", lambda: scoring.run(5_000 if quick else 100_000)),
-        ("backfill", lambda: backfill.run(20_000 if quick else 1_000_000)),
+        ("backfill", lambda: backfill.run(5_000 if quick else 1_000_000)),
     ]
-    if not args.no_live:
+    if with_live:
         steps.append(("live", lambda: live.run(2 if quick else 3)))
     figures: dict[str, Any] = {}
     began = time.monotonic()
@@ -147,17 +168,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"== {name} ({time.monotonic() - began:.0f} s)", flush=True)
         figures.update(step())
     results = {
-        "command": "make bench" if not (quick or args.no_live) else " ".join(sys.argv),
+        "command": "make bench" if not quick and with_live else " ".join(sys.argv),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "commit": commit(),
         "machine": machine(),
         "seconds": round(time.monotonic() - began, 1),
         "figures": figures,
     }
-    out = Path(args.out) if args.out else RESULTS
+    out = out or RESULTS
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    chart(figures, Path(args.chart) if args.chart else CHART)
+    chart(figures, chart_path or CHART)
     print("\n".join(table(figures)))
     print(f"results: {out} (in {results['seconds']:.0f} s)")
     return 0

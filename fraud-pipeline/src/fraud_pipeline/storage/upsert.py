@@ -73,7 +73,8 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"scored payments lack columns {missing}")
     out = frame.loc[:, list(SCORED_COLUMNS)].drop_duplicates("trans_num", keep="last")
     out = out.sort_values("trans_num").copy()  # one lock order for every writer: no deadlock
-    out["reasons"] = [json.dumps(r if isinstance(r, list) else []) for r in out["reasons"]]
+    # Most payments have no reasons (not flagged): "[]" without a json.dumps call each.
+    out["reasons"] = [json.dumps(r) if r and isinstance(r, list) else "[]" for r in out["reasons"]]
     out["amt"] = out["amt"].astype(float).round(2)
     for column in ("is_fraud", "city_pop"):  # integers that pandas may hold as floats
         out[column] = pd.to_numeric(out[column]).astype("Int64")
