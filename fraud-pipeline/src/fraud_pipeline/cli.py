@@ -1,29 +1,16 @@
 """`fraud-pipeline`: the command line over the package's functions.
 
-Each subcommand declares its arguments here and imports its module only when it runs, so
-`fraud-pipeline --help` stays fast and a command never pays for another's heavy imports.
+Each subcommand declares its arguments here and an adapter turns them into a typed call of the
+package's function, importing its module only when it runs: `fraud-pipeline --help` stays fast,
+a command never pays for another's heavy imports, and no other module sees argparse.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
-
-Handler = Callable[[argparse.Namespace], int | None]
-
-
-def _lazy(target: str) -> Handler:
-    """`module:function` resolved at call time."""
-
-    def run(args: argparse.Namespace) -> int | None:
-        module, _, function = target.partition(":")
-        handler: Handler = getattr(importlib.import_module(f"fraud_pipeline.{module}"), function)
-        return handler(args)
-
-    return run
+from collections.abc import Sequence
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
