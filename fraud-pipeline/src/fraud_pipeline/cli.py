@@ -149,6 +149,17 @@ def _run_interval(args: argparse.Namespace) -> int:
     )
 
 
+def _quarantine(args: argparse.Namespace) -> int:
+    from fraud_pipeline.storage.quarantine import main
+
+    return main(
+        args.quarantine_command,
+        ids=list(getattr(args, "ids", None) or []),
+        limit=getattr(args, "limit", 50),
+        reason=getattr(args, "reason", None),
+    )
+
+
 def _report_demo(args: argparse.Namespace) -> int:
     from fraud_pipeline.devstack.demo import main
 
@@ -281,6 +292,23 @@ def build_parser() -> argparse.ArgumentParser:
     run_interval.add_argument("--no-alerts", action="store_true", help="do not send emails")
     run_interval.set_defaults(handler=_run_interval)
 
+    quarantine = commands.add_parser(
+        "quarantine", help="inspect and re-queue the payments validation refused"
+    )
+    quarantine_commands = quarantine.add_subparsers(
+        dest="quarantine_command", required=True, metavar="QUARANTINE_COMMAND"
+    )
+    listing = quarantine_commands.add_parser("list", help="the latest quarantined payments")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--reason", help="only reasons containing this text")
+    show = quarantine_commands.add_parser("show", help="quarantined payments with their payload")
+    show.add_argument("ids", type=int, nargs="+", metavar="ID")
+    retry = quarantine_commands.add_parser(
+        "retry", help="land quarantined payments again: the next run validates them anew"
+    )
+    retry.add_argument("ids", type=int, nargs="+", metavar="ID")
+    quarantine.set_defaults(handler=_quarantine)
+
     # --- benchmarks ------------------------------------------------------------------------
     bench = commands.add_parser("bench", help="throughput and latency benchmarks (make bench)")
     bench.add_argument("--quick", action="store_true", help="small sizes: checks the harness")
@@ -339,6 +367,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        # The clear line; the traceback only with -v (it may quote data, and buries the line).
+        from fraud_pipeline.ingest.cards import mask_card_numbers
+
+        detail = mask_card_numbers(str(error)) or type(error).__name__
+        logging.getLogger("fraud_pipeline.cli").debug("traceback", exc_info=True)
+        print(f"ERROR: {args.command}: {detail}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

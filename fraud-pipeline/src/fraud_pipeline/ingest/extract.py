@@ -19,8 +19,8 @@ import pandas as pd
 import requests
 
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.ingest.cards import tokenise_frame
-from fraud_pipeline.ingest.payments import localize
+from fraud_pipeline.ingest import rows
+from fraud_pipeline.ingest.cards import mask_card_numbers, mask_identifier, tokenise_frame
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ def _get(settings: Settings, path: str, params: dict[str, Any] | None = None) ->
         raise ExtractError(f"payments API {url} unreachable: {error}") from error
     if response.status_code != 200:
         raise ExtractError(
-            f"payments API {url} answered {response.status_code}: {response.text[:200]}"
+            f"payments API {url} answered {response.status_code}: "
+            f"{mask_card_numbers(response.text)[:200]}"
         )
     try:
         return decode_json(response.text)
@@ -82,11 +83,11 @@ def fetch_window(start: datetime, end: datetime, settings: Settings | None = Non
         log.error("payments of [%s, %s) not fetched, nothing landed (retry): %s", start, end, error)
         raise
     log.info("fetched %d payments for [%s, %s)", len(records), start, end)
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(rows.from_api(records))
 
 
-def _fetch_pages(start: datetime, end: datetime, settings: Settings) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
+def _fetch_pages(start: datetime, end: datetime, settings: Settings) -> list[Any]:
+    records: list[Any] = []
     token: str | None = None
     while True:
         params = {"start": start.isoformat(), "end": end.isoformat(), "limit": PAGE_LIMIT}
@@ -94,7 +95,9 @@ def _fetch_pages(start: datetime, end: datetime, settings: Settings) -> list[dic
             params["page_token"] = token
         page = _get(settings, "/transactions", params)
         if not isinstance(page, dict) or not isinstance(page.get("payments"), list):
-            raise ExtractError(f"payments API page is malformed: {str(page)[:200]}")
+            raise ExtractError(
+                f"payments API page is malformed: {mask_card_numbers(str(page))[:200]}"
+            )
         served = pd.Timestamp(page["end"]) if page.get("end") else None
         if served is not None and served < pd.Timestamp(end):
             # The API's clock is behind ours: fetching now would miss the interval's last
@@ -123,12 +126,32 @@ def fetch_current(settings: Settings | None = None) -> pd.DataFrame:
 
 
 def to_records(raw: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
-    """What extract lands: cards tokenised (`cards.tokenise_frame`: invalid numbers masked, token
-    left empty) and the event time set (an aware `trans_time`)."""
+    """What extract lands, per row (`ingest.rows`): unknown fields dropped (names logged), card
+    numbers in text fields masked, cards tokenised (`cards.tokenise_frame`: invalid numbers
+    masked, token left empty), the event time as received in `trans_time` (validate reads it
+    per row, whatever its format). Nothing here fails on one row's content."""
     settings = settings or get_settings()
-    frame = tokenise_frame(raw, settings.card_token_key.get_secret_value().encode())
+    unknown = [c for c in raw.columns if c not in rows.API_FIELDS and c not in rows.DERIVED_FIELDS]
+    if unknown:
+        rows.log_unknown(sorted(map(str, unknown)))
+    frame = raw.drop(columns=unknown)
+    for column in rows.TEXT_FIELDS:
+        if column in frame:
+            mask = mask_identifier if column == "trans_num" else mask_card_numbers
+            frame[column] = frame[column].map(lambda v, m=mask: rows.as_text(v, m)).astype(object)
+    if rows.CARD_FIELD in frame:  # a card "number" that is a list, a bool...: no card
+        cards = frame[rows.CARD_FIELD].map(rows.as_text)
+        unusable = cards.map(lambda v: not (isinstance(v, str) or rows.is_missing(v)))
+        if unusable.any():
+            reason = cards[unusable].map(
+                lambda v: f"cc_num: expected text, got {rows.type_name(v)}"
+            )
+            previous = frame.get(rows.REJECTED, None)
+            frame[rows.REJECTED] = (
+                reason if previous is None else previous.where(previous.notna(), reason)
+            )
+            frame[rows.CARD_FIELD] = frame[rows.CARD_FIELD].where(~unusable, None)
+    frame = tokenise_frame(frame, settings.card_token_key.get_secret_value().encode())
     if "trans_time" not in frame and "trans_date_trans_time" in frame:
-        times = pd.to_datetime(frame["trans_date_trans_time"], errors="coerce")
-        frame["trans_time"] = localize(times.dt.strftime("%Y-%m-%d %H:%M:%S"), settings)
-    frame = frame.drop(columns=["trans_date_trans_time", "unix_time"], errors="ignore")
-    return frame
+        frame["trans_time"] = frame["trans_date_trans_time"]
+    return frame.drop(columns=["trans_date_trans_time", "unix_time"], errors="ignore")

@@ -23,14 +23,21 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
+import psycopg2
 import psycopg2.extensions
+import pyarrow as pa
 from psycopg2.extras import execute_values
 
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.ingest.cards import mask_card_numbers, mask_identifier, mask_value
 from fraud_pipeline.schema import PAYMENT_COLUMNS
 from fraud_pipeline.storage.upsert import copy_into, merge_scored, prepare
 
+# What PostgreSQL or the COPY encoding raise for a value that cannot be stored.
+STORAGE_ERRORS = (psycopg2.DataError, pa.ArrowException, ValueError, TypeError)
+
 if TYPE_CHECKING:  # both import heavy libraries or settings: the tasks import them when they run
+    from fraud_pipeline.ingest.validate import Validated
     from fraud_pipeline.model.artifacts import Model
     from fraud_pipeline.serving.endpoint import ScoreResult
 
@@ -117,46 +124,108 @@ def validate(conn: Connection, run_id: str) -> dict[str, Any]:
     """Landed rows -> inbox (payments not stored yet) or quarantine (with the reason).
 
     One transaction: the landed rows are deleted as they are read, so a failure leaves them landed.
+    A row is judged alone when the batch cannot be (`check_rows`) and stored alone when the batch
+    cannot be: a row that can be neither judged nor stored is quarantined, so no landed row can
+    make every later run fail.
     """
-    from fraud_pipeline.ingest.validate import validate as check
-
     with conn, conn.cursor() as cur:
         # Every landed row, not only this run's: a run whose validate never ran left its rows.
         cur.execute("DELETE FROM payments_landing RETURNING payload")
         payloads = [row[0] for row in cur.fetchall()]
         if not payloads:
             return {"run_id": run_id, "good": 0, "quarantined": 0, "new": 0}
-        result = check(pd.DataFrame.from_records(payloads))
-        quarantine(cur, result.bad, run_id)
+        result = check_rows(pd.DataFrame.from_records(payloads))
         new = 0
         if len(result.good):
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS inbox_stage (LIKE payments_inbox INCLUDING DEFAULTS) ON COMMIT DROP"
             )
-            copy_into(cur, "inbox_stage", result.good.loc[:, list(PAYMENT_COLUMNS)])
-            columns = ", ".join(f'"{c}"' for c in PAYMENT_COLUMNS)
-            cur.execute(
-                f"INSERT INTO payments_inbox ({columns}) SELECT {columns} FROM inbox_stage s "  # noqa: S608
-                "WHERE NOT EXISTS (SELECT 1 FROM payments_scored p WHERE p.trans_num = s.trans_num) "
-                # in key order, as every writer: two validates of the same payments wait for
-                # each other's rows in one order (no deadlock)
-                "ORDER BY s.trans_num ON CONFLICT (trans_num) DO NOTHING"
-            )
-            new = cur.rowcount
+            try:
+                new = _to_inbox(cur, result.good)
+            except STORAGE_ERRORS:
+                # One row PostgreSQL refuses must not keep the others (nor itself) landed for
+                # good: each row alone, the ones that cannot be stored quarantined.
+                new, refused = 0, []
+                for position in range(len(result.good)):
+                    row = result.good.iloc[[position]]
+                    try:
+                        new += _to_inbox(cur, row)
+                    except STORAGE_ERRORS as error:
+                        refused.append(row.assign(reason=f"not storable: {type(error).__name__}"))
+                result = type(result)(
+                    good=result.good, bad=pd.concat([result.bad, *refused], ignore_index=True)
+                )
+        quarantine(cur, result.bad, run_id)
     return {"run_id": run_id, "good": len(result.good), "quarantined": len(result.bad), "new": new}
+
+
+def _to_inbox(cur: psycopg2.extensions.cursor, good: pd.DataFrame) -> int:
+    """Stage and insert validated payments not stored yet, all or none (a savepoint)."""
+    cur.execute("SAVEPOINT to_inbox")
+    try:
+        cur.execute("TRUNCATE inbox_stage")
+        copy_into(cur, "inbox_stage", good.loc[:, list(PAYMENT_COLUMNS)])
+        columns = ", ".join(f'"{c}"' for c in PAYMENT_COLUMNS)
+        cur.execute(
+            f"INSERT INTO payments_inbox ({columns}) SELECT {columns} FROM inbox_stage s "  # noqa: S608
+            "WHERE NOT EXISTS (SELECT 1 FROM payments_scored p WHERE p.trans_num = s.trans_num) "
+            # in key order, as every writer: two validates of the same payments wait for
+            # each other's rows in one order (no deadlock)
+            "ORDER BY s.trans_num ON CONFLICT (trans_num) DO NOTHING"
+        )
+        inserted = int(cur.rowcount)
+    except BaseException:
+        cur.execute("ROLLBACK TO SAVEPOINT to_inbox")
+        raise
+    cur.execute("RELEASE SAVEPOINT to_inbox")
+    return inserted
+
+
+def check_rows(records: pd.DataFrame) -> Validated:
+    """`ingest.validate.validate`, and should it fail on the batch, each row alone: a row it
+    cannot judge is quarantined ("unreadable: TypeError"), never the batch."""
+    from fraud_pipeline.ingest.validate import Validated
+    from fraud_pipeline.ingest.validate import validate as check
+
+    try:
+        return check(records)
+    except Exception as error:  # any row content: the batch goes on row by row
+        log.warning(
+            "validation failed on the batch (%s): validating its %d rows one by one",
+            type(error).__name__,
+            len(records),
+        )
+    goods, bads = [], []
+    for position in range(len(records)):
+        row = records.iloc[[position]]
+        try:
+            one = check(row)
+        except Exception as error:
+            bads.append(row.assign(reason=f"unreadable: {type(error).__name__}"))
+            continue
+        goods.append(one.good)
+        bads.append(one.bad)
+    good = pd.concat(goods, ignore_index=True) if goods else check(records.iloc[:0]).good
+    bad = pd.concat(bads, ignore_index=True) if bads else records.iloc[:0].assign(reason="")
+    return Validated(good=good, bad=bad)
 
 
 def quarantine(cur: psycopg2.extensions.cursor, bad: pd.DataFrame, run_id: str) -> None:
     """Keep the bad rows with their reasons (once per distinct payload), and say so in the log."""
     for _, row in bad.iterrows():
-        payload = _json_safe({k: v for k, v in row.items() if k != "reason" and not _missing(v)})
+        # Masked (cards.mask_value): a card number in any field, known or not, is never stored.
+        payload = mask_value(
+            _json_safe({k: v for k, v in row.items() if k != "reason" and not _missing(v)})
+        )
         text = json.dumps(payload, sort_keys=True, default=str)
         cur.execute(
             "INSERT INTO payments_quarantine (trans_num, reason, payload, payload_hash, run_id) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (payload_hash) DO NOTHING",
             (
-                str(row.get("trans_num"))[:200] if not _missing(row.get("trans_num")) else None,
-                row["reason"],
+                mask_identifier(str(row.get("trans_num"))[:200])
+                if not _missing(row.get("trans_num"))
+                else None,
+                mask_card_numbers(str(row["reason"])),
                 text,
                 hashlib.sha256(text.encode()).hexdigest(),
                 run_id,
@@ -167,7 +236,7 @@ def quarantine(cur: psycopg2.extensions.cursor, bad: pd.DataFrame, run_id: str) 
             "run %s: %d payments quarantined: %s",
             run_id,
             len(bad),
-            "; ".join(sorted(set(bad["reason"])))[:500],
+            mask_card_numbers("; ".join(sorted(set(map(str, bad["reason"])))))[:500],
         )
 
 
@@ -413,13 +482,12 @@ def process_interval(
     bookkeeping is kept), which spares four table round trips per payment.
     """
     from fraud_pipeline.ingest.extract import fetch_window, to_records
-    from fraud_pipeline.ingest.validate import validate as check
 
     settings = settings or get_settings()
     raw = fetch_window(start, end, settings) if raw is None else raw
     if raw.empty:
         return {"run_id": run_id, "fetched": 0, "quarantined": 0, "loaded": 0, "frauds": 0}
-    result = check(to_records(raw, settings))
+    result = check_rows(to_records(raw, settings))
     if len(result.bad):
         with conn, conn.cursor() as cur:
             quarantine(cur, result.bad, run_id)
