@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +49,14 @@ class _Active:
     status: int = 503
     delay_s: float = 0.0
     rewrite: Rewrite | None = None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (its timeout or deadline) is expected here: no traceback for it."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FaultProxy:
@@ -106,7 +115,7 @@ class FaultProxy:
 
     def start(self) -> FaultProxy:
         """Listen (again: a stopped proxy restarts on the same port, as a redeployed endpoint)."""
-        self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
+        self._server = _QuietServer((self.host, self.port), self._handler())
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
