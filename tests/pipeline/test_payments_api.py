@@ -84,6 +84,13 @@ def test_pages_of_a_window_are_the_window_exactly_and_a_rerun_gets_the_same(
     assert list(again["trans_num"]) == fetched
 
 
+def test_a_response_over_the_size_limit_fails_the_extract_and_says_so(api_url, anchor):
+    start, end = anchor + pd.Timedelta(minutes=2), anchor + pd.Timedelta(minutes=4)
+    small = _settings(api_url, payments_api_max_response_bytes=4_096)
+    with pytest.raises(ExtractError, match="sent more than 4,096 bytes"):
+        fetch_window(start.to_pydatetime(), end.to_pydatetime(), small)
+
+
 def test_the_future_is_never_served_and_a_behind_api_fails_the_extract(api_url):
     now = pd.Timestamp(clock.now())
     params = {"start": (now - pd.Timedelta(minutes=2)).isoformat()}

@@ -9,6 +9,7 @@ runs do. The package must say what happened in its own log (the task log), not o
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ class Scenario:
     must_log: str  # in the package's own warnings/errors while the fault lasts
     must_raise: str = ""  # in every failed run's exception ("" = no run may fail)
     client: dict[str, Any] = field(default_factory=dict)
+    within_s: float = 0.0  # the three runs during the fault end within this (0 = not timed)
 
 
 def model_cleared(s: Stack) -> None:
@@ -97,6 +99,31 @@ SCENARIOS: dict[str, Scenario] = {
         must_log="Read timed out",
         must_raise="payments API",
     ),
+    "payments API drips its answer (budget)": Scenario(
+        lambda s: (
+            s.limit(payments_api_fetch_budget_s=3),
+            s.payments_proxy.inject("drip", delay_s=0.5),
+        ),
+        lambda s: (s.relax(), s.payments_proxy.clear()),
+        must_log="exceeded its 3 s budget after 0 pages",
+        must_raise="exceeded its 3 s budget",
+        within_s=3 * (3 + 3),
+    ),
+    "payments API pages forever (page limit)": Scenario(
+        lambda s: (s.limit(payments_api_max_pages=25), s.payments_proxy.inject("endless_pages")),
+        lambda s: (s.relax(), s.payments_proxy.clear()),
+        must_log="exceeded its limit of 25 pages",
+        must_raise="limit of 25 pages",
+        within_s=3 * 5,
+    ),
+    "model drips its answer (deadline)": Scenario(
+        lambda s: s.model_proxy.inject("drip", delay_s=1.0),
+        model_cleared,
+        must_log="scoring exceeded its 3 s deadline",
+        must_raise="exceeded its 3 s deadline",
+        client={"deadline_s": 3, "read_timeout": 5.0},
+        within_s=3 * (3 + 4),
+    ),
     "payments API malformed pages": Scenario(
         lambda s: s.payments_proxy.inject("malformed_page"),
         payments_cleared,
@@ -127,7 +154,9 @@ def test_fault_then_recovery(name, stack, model, outcomes, clean_db, caplog):
     caplog.set_level(logging.INFO)
     warm_up(stack)
     scenario.break_it(stack)
+    began = time.monotonic()
     errors = run_all(stack, clean_db, stack.client(**scenario.client))
+    took = time.monotonic() - began
     during = package_log(caplog)
     scenario.mend_it(stack)
     retried = run_all(stack, clean_db)
@@ -135,6 +164,8 @@ def test_fault_then_recovery(name, stack, model, outcomes, clean_db, caplog):
     result = outcome(name, stack, model, clean_db, said[:150])
     outcomes.append(result)
     assert not retried, retried
+    if scenario.within_s:  # each run stopped within its budget plus a few seconds
+        assert took < scenario.within_s, f"{took:.1f} s"
     assert scenario.must_log in during, during
     if scenario.must_raise:
         assert len(errors) == 3, "every run during the fault must fail, loudly"

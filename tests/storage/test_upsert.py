@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import psycopg2
 import pytest
 
@@ -25,6 +26,29 @@ def test_same_batch_n_times_leaves_identical_contents(conn, method):
         again = upsert_scored(conn, batch, batch_size=200, method=method)
         assert (again.inserted, again.updated, again.unchanged) == (0, 0, 500)
     assert table_dump(conn) == snapshot  # updated_at included: untouched rows stay untouched
+
+
+@pytest.mark.parametrize("method", ["copy", "values"])
+def test_rescore_with_the_same_scores_leaves_rows_byte_identical(conn, method):
+    """A re-run scores again (a new scored_at) with the same results: nothing is rewritten."""
+    batch = scored_payments(300, seed=4)
+    upsert_scored(conn, batch, method=method)
+    snapshot = table_dump(conn)
+    rescored = batch.assign(scored_at=batch["scored_at"] + pd.Timedelta(hours=1))
+    again = upsert_scored(conn, rescored, batch_size=100, method=method)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 300)  # "0 changed"
+    assert table_dump(conn) == snapshot  # scored_at and updated_at included
+
+
+def test_the_stored_payment_stands(conn):
+    """Other payment contents under a stored trans_num never rewrite the row or its score."""
+    batch = scored_payments(10, seed=5)
+    upsert_scored(conn, batch)
+    snapshot = table_dump(conn)
+    other = batch.assign(amt=1.23, fraud_probability=0.0, is_fraud_pred=False)
+    result = upsert_scored(conn, other)
+    assert (result.inserted, result.updated, result.unchanged) == (0, 0, 10)
+    assert table_dump(conn) == snapshot
 
 
 def test_copy_and_values_store_the_same_rows(conn):
@@ -63,7 +87,7 @@ def test_duplicate_trans_num_inside_a_batch_keeps_the_last(conn):
     batch = scored_payments(20)
     dup = batch.iloc[[5]].copy()
     dup["fraud_probability"] = 0.123
-    result = upsert_scored(conn, __import__("pandas").concat([batch, dup]))
+    result = upsert_scored(conn, pd.concat([batch, dup]))
     assert result.inserted == 20 and result.duplicates_in_input == 1
     with conn.cursor() as cur:
         cur.execute(

@@ -58,8 +58,11 @@ class Stack:
     seed: int = 11
     rate_per_min: float = 40
     log: list[str] = field(default_factory=list)
+    _defaults: dict[str, float] = field(default_factory=dict)
 
-    def client(self, read_timeout: float = 2.0, attempts: int = 3) -> EndpointClient:
+    def client(
+        self, read_timeout: float = 2.0, attempts: int = 3, deadline_s: float = 20
+    ) -> EndpointClient:
         """Short timeouts and few retries: a scenario's outage costs seconds, not minutes."""
         return EndpointClient(
             runtime_for(self.model_proxy.url, read_timeout),
@@ -67,8 +70,19 @@ class Stack:
             max_attempts=attempts,
             base_delay_s=0.01,
             max_delay_s=0.05,
-            deadline_s=20,
+            deadline_s=deadline_s,
         )
+
+    def limit(self, **settings: float) -> None:
+        """Tighter fetch limits for a scenario (PAYMENTS_API_FETCH_BUDGET_S...); `relax` undoes."""
+        for name, value in settings.items():
+            self._defaults.setdefault(name, getattr(self.settings, name))
+            setattr(self.settings, name, value)
+
+    def relax(self) -> None:
+        for name, value in self._defaults.items():
+            setattr(self.settings, name, value)
+        self._defaults.clear()
 
 
 @dataclass

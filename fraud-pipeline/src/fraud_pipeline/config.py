@@ -46,7 +46,14 @@ class Settings(BaseSettings):
     # Payments API
     payments_api_url: str = "http://127.0.0.1:8000"
     payments_api_mode: Literal["windowed", "current"] = "windowed"
-    payments_api_timeout_s: float = 10.0
+    payments_api_timeout_s: float = Field(default=10.0, gt=0, description="per connect/read")
+    payments_api_fetch_budget_s: float = Field(
+        default=120.0, gt=0, description="wall clock for all pages of one window"
+    )
+    payments_api_max_pages: int = Field(default=1_000, ge=1, description="pages per window")
+    payments_api_max_response_bytes: int = Field(
+        default=64_000_000, ge=1_024, description="bytes per response body"
+    )
 
     # The per-minute DAG: catch up missed minutes after downtime (the payments API keeps them),
     # and how many runs may overlap when one is slow.
@@ -61,7 +68,9 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8080",
         description="Local SageMaker-compatible server; empty in prod = the real AWS endpoint",
     )
-    scoring_deadline_s: float = 120.0
+    scoring_deadline_s: float = Field(
+        default=120.0, gt=0, description="wall clock for one predict call, retries included"
+    )
     scoring_content_type: Literal["application/x-npy", "text/csv"] = "application/x-npy"
 
     # SageMaker deployment (`fraud-pipeline sagemaker deploy`); not needed to score locally

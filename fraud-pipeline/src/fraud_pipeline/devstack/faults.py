@@ -2,7 +2,8 @@
 
 `FaultProxy` sits in front of a real server (the model server, the payments API) and forwards
 every request, unless told to misbehave: answer a status (429/500/503), hang, answer slowly,
-send garbage or a truncated body, drop one score, or be switched off (the port refuses
+drip the answer a byte at a time, send garbage or a truncated body, drop one score, page
+forever, re-deliver payments with other contents, or be switched off (the port refuses
 connections, as an endpoint deleted to save cost does). A fault can be limited to the next N
 requests, so "throttled twice, then fine" and "down for three runs" are both one line. Used by
 tests/reliability; nothing here runs in production.
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -23,7 +27,19 @@ import requests
 
 from fraud_pipeline.net import free_port
 
-Fault = Literal["status", "hang", "slow", "garbage", "truncate", "drop_one_score", "malformed_page"]
+Fault = Literal[
+    "status",
+    "hang",
+    "slow",
+    "drip",
+    "garbage",
+    "truncate",
+    "drop_one_score",
+    "malformed_page",
+    "endless_pages",
+    "rewrite_payments",
+]
+Rewrite = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass
@@ -32,6 +48,15 @@ class _Active:
     remaining: int | None  # None: until cleared
     status: int = 503
     delay_s: float = 0.0
+    rewrite: Rewrite | None = None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (its timeout or deadline) is expected here: no traceback for it."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FaultProxy:
@@ -55,11 +80,22 @@ class FaultProxy:
 
     # -- control --------------------------------------------------------------------------------
     def inject(
-        self, fault: Fault, *, times: int | None = None, status: int = 503, delay_s: float = 0.0
+        self,
+        fault: Fault,
+        *,
+        times: int | None = None,
+        status: int = 503,
+        delay_s: float = 0.0,
+        rewrite: Rewrite | None = None,
     ) -> None:
-        """Misbehave on the next `times` requests (all of them when None)."""
+        """Misbehave on the next `times` requests (all of them when None).
+
+        `drip`: the real answer, one byte every `delay_s`; `endless_pages`: an empty payments
+        page whose next_page_token never ends; `rewrite_payments`: each payment of a page
+        passed through `rewrite` (a payment delivered again with other contents).
+        """
         with self._lock:
-            self._active = _Active(fault, times, status, delay_s)
+            self._active = _Active(fault, times, status, delay_s, rewrite)
 
     def clear(self) -> None:
         with self._lock:
@@ -79,7 +115,7 @@ class FaultProxy:
 
     def start(self) -> FaultProxy:
         """Listen (again: a stopped proxy restarts on the same port, as a redeployed endpoint)."""
-        self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
+        self._server = _QuietServer((self.host, self.port), self._handler())
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -132,6 +168,9 @@ class FaultProxy:
                     return None
                 if active and active.fault == "slow":
                     time.sleep(active.delay_s)
+                if active and active.fault == "endless_pages":
+                    page = {"payments": [], "next_page_token": f"endless-{proxy.faults_served}"}
+                    return self._reply(200, json.dumps(page).encode(), "application/json")
                 headers = {
                     k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
                 }
@@ -148,6 +187,10 @@ class FaultProxy:
                     content = b'{"payments": "not a list", "next_page_token": 7}'
                 elif active and active.fault == "drop_one_score":
                     content = _drop_one_score(content, content_type)
+                elif active and active.fault == "rewrite_payments" and active.rewrite:
+                    page = json.loads(content)
+                    page["payments"] = [active.rewrite(p) for p in page["payments"]]
+                    content = json.dumps(page).encode()
                 self.send_response(upstream.status_code)
                 for key, value in upstream.headers.items():
                     if key.lower() not in ("content-length", "transfer-encoding", "connection"):
@@ -156,7 +199,16 @@ class FaultProxy:
                 self.end_headers()
                 # The client may have given up (its timeout): nothing left to tell it.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(content)
+                    if active and active.fault == "drip":
+                        self.wfile.flush()
+                        for position in range(len(content)):
+                            self.wfile.write(content[position : position + 1])
+                            self.wfile.flush()
+                            if proxy._server is None:  # stopped: stop dripping
+                                break
+                            time.sleep(active.delay_s)
+                    else:
+                        self.wfile.write(content)
                 return None
 
         return Handler

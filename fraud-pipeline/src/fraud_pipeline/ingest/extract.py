@@ -1,7 +1,9 @@
 """Extract: fetch a run's payments from the payments API and land them, cards tokenised.
 
 Two API modes (PAYMENTS_API_MODE): `windowed` fetches every payment whose event time lies in the
-run's data interval, page by page, so a re-run fetches the same payments; `current` polls the
+run's data interval, page by page, so a re-run fetches the same payments (within one wall-clock
+budget for all pages, a page limit and a response size limit: PAYMENTS_API_FETCH_BUDGET_S,
+PAYMENTS_API_MAX_PAGES, PAYMENTS_API_MAX_RESPONSE_BYTES); `current` polls the
 public API's `GET /current-transactions` (a JSON string holding a pandas split frame).
 The full card number is replaced here, before anything is stored: a valid one by its HMAC token
 and last four digits, an invalid one by a masked form kept for the quarantine's reason.
@@ -9,14 +11,17 @@ and last four digits, an invalid one by a masked form kept for the quarantine's 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
+import time
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import requests
+import urllib3
 
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest import rows
@@ -25,6 +30,7 @@ from fraud_pipeline.ingest.cards import mask_card_numbers, mask_identifier, toke
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 5_000
+_READ_SIZE = 65_536  # read1: whatever has arrived, up to this
 UNSTORABLE = "\ufffd"  # what replaces text PostgreSQL/UTF-8 cannot hold; validate quarantines it
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # JSON escapes that decode to NUL or to a (possibly lone) surrogate: the slow path is rare.
@@ -35,19 +41,45 @@ class ExtractError(RuntimeError):
     """The payments API failed or answered something unreadable (the task retries)."""
 
 
-def _get(settings: Settings, path: str, params: dict[str, Any] | None = None) -> Any:
+def _get(
+    settings: Settings,
+    path: str,
+    params: dict[str, Any] | None = None,
+    *,
+    deadline: float | None = None,
+    budget: str = "",
+) -> Any:
+    """GET and decode one JSON body: at most PAYMENTS_API_MAX_RESPONSE_BYTES, read before
+    `deadline` (time.monotonic()). The body is streamed and the clock checked between reads:
+    a per-read timeout alone never ends a server that drips its answer."""
     url = settings.payments_api_url.rstrip("/") + path
+    deadline = deadline or time.monotonic() + settings.payments_api_fetch_budget_s
+    budget = (
+        budget
+        or f"payments API fetch exceeded its {settings.payments_api_fetch_budget_s:g} s budget"
+    )
+    limit = settings.payments_api_max_response_bytes
+    timeout = max(0.001, min(settings.payments_api_timeout_s, deadline - time.monotonic()))
     try:
-        response = requests.get(url, params=params, timeout=settings.payments_api_timeout_s)
-    except requests.RequestException as error:
+        with requests.get(url, params=params, timeout=timeout, stream=True) as response:
+            chunks, size = [], 0
+            while chunk := response.raw.read1(_READ_SIZE, decode_content=True):
+                size += len(chunk)
+                if size > limit:
+                    raise ExtractError(f"payments API {url} sent more than {limit:,} bytes")
+                if time.monotonic() > deadline:
+                    raise ExtractError(f"{budget} (reading {url}, {size:,} bytes so far)")
+                chunks.append(chunk)
+            status, encoding = response.status_code, response.encoding
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+        if time.monotonic() > deadline:
+            raise ExtractError(f"{budget} (reading {url}: {error})") from error
         raise ExtractError(f"payments API {url} unreachable: {error}") from error
-    if response.status_code != 200:
-        raise ExtractError(
-            f"payments API {url} answered {response.status_code}: "
-            f"{mask_card_numbers(response.text)[:200]}"
-        )
+    text = b"".join(chunks).decode(encoding or "utf-8", errors="replace")
+    if status != 200:
+        raise ExtractError(f"payments API {url} answered {status}: {mask_card_numbers(text)[:200]}")
     try:
-        return decode_json(response.text)
+        return decode_json(text)
     except ValueError as error:
         raise ExtractError(f"payments API {url} sent a body that is not JSON: {error}") from error
 
@@ -89,11 +121,23 @@ def fetch_window(start: datetime, end: datetime, settings: Settings | None = Non
 def _fetch_pages(start: datetime, end: datetime, settings: Settings) -> list[Any]:
     records: list[Any] = []
     token: str | None = None
-    while True:
+    deadline = time.monotonic() + settings.payments_api_fetch_budget_s
+    for pages in itertools.count():
+        if pages >= settings.payments_api_max_pages:
+            raise ExtractError(
+                f"payments API fetch exceeded its limit of {settings.payments_api_max_pages} "
+                f"pages (next_page_token never ended), {len(records):,} payments so far"
+            )
+        budget = (
+            f"payments API fetch exceeded its {settings.payments_api_fetch_budget_s:g} s budget "
+            f"after {pages} pages"
+        )
+        if time.monotonic() > deadline:
+            raise ExtractError(budget)
         params = {"start": start.isoformat(), "end": end.isoformat(), "limit": PAGE_LIMIT}
         if token:
             params["page_token"] = token
-        page = _get(settings, "/transactions", params)
+        page = _get(settings, "/transactions", params, deadline=deadline, budget=budget)
         if not isinstance(page, dict) or not isinstance(page.get("payments"), list):
             raise ExtractError(
                 f"payments API page is malformed: {mask_card_numbers(str(page))[:200]}"
@@ -109,6 +153,7 @@ def _fetch_pages(start: datetime, end: datetime, settings: Settings) -> list[Any
         token = page.get("next_page_token")
         if not token:
             return records
+    raise AssertionError("unreachable")  # itertools.count() never ends
 
 
 def fetch_current(settings: Settings | None = None) -> pd.DataFrame:

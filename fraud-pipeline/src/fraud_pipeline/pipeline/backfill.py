@@ -69,7 +69,9 @@ def backfill(
                 loaded += summary["loaded"]
                 print(
                     f"  {lower:%Y-%m-%d %H:%M} -> {upper:%H:%M}: {summary['loaded']:,} scored, "
-                    f"{summary['frauds']} frauds, {summary['quarantined']} quarantined "
+                    f"{summary['frauds']} frauds, {summary['quarantined']} quarantined, "
+                    f"{summary['redelivered']} stored already "
+                    f"({summary['conflicts']} with different contents: quarantined) "
                     f"({time.monotonic() - began:.0f} s)",
                     flush=True,
                 )

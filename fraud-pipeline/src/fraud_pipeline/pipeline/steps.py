@@ -26,6 +26,7 @@ import pandas as pd
 import psycopg2
 import psycopg2.extensions
 import pyarrow as pa
+from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from fraud_pipeline.config import Settings, get_settings
@@ -133,30 +134,70 @@ def validate(conn: Connection, run_id: str) -> dict[str, Any]:
         cur.execute("DELETE FROM payments_landing RETURNING payload")
         payloads = [row[0] for row in cur.fetchall()]
         if not payloads:
-            return {"run_id": run_id, "good": 0, "quarantined": 0, "new": 0}
+            return {
+                "run_id": run_id,
+                "good": 0,
+                "quarantined": 0,
+                "new": 0,
+                "redelivered": 0,
+                "conflicts": 0,
+            }
         result = check_rows(pd.DataFrame.from_records(payloads))
-        new = 0
-        if len(result.good):
-            cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS inbox_stage (LIKE payments_inbox INCLUDING DEFAULTS) ON COMMIT DROP"
-            )
-            try:
-                new = _to_inbox(cur, result.good)
-            except STORAGE_ERRORS:
-                # One row PostgreSQL refuses must not keep the others (nor itself) landed for
-                # good: each row alone, the ones that cannot be stored quarantined.
-                new, refused = 0, []
-                for position in range(len(result.good)):
-                    row = result.good.iloc[[position]]
-                    try:
-                        new += _to_inbox(cur, row)
-                    except STORAGE_ERRORS as error:
-                        refused.append(row.assign(reason=f"not storable: {type(error).__name__}"))
-                result = type(result)(
-                    good=result.good, bad=pd.concat([result.bad, *refused], ignore_index=True)
-                )
         quarantine(cur, result.bad, run_id)
-    return {"run_id": run_id, "good": len(result.good), "quarantined": len(result.bad), "new": new}
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS inbox_stage (LIKE payments_inbox INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        new, seen, refused = _land_in_inbox(cur, result.good, run_id)
+        quarantine(cur, refused, run_id)
+    return {
+        "run_id": run_id,
+        "good": len(result.good) - len(refused),
+        "quarantined": len(result.bad) + len(refused),
+        "new": new,
+        **seen,
+    }
+
+
+def _land_in_inbox(
+    cur: psycopg2.extensions.cursor, good: pd.DataFrame, run_id: str
+) -> tuple[int, dict[str, int], pd.DataFrame]:
+    """Set re-deliveries aside and put the rest in the inbox: the batch at once, else row by row.
+
+    One row PostgreSQL refuses must not keep the others (nor itself) landed for good: when the
+    batch cannot be stored, each row is tried alone and the ones that cannot be are returned,
+    with their reason, for the quarantine.
+    """
+    try:
+        new, seen = _land(cur, good, run_id)
+        return new, seen, good.iloc[0:0]
+    except STORAGE_ERRORS:
+        pass
+    new, seen, refused = 0, {"redelivered": 0, "conflicts": 0}, []
+    for position in range(len(good)):
+        row = good.iloc[[position]]
+        try:
+            row_new, row_seen = _land(cur, row, run_id)
+        except STORAGE_ERRORS as error:
+            refused.append(row.assign(reason=f"not storable: {type(error).__name__}"))
+            continue
+        new += row_new
+        seen = {key: seen[key] + row_seen[key] for key in seen}
+    return new, seen, pd.concat(refused, ignore_index=True) if refused else good.iloc[0:0]
+
+
+def _land(
+    cur: psycopg2.extensions.cursor, good: pd.DataFrame, run_id: str
+) -> tuple[int, dict[str, int]]:
+    """Re-deliveries set aside, the fresh payments inserted into the inbox: all or none."""
+    cur.execute("SAVEPOINT land")
+    try:
+        fresh, seen = set_aside_redeliveries(cur, good, run_id)
+        new = _to_inbox(cur, fresh) if len(fresh) else 0
+    except BaseException:
+        cur.execute("ROLLBACK TO SAVEPOINT land")
+        raise
+    cur.execute("RELEASE SAVEPOINT land")
+    return new, seen
 
 
 def _to_inbox(cur: psycopg2.extensions.cursor, good: pd.DataFrame) -> int:
@@ -245,6 +286,58 @@ def _missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+# -- re-deliveries: one rule for every path (DAG, run-interval, back-fill) ---------------------
+REDELIVERED = "redelivered with different contents"
+_PAYMENT_FIELDS = [c for c in PAYMENT_COLUMNS if c != "trans_num"]
+
+
+def set_aside_redeliveries(
+    cur: psycopg2.extensions.cursor, good: pd.DataFrame, run_id: str
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The payments not received before; the others are set aside, inside the caller's transaction.
+
+    The payment stored first stands (scored in payments_scored, or waiting in payments_inbox): a
+    re-delivery with identical contents is a no-op, one with different contents is quarantined
+    as a conflict (REDELIVERED; the row is tokenised already) and never changes a score or an
+    alert. Compared in PostgreSQL, on the stored column types.
+    """
+    if good.empty:
+        return good, {"redelivered": 0, "conflicts": 0}
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS redelivery_stage "
+        "(LIKE payments_inbox INCLUDING DEFAULTS) ON COMMIT DROP"
+    )
+    cur.execute("TRUNCATE redelivery_stage")
+    copy_into(cur, "redelivery_stage", good.loc[:, list(PAYMENT_COLUMNS)])
+    differs: dict[str, bool] = {}
+    for table in ("payments_scored", "payments_inbox"):
+        statement = sql.SQL(
+            "SELECT s.trans_num, ({new}) IS DISTINCT FROM ({old}) FROM redelivery_stage s "
+            "JOIN {table} o ON o.trans_num = s.trans_num"
+        ).format(
+            new=sql.SQL(", ").join(sql.Identifier("s", c) for c in _PAYMENT_FIELDS),
+            old=sql.SQL(", ").join(sql.Identifier("o", c) for c in _PAYMENT_FIELDS),
+            table=sql.Identifier(table),
+        )
+        cur.execute(statement)
+        for trans_num, different in cur.fetchall():
+            differs[trans_num] = differs.get(trans_num, False) or bool(different)
+    seen = good["trans_num"].astype(str).isin(list(differs))
+    conflicting = good["trans_num"].astype(str).map(differs).fillna(False).astype(bool)
+    conflicts = good[seen & conflicting]
+    if len(conflicts):
+        quarantine(cur, conflicts.assign(reason=REDELIVERED), run_id)
+    if seen.any():
+        log.info(
+            "run %s: %d payments delivered again, stored ones kept (0 changed); "
+            "%d of them with different contents, quarantined as conflicts",
+            run_id,
+            int(seen.sum()),
+            len(conflicts),
+        )
+    return good[~seen], {"redelivered": int(seen.sum()), "conflicts": len(conflicts)}
 
 
 # -- transform --------------------------------------------------------------------------------
@@ -478,7 +571,8 @@ def process_interval(
     """Extract (unless `raw` was fetched already), validate, score and upsert an interval.
 
     The DAG's tasks hand payments over through PostgreSQL so that each can be retried alone; a
-    back-fill chunk is retried whole instead (every write is an idempotent upsert, alert
+    back-fill chunk is retried whole instead (payments stored already are set aside by the same
+    re-delivery rule as the DAG's validate, every write is an idempotent upsert, alert
     bookkeeping is kept), which spares four table round trips per payment.
     """
     from fraud_pipeline.ingest.extract import fetch_window, to_records
@@ -486,12 +580,20 @@ def process_interval(
     settings = settings or get_settings()
     raw = fetch_window(start, end, settings) if raw is None else raw
     if raw.empty:
-        return {"run_id": run_id, "fetched": 0, "quarantined": 0, "loaded": 0, "frauds": 0}
+        return {
+            "run_id": run_id,
+            "fetched": 0,
+            "quarantined": 0,
+            "loaded": 0,
+            "frauds": 0,
+            "redelivered": 0,
+            "conflicts": 0,
+        }
     result = check_rows(to_records(raw, settings))
-    if len(result.bad):
-        with conn, conn.cursor() as cur:
-            quarantine(cur, result.bad, run_id)
-    payments = result.good.sort_values(["trans_time", "trans_num"], ignore_index=True)
+    with conn, conn.cursor() as cur:
+        quarantine(cur, result.bad, run_id)
+        fresh, seen = set_aside_redeliveries(cur, result.good, run_id)
+    payments = fresh.sort_values(["trans_time", "trans_num"], ignore_index=True)
     frauds = 0
     if len(payments):
         frauds = int(score_and_store(conn, payments, model, client)["is_fraud_pred"].sum())
@@ -501,6 +603,7 @@ def process_interval(
         "quarantined": len(result.bad),
         "loaded": len(payments),
         "frauds": frauds,
+        **seen,
     }
 
 

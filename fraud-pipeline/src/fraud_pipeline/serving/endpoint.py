@@ -2,7 +2,10 @@
 
 The matrix is cut into batches under SageMaker's payload limits (4 MB serverless, 6 MB real-time)
 and sent concurrently. Each batch is retried with exponential backoff and full jitter on
-throttling, 5xx and timeouts, within one overall deadline. A response must hold exactly one finite probability in [0, 1] per row.
+throttling, 5xx and timeouts, within one overall wall-clock deadline (SCORING_DEADLINE_S) that
+holds even against a server that drips its answer: bodies are read as they arrive with the clock
+checked between reads, and the caller stops waiting for a stuck call at the deadline.
+A response must hold exactly one finite probability in [0, 1] per row.
 Errors name the endpoint, the status and the batch; `EndpointUnavailable` tells the pipeline to
 keep the payments pending (the endpoint may be switched off to save money).
 """
@@ -14,6 +17,7 @@ import logging
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +84,46 @@ def _status_of(error: Exception) -> tuple[int | str | None, bool]:
     if isinstance(error, EndpointConnectionError | ConnectionClosedError):
         return "unreachable", True
     return type(error).__name__, False
+
+
+class DeadlineExceeded(RuntimeError):
+    """A response was still arriving when the call's overall deadline passed."""
+
+
+_READ_SIZE = 65_536
+
+
+def _read_body(body: Any, deadline: float, deadline_s: float) -> bytes:
+    """The response body, read as it arrives with the clock checked between reads.
+
+    botocore's read timeout is per read: a server that drips one byte a second never trips it.
+    urllib3's `read1` returns whatever has arrived, so a drip is noticed at its next byte.
+    """
+    raw = getattr(body, "_raw_stream", None)
+    if raw is None or not hasattr(raw, "read1"):
+        return bytes(body.read())
+    from botocore.exceptions import ReadTimeoutError, ResponseStreamingError
+    from urllib3.exceptions import ProtocolError
+    from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
+
+    chunks, size = [], 0
+    while True:
+        try:  # the errors botocore's own StreamingBody.read would raise
+            chunk = raw.read1(_READ_SIZE)
+        except Urllib3ReadTimeout as error:
+            raise ReadTimeoutError(endpoint_url=error.url, error=error) from error
+        except ProtocolError as error:
+            raise ResponseStreamingError(error=error) from error
+        if not chunk:
+            break
+        size += len(chunk)
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded(
+                f"scoring exceeded its {deadline_s:g} s deadline "
+                f"(response still arriving, {size:,} bytes so far)"
+            )
+    return b"".join(chunks)
 
 
 def runtime_client(settings: Settings) -> Any:
@@ -180,7 +224,7 @@ class EndpointClient:
                     ContentType=self.content_type,
                     Accept=self.content_type,
                 )
-                payload = response["Body"].read()
+                payload = _read_body(response["Body"], deadline, self.deadline_s)
                 try:
                     scores = self._decode(payload, response.get("ContentType", self.content_type))
                 except (ValueError, EOFError, OSError) as error:
@@ -214,6 +258,10 @@ class EndpointClient:
                 return scores, version
             except ScoringError:
                 raise
+            except DeadlineExceeded as error:
+                raise EndpointUnavailable(
+                    str(error), endpoint=self.endpoint, batch=label, status="deadline"
+                ) from error
             except Exception as error:
                 status, retryable = _status_of(error)
                 delay = random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
@@ -251,17 +299,32 @@ class EndpointClient:
             for i, s in enumerate(starts)
         ]
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(starts)))
+        waited = True
         try:
             futures = [
                 pool.submit(self._invoke, matrix[s : s + size], label, deadline)
                 for s, label in zip(starts, labels, strict=True)
             ]
-            results = [future.result() for future in futures]
+            results = []
+            for future, label in zip(futures, labels, strict=True):
+                try:
+                    # A hard stop: the worker may be stuck in a call that never returns.
+                    results.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+                except FutureTimeout as error:
+                    waited = False
+                    raise EndpointUnavailable(
+                        f"scoring exceeded its {self.deadline_s:g} s deadline "
+                        f"({len(results)} of {len(futures)} batches scored)",
+                        endpoint=self.endpoint,
+                        batch=label,
+                        status="deadline",
+                    ) from error
         except ScoringError as error:
             log.error("%d rows not scored, their payments stay pending: %s", len(matrix), error)
             raise
         finally:  # one batch failed for good: the run fails, do not send the batches not yet sent
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Past the deadline, do not wait for a stuck worker: it stops at its next read.
+            pool.shutdown(wait=waited, cancel_futures=True)
         versions = {version for _, version in results}
         if len(versions) > 1:
             raise ScoringError(

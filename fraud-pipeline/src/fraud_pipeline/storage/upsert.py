@@ -1,9 +1,12 @@
 """Idempotent batched upsert of scored payments into `payments_scored`.
 
 Each batch is one transaction: rows are staged with COPY into a temporary table, then merged with
-`INSERT ... SELECT ... ON CONFLICT (trans_num) DO UPDATE`. A row whose values did not change is
-left untouched (so re-running a batch changes nothing, not even `updated_at`), and the alert
-bookkeeping (`alerted_at`, `alert_id`) is never overwritten: a re-scored fraud is not re-alerted.
+`INSERT ... SELECT ... ON CONFLICT (trans_num) DO UPDATE`. Only a changed decision (probability,
+flag, threshold, model version, reasons) updates a row, and with it `scored_at` and `updated_at`:
+a row whose decision did not change is left byte-identical (re-running a batch changes nothing).
+The stored payment stands: a row whose payment contents differ is never updated (the pipeline
+quarantines such re-deliveries before scoring). The alert bookkeeping (`alerted_at`, `alert_id`)
+is never overwritten: a re-scored fraud is not re-alerted.
 `method="values"` (psycopg2 `execute_values`) is kept for the comparison in `make bench`.
 """
 
@@ -24,13 +27,12 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.schema import SCORED_COLUMNS
+from fraud_pipeline.schema import PAYMENT_COLUMNS, SCORED_COLUMNS
 
 log = logging.getLogger(__name__)
 
 UpsertMethod = Literal["copy", "values"]
 
-_UPDATABLE = [c for c in SCORED_COLUMNS if c != "trans_num"]
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, SCORED_COLUMNS))
 _STAGE = sql.Identifier("payments_scored_stage")
 
@@ -39,16 +41,26 @@ def _columns_of(table: str, names: list[str]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(table, n) for n in names)
 
 
-# Update only rows whose values changed, and never the alert bookkeeping.
+# What scoring decides about a payment: the only columns a re-score may change. The payment itself
+# (PAYMENT_COLUMNS) stands as first stored; `scored_at` is when the decision was made, so it moves
+# only with one of these (a re-run with the same scores leaves the row byte-identical).
+_DECISION = ["fraud_probability", "is_fraud_pred", "threshold", "model_version", "reasons"]
+_PAYMENT = [c for c in PAYMENT_COLUMNS if c != "trans_num"]
+
+# Update only rows whose decision changed and whose payment did not; never the alert bookkeeping.
 _MERGE_TAIL = sql.SQL(
     """
 ON CONFLICT (trans_num) DO UPDATE SET ({updatable}) = ({excluded}), updated_at = now()
-WHERE ({current}) IS DISTINCT FROM ({excluded})
+WHERE ({current}) IS DISTINCT FROM ({new})
+  AND ({stored_payment}) IS NOT DISTINCT FROM ({new_payment})
 RETURNING (xmax = 0) AS inserted"""
 ).format(
-    updatable=sql.SQL(", ").join(map(sql.Identifier, _UPDATABLE)),
-    excluded=_columns_of("excluded", _UPDATABLE),
-    current=_columns_of("payments_scored", _UPDATABLE),
+    updatable=sql.SQL(", ").join(map(sql.Identifier, [*_DECISION, "scored_at"])),
+    excluded=_columns_of("excluded", [*_DECISION, "scored_at"]),
+    current=_columns_of("payments_scored", _DECISION),
+    new=_columns_of("excluded", _DECISION),
+    stored_payment=_columns_of("payments_scored", _PAYMENT),
+    new_payment=_columns_of("excluded", _PAYMENT),
 )
 
 
