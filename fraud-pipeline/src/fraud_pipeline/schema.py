@@ -90,3 +90,29 @@ SCORE_COLUMNS: Final[tuple[str, ...]] = (
 # Columns of table payments_scored written by the upsert (created_at/updated_at and the
 # alert bookkeeping columns are managed by the database and the alert step).
 SCORED_COLUMNS: Final[tuple[str, ...]] = PAYMENT_COLUMNS + SCORE_COLUMNS
+
+# The Sparkov fields by type, as the payments API sends them (the card number and the times apart).
+TEXT_FIELDS: Final[tuple[str, ...]] = (
+    "trans_num",
+    "merchant",
+    "category",
+    "first",
+    "last",
+    "gender",
+    "street",
+    "city",
+    "state",
+    "zip",
+    "job",
+    "dob",
+)
+NUMBER_FIELDS: Final[tuple[str, ...]] = (
+    "amt",
+    "lat",
+    "long",
+    "city_pop",
+    "merch_lat",
+    "merch_long",
+    "is_fraud",
+    "unix_time",
+)

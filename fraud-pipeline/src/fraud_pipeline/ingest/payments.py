@@ -14,28 +14,12 @@ import pandas as pd
 
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import tokenise_frame
-from fraud_pipeline.schema import PAYMENT_COLUMNS, SPARKOV_COLUMNS
-
-_TEXT_COLUMNS = (
-    "cc_num",
-    "zip",
-    "trans_num",
-    "merchant",
-    "category",
-    "first",
-    "last",
-    "gender",
-    "street",
-    "city",
-    "state",
-    "job",
-    "dob",
-)
+from fraud_pipeline.schema import PAYMENT_COLUMNS, SPARKOV_COLUMNS, TEXT_FIELDS
 
 
 def read_sparkov_csv(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
     """Read a Sparkov CSV (optionally gzipped, with or without the leading unnamed index column)."""
-    frame = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, nrows=nrows)
+    frame = pd.read_csv(path, dtype={c: str for c in ("cc_num", *TEXT_FIELDS)}, nrows=nrows)
     unnamed = [c for c in frame.columns if not c or str(c).startswith("Unnamed")]
     frame = frame.drop(columns=unnamed)
     missing = [c for c in SPARKOV_COLUMNS if c not in frame.columns and c != "is_fraud"]

@@ -25,33 +25,10 @@ import numpy as np
 import pandas as pd
 
 from fraud_pipeline.ingest.cards import mask_card_numbers
+from fraud_pipeline.schema import NUMBER_FIELDS, TEXT_FIELDS
 
 log = logging.getLogger(__name__)
 
-TEXT_FIELDS: Final = (
-    "trans_num",
-    "merchant",
-    "category",
-    "first",
-    "last",
-    "gender",
-    "street",
-    "city",
-    "state",
-    "zip",
-    "job",
-    "dob",
-)
-NUMBER_FIELDS: Final = (
-    "amt",
-    "lat",
-    "long",
-    "city_pop",
-    "merch_lat",
-    "merch_long",
-    "is_fraud",
-    "unix_time",
-)
 TIME_FIELDS: Final = ("trans_date_trans_time", "trans_time")
 CARD_FIELD: Final = "cc_num"
 API_FIELDS: Final = frozenset((*TEXT_FIELDS, *NUMBER_FIELDS, *TIME_FIELDS, CARD_FIELD))
