@@ -6,6 +6,7 @@ DAG's extract task passes it: run N, then no run for the downtime, then run N+k.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 
@@ -148,3 +149,10 @@ def test_the_mark_only_moves_forward_without_a_gap(conn):
         watermark.advance(cur, t, t + 3 * MINUTE)  # overlapping and newer
         assert watermark.read(cur) == t + 3 * MINUTE
         assert watermark.lag(cur, t + 10 * MINUTE) == 7 * MINUTE
+        cur.execute(  # landed, not validated yet: holds "loaded until" back
+            "INSERT INTO payments_landing (run_id, trans_num, payload) VALUES "
+            "('r', 'a', %s), ('r', 'b', '{\"trans_time\": \"not a time\"}')",
+            (json.dumps({"trans_time": (t + MINUTE).isoformat()}),),
+        )
+        assert watermark.loaded_until(cur) == t + MINUTE
+        assert watermark.lag(cur, t + 10 * MINUTE) == 9 * MINUTE

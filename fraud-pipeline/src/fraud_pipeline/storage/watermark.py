@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pandas as pd
 import psycopg2.extensions
 
 NAME = "fraud_pipeline"
@@ -51,20 +52,26 @@ def advance(
     )
 
 
-def lag(cur: psycopg2.extensions.cursor, now: datetime, name: str = NAME) -> timedelta | None:
-    """How far behind the pipeline is: now minus the end of what is loaded (None: no run yet).
+def loaded_until(cur: psycopg2.extensions.cursor, name: str = NAME) -> datetime | None:
+    """The end of what is loaded: the mark, held back by payments landed but not loaded yet.
 
-    Landed payments still waiting in payments_inbox (not scored yet) hold it back to the
-    oldest of them.
+    Landed payments still waiting in payments_landing (not validated) or payments_inbox (not
+    scored) hold it back to the oldest of them. None before the first window was landed.
     """
-    cur.execute(
-        "SELECT (SELECT loaded_until FROM pipeline_watermark WHERE name = %s), "
-        "(SELECT min(trans_time) FROM payments_inbox)",
-        (name,),
-    )
-    row = cur.fetchone()
-    mark, oldest_pending = row if row else (None, None)
+    mark = read(cur, name)
     if mark is None:
         return None
-    loaded = min(mark, oldest_pending) if oldest_pending is not None else mark
-    return max(timedelta(0), now - loaded)
+    cur.execute("SELECT min(trans_time) FROM payments_inbox")
+    row = cur.fetchone()
+    pending = [row[0]] if row and row[0] is not None else []
+    cur.execute("SELECT payload->>'trans_time' FROM payments_landing")
+    landed = pd.to_datetime(pd.Series([r[0] for r in cur.fetchall()]), utc=True, errors="coerce")
+    if landed.notna().any():  # a malformed time is validate's business, not this one's
+        pending.append(landed.min().to_pydatetime())
+    return min([mark, *pending])
+
+
+def lag(cur: psycopg2.extensions.cursor, now: datetime, name: str = NAME) -> timedelta | None:
+    """How far behind the pipeline is: `now` minus `loaded_until` (None: nothing loaded yet)."""
+    loaded = loaded_until(cur, name)
+    return None if loaded is None else max(timedelta(0), now - loaded)
