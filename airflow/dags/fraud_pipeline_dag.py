@@ -2,7 +2,8 @@
 ### fraud_pipeline: score every card payment within its minute
 
 Every minute, for the run's data interval: **extract** the payments from the payments API (card
-numbers tokenised at once) → **validate** (bad rows to `payments_quarantine` with the reason) →
+numbers tokenised at once; from the high-water mark when runs were missed, see
+`storage/watermark.py`) → **validate** (bad rows to `payments_quarantine` with the reason) →
 **transform** (saved transformer + card history from PostgreSQL) → **score** (SageMaker endpoint,
 batched) → **load** (idempotent upsert into `payments_scored`) → **alert** (one email per run,
 each fraud exactly once).
@@ -62,6 +63,7 @@ def fraud_pipeline():
                 context["run_id"],
                 context["data_interval_start"],
                 context["data_interval_end"],
+                catch_up=True,
             )
 
     @task(doc_md="Good rows to the inbox; bad rows to payments_quarantine with the reason.")

@@ -144,3 +144,36 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
     finally:
         api.shutdown()
         api.server_close()
+
+
+def test_runs_missed_while_airflow_was_down_are_caught_up_by_the_next_run(airflow_env, services):
+    """Issue #13: run N, no run for N+1..N+4 (scheduler down), run N+5 stores all six minutes."""
+    minute = pd.Timestamp(clock.day_start(clock.yesterday())) + pd.Timedelta(hours=3)
+    env = {
+        **airflow_env,
+        "PAYMENTS_API_URL": services.settings.payments_api_url,
+        "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(os.environ["SAGEMAKER_ENDPOINT_URL"]),
+        "SMTP_PORT": os.environ["SMTP_PORT"],
+        "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
+    }
+    run = """
+        from airflow.dag_processing.dagbag import DagBag
+        import pendulum
+        dag = DagBag(dag_folder="%s").dags["fraud_pipeline"]
+        for logical_date in %r:
+            print("STATE", dag.test(logical_date=pendulum.parse(logical_date)).state)
+        """ % (
+        DAGS,
+        [(minute + pd.Timedelta(minutes=m)).tz_convert("UTC").isoformat() for m in (1, 6)],
+    )
+    assert _python(run, env).count("STATE success") == 2
+    expected = payments_between(minute, minute + pd.Timedelta(minutes=6), seed=11, rate_per_min=40)
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT trans_num FROM payments_scored")
+            assert {row[0] for row in cur.fetchall()} == set(expected["trans_num"])
+            cur.execute("SELECT loaded_until FROM pipeline_watermark")
+            assert pd.Timestamp(cur.fetchone()[0]) == minute + pd.Timedelta(minutes=6)
+    finally:
+        conn.close()

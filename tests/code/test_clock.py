@@ -136,17 +136,28 @@ def test_run_interval_yesterday_is_the_23_hour_day_not_47(monkeypatch, capsys):
 
 @pytest.mark.usefixtures("business_tz")
 @pytest.mark.parametrize(
-    ("hours", "start"),
+    ("now", "hours", "start"),
     [
-        (24, "2026-03-29T00:00:00+01:00"),
-        (30, "2026-03-29T00:00:00+01:00"),
-        (1, "2026-03-29T23:00:00+02:00"),
+        ("2026-03-30T09:00:00+02:00", 24, "2026-03-29T00:00:00+01:00"),  # yesterday: 23 h
+        ("2026-03-30T09:00:00+02:00", 30, "2026-03-29T00:00:00+01:00"),
+        ("2026-03-30T09:00:00+02:00", 1, "2026-03-29T23:00:00+02:00"),
+        ("2026-03-29T09:00:00+02:00", 24, "2026-03-28T00:00:00+01:00"),  # today: 23 h
+        ("2026-10-26T09:00:00+01:00", 24, "2026-10-25T00:00:00+02:00"),  # yesterday: 25 h, all
+        ("2026-10-26T09:00:00+01:00", 2, "2026-10-25T22:00:00+01:00"),
+        ("2026-10-25T02:30:00+01:00", 24, "2026-10-24T00:00:00+02:00"),  # the repeated hour
+        ("2026-03-30T00:00:30+02:00", 24, "2026-03-29T00:00:00+01:00"),  # just after midnight
     ],
 )
-def test_the_local_stack_backfills_the_end_of_yesterday(hours, start):
-    with clock.frozen("2026-03-30T09:00:00+02:00"):
+def test_the_first_start_backfills_yesterday_and_today_until_now(now, hours, start):
+    """Issue #13: today's payments before the first start are scored too, not only yesterday's."""
+    with clock.frozen(now) as frozen_now:
         lower, upper = local_stack.backfill_window(hours)
-    assert (lower.isoformat(), upper.isoformat()) == (start, "2026-03-30T00:00:00+02:00")
+        today_start, _ = clock.day_bounds(clock.today())
+    assert lower.isoformat() == start
+    assert upper == frozen_now and clock.elapsed(upper, frozen_now) == timedelta(0)
+    assert lower < today_start < upper  # today from its midnight, yesterday before it
+    if hours >= 24:  # the whole of yesterday, whatever its length
+        assert lower == clock.day_bounds(clock.business_day(today_start) - timedelta(days=1))[0]
 
 
 @pytest.mark.parametrize(

@@ -254,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     for service in ("payments", "model", "smtp", "inbox", "airflow", "report"):
         run.add_argument(f"--{service}-port", type=int, help="override the configured port")
     run.add_argument("--only", help="comma-separated compose service names to start")
-    run.add_argument("--no-backfill", action="store_true", help="skip back-filling yesterday")
+    run.add_argument(
+        "--no-backfill", action="store_true", help="skip back-filling yesterday and today"
+    )
     run.add_argument("--backfill-hours", type=int, default=24, help="of yesterday, up to 24")
     run.add_argument(
         "--payments-rate", type=float, default=60.0, help="payments per minute the API generates"

@@ -57,8 +57,11 @@ class Settings(BaseSettings):
 
     # The per-minute DAG: catch up missed minutes after downtime (the payments API keeps them),
     # and how many runs may overlap when one is slow.
+    # Missed minutes are caught up by the high-water mark (storage/watermark.py): a run fetches
+    # from the end of the last landed window, at most this many minutes at a time.
     dag_catchup: bool = False
     dag_max_active_runs: int = Field(default=2, ge=1, le=8)
+    dag_catchup_max_span_min: int = Field(default=60, ge=1, le=24 * 60)
 
     # Model and scoring
     artifacts_dir: Path = PACKAGE_ROOT / "artifacts"

@@ -5,7 +5,7 @@ In order: PostgreSQL (DATABASE_URL, else 127.0.0.1:5432, else the embedded serve
 the services, each a child process with its log in `<state dir>/logs/<service>.log`: payments
 API, model server, mail catcher + web inbox, Airflow (LocalExecutor, metadata database
 `airflow_db` in the same server) and the Streamlit report. It waits for each health check,
-unpauses the DAGs, back-fills yesterday on first start, prints the URLs and credentials, then a
+unpauses the DAGs, back-fills yesterday and today until now on the day's first start, prints the URLs and credentials, then a
 short status line every so often until Ctrl-C stops everything (no orphans).
 
 Service names are the docker-compose service names: the two ways to run stay in step (a test
@@ -35,7 +35,7 @@ from fraud_pipeline.config import REPO_ROOT, Settings, get_settings
 from fraud_pipeline.devstack import airflow_local
 from fraud_pipeline.devstack.supervisor import Child, ServiceSpec, Supervisor
 from fraud_pipeline.net import free_port, port_open
-from fraud_pipeline.storage import db
+from fraud_pipeline.storage import db, watermark
 
 DASHBOARD_APP = REPO_ROOT / "fraud-dashboard" / "app.py"
 # Every docker-compose service and its counterpart here (postgres and airflow-init are steps).
@@ -162,17 +162,23 @@ class StackOptions:
     ports: Ports
     only: frozenset[str] | None = None  # compose names to start; None = all
     backfill: bool = True
-    backfill_hours: int = 24  # the end of yesterday, at most all of it (the smoke test needs less)
+    backfill_hours: int = 24  # of yesterday (its end), at most all of it; today is always whole
     status_every: float = 30.0
     payments_rate: float = 60.0  # generated payments per minute
     start_timeout: float = 180.0
 
 
 def backfill_window(hours: int) -> tuple[datetime, datetime]:
-    """The last `hours` of yesterday (business time), at most the whole day: [start, end)."""
-    first, end = clock.day_bounds(clock.yesterday())
-    start = max(first.astimezone(UTC), end.astimezone(UTC) - timedelta(hours=hours))
-    return start.astimezone(end.tzinfo), end
+    """The first start of a day's back-fill: the last `hours` of yesterday (at most all of it)
+    and today from midnight until now (business time, 23/24/25-hour days): [start, now).
+
+    From `now` on, the DAG's runs take over (each from the high-water mark: no gap).
+    """
+    first, midnight = clock.day_bounds(clock.yesterday())
+    start = max(first.astimezone(UTC), midnight.astimezone(UTC) - timedelta(hours=hours))
+    if hours >= 24:  # all of it, also a 25-hour day
+        start = first.astimezone(UTC)
+    return start.astimezone(midnight.tzinfo), clock.now()
 
 
 class LocalStack:
@@ -189,6 +195,7 @@ class LocalStack:
         self.airflow_home: airflow_local.AirflowHome | None = None
         self.fraud_db_url = ""
         self.backfill: Child | None = None
+        self.backfill_day = clock.today().isoformat()
         self._embedded: object | None = None
         self.t0 = time.monotonic()
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe otherwise
@@ -367,15 +374,19 @@ class LocalStack:
             client.close()
 
     def start_backfill(self) -> Child | None:
-        """Process yesterday once per state dir, in the background, so the report has data.
+        """Process yesterday and today until now on the day's first start, in the background.
+
+        The marker holds the business day of the last back-fill: a later start the same day
+        leaves the gap since the last stop to the DAG (high-water mark), a start on another day
+        back-fills again, so the report has data and today's earlier payments are scored.
 
         Alerts are not sent per back-filled hour: the frauds stay pending and the first
         scheduled run sends them in one email.
         """
         assert self.supervisor is not None
         marker = self.state_dir / "backfilled"
-        if marker.exists():
-            self.say(f"yesterday already back-filled ({marker.read_text().strip()})")
+        if marker.exists() and marker.read_text()[:10] == clock.today().isoformat():
+            self.say(f"today already back-filled ({marker.read_text().strip()})")
             return None
         if not cli_has("run-interval"):
             self.say("! back-fill skipped: `fraud-pipeline run-interval` is not available")
@@ -385,7 +396,8 @@ class LocalStack:
             "run-interval", "--start", start.isoformat(), "--end", end.isoformat(), "--no-alerts"
         )
         job = self.supervisor.start(ServiceSpec("backfill", command, _done, oneshot=True))
-        self.say(f"back-filling {start:%Y-%m-%d %H:%M} → {end:%H:%M} in the background")
+        self.backfill_day = clock.today().isoformat()
+        self.say(f"back-filling {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} in the background")
         return job
 
     def check_backfill(self, job: Child | None) -> Child | None:
@@ -395,9 +407,10 @@ class LocalStack:
         elapsed = time.monotonic() - job.started_at
         if job.exit_code() == 0:
             (self.state_dir / "backfilled").write_text(
+                f"{self.backfill_day} (business day), at "
                 f"{datetime.now().isoformat(timespec='seconds')}, {elapsed:.0f} s\n"
             )
-            self.say(f"back-fill done in {elapsed:.0f} s: yesterday's report has data")
+            self.say(f"back-fill done in {elapsed:.0f} s: yesterday and today until the start")
         else:
             self.say(f"! back-fill failed (exit {job.exit_code()}); see {job.log_path}")
         return None
@@ -506,7 +519,13 @@ class LocalStack:
                     "WHERE trans_time >= now() - interval '1 hour'"
                 )
                 scored, frauds = cur.fetchone() or (0, 0)
+                behind = watermark.lag(cur, clock.now())
             parts.append(f"last hour: {scored} payments scored, {frauds} frauds")
+            parts.append(
+                "behind: ? (nothing loaded yet)"
+                if behind is None
+                else f"behind: {behind.total_seconds() // 60:.0f} min"
+            )
         except Exception as error:  # a status line must never stop the stack
             parts.append(f"database: {type(error).__name__}")
         return " · ".join(parts)

@@ -84,12 +84,31 @@ def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
 
 # -- extract ----------------------------------------------------------------------------------
 def extract(
-    conn: Connection, run_id: str, start: datetime, end: datetime, settings: Settings | None = None
+    conn: Connection,
+    run_id: str,
+    start: datetime,
+    end: datetime,
+    settings: Settings | None = None,
+    *,
+    catch_up: bool = False,
 ) -> dict[str, Any]:
-    """Fetch the interval's payments, tokenise the cards, land them (idempotent per run)."""
+    """Fetch the interval's payments, tokenise the cards, land them (idempotent per run).
+
+    `catch_up` (the DAG): fetch from the high-water mark when it lags behind `start` (missed
+    runs), at most `dag_catchup_max_span_min` minutes, and move the mark with the landing.
+    """
     from fraud_pipeline.ingest.extract import fetch_current, fetch_window, to_records
+    from fraud_pipeline.storage import watermark
 
     settings = settings or get_settings()
+    asked = (start, end)
+    if catch_up:
+        with conn, conn.cursor() as cur:
+            mark = watermark.read(cur)
+        span = timedelta(minutes=settings.dag_catchup_max_span_min)
+        start, end = watermark.catch_up_window(mark, start, end, span)
+        if (start, end) != asked:
+            log.warning("run %s: catching up missed runs: fetching %s -> %s", run_id, start, end)
     raw = (
         fetch_window(start, end, settings)
         if settings.payments_api_mode == "windowed"
@@ -112,6 +131,8 @@ def extract(
                 rows,
                 page_size=5_000,
             )
+        if catch_up and settings.payments_api_mode == "windowed":
+            watermark.advance(cur, start, end)  # landed: from here on no payment is lost
     return {
         "run_id": run_id,
         "landed": len(rows),

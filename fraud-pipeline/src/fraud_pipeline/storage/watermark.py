@@ -1,0 +1,77 @@
+"""The pipeline's high-water mark: how far the payments have been landed without a gap.
+
+`loaded_until` is the end of the newest window whose payments are in PostgreSQL, every earlier
+one included. It moves in the same transaction as the landing insert (from there on no payment
+is lost: validate, transform and load pick up every landed and pending row) and only forward
+over a window that starts at or before it, so a gap can never be jumped over. A DAG run fetches
+from the mark up to its own interval end, at most `max_span` at a time: downtime of the stack,
+the payments API or the scheduler is caught up by the next runs, oldest first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+import psycopg2.extensions
+
+NAME = "fraud_pipeline"
+
+
+def read(cur: psycopg2.extensions.cursor, name: str = NAME) -> datetime | None:
+    """The mark, or None before the first window was landed."""
+    cur.execute("SELECT loaded_until FROM pipeline_watermark WHERE name = %s", (name,))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def catch_up_window(
+    mark: datetime | None, start: datetime, end: datetime, max_span: timedelta
+) -> tuple[datetime, datetime]:
+    """The window a run for [start, end) fetches: from the mark when it lags, capped.
+
+    No mark (first run) or a mark at or after `start` (the usual next minute, a re-run of an
+    older interval, an overlapping run): the run's own interval. A mark before `start` (runs
+    were missed): [mark, end), at most `max_span` long, oldest first; the next runs go on from
+    where this one stopped.
+    """
+    if mark is None or mark >= start:
+        return start, end
+    return mark, min(end, mark + max_span)
+
+
+def advance(
+    cur: psycopg2.extensions.cursor, start: datetime, end: datetime, name: str = NAME
+) -> None:
+    """[start, end) is landed: move the mark to `end` if that leaves no gap (never backwards)."""
+    cur.execute(
+        "INSERT INTO pipeline_watermark AS w (name, loaded_until) VALUES (%s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET loaded_until = EXCLUDED.loaded_until, updated_at = now() "
+        "WHERE w.loaded_until >= %s AND w.loaded_until < EXCLUDED.loaded_until",
+        (name, end, start),
+    )
+
+
+def loaded_until(cur: psycopg2.extensions.cursor, name: str = NAME) -> datetime | None:
+    """The end of what is loaded: the mark, held back by payments landed but not loaded yet.
+
+    Landed payments still waiting in payments_landing (not validated) or payments_inbox (not
+    scored) hold it back to the oldest of them. None before the first window was landed.
+    """
+    mark = read(cur, name)
+    if mark is None:
+        return None
+    cur.execute("SELECT min(trans_time) FROM payments_inbox")
+    row = cur.fetchone()
+    pending = [row[0]] if row and row[0] is not None else []
+    cur.execute("SELECT payload->>'trans_time' FROM payments_landing")
+    landed = pd.to_datetime(pd.Series([r[0] for r in cur.fetchall()]), utc=True, errors="coerce")
+    if landed.notna().any():  # a malformed time is validate's business, not this one's
+        pending.append(landed.min().to_pydatetime())
+    return min([mark, *pending])
+
+
+def lag(cur: psycopg2.extensions.cursor, now: datetime, name: str = NAME) -> timedelta | None:
+    """How far behind the pipeline is: `now` minus `loaded_until` (None: nothing loaded yet)."""
+    loaded = loaded_until(cur, name)
+    return None if loaded is None else max(timedelta(0), now - loaded)

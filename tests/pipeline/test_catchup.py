@@ -1,0 +1,158 @@
+"""Issue #13: runs missed during downtime are caught up from the high-water mark, oldest first.
+
+The DAG's tasks are driven here through the same step functions, with `catch_up=True` as the
+DAG's extract task passes it: run N, then no run for the downtime, then run N+k.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from fraud_pipeline.config import get_settings
+from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.pipeline import steps
+from fraud_pipeline.storage import watermark
+from fraud_pipeline.storage.db import connect
+from tests.support.servers import night_window
+
+MINUTE = timedelta(minutes=1)
+
+
+def dag_run(conn, interval_start: datetime) -> dict:
+    """One scheduled run of fraud_pipeline for [interval_start, +1 min), task by task."""
+    run_id = f"scheduled__{interval_start.isoformat()}"
+    landed = steps.extract(conn, run_id, interval_start, interval_start + MINUTE, catch_up=True)
+    steps.validate(conn, run_id)
+    steps.transform(conn, run_id)
+    steps.score(conn, run_id)
+    loaded = steps.load(conn, run_id)
+    return {"extract": landed, "load": loaded, "alert": steps.alert(conn)}
+
+
+def fetched(summary: dict) -> tuple[datetime, datetime]:
+    """The window a run's extract fetched."""
+    extract = summary["extract"]
+    return datetime.fromisoformat(extract["start"]), datetime.fromisoformat(extract["end"])
+
+
+def stored(conn) -> set[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT trans_num FROM payments_scored")
+        return {row[0] for row in cur.fetchall()}
+
+
+def flagged(conn) -> set[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT trans_num FROM payments_scored WHERE is_fraud_pred")
+        return {row[0] for row in cur.fetchall()}
+
+
+def alerted(messages) -> list[str]:
+    return [
+        trans_num
+        for message in messages
+        for trans_num in re.findall(
+            r"^\s*payment (\S+)\s*$", message.get_body(("plain",)).get_content(), re.M
+        )
+    ]
+
+
+def generated(start: pd.Timestamp, end: pd.Timestamp) -> set[str]:
+    return set(payments_between(start, end, seed=11, rate_per_min=40)["trans_num"])
+
+
+@pytest.mark.clock
+def test_runs_missed_during_downtime_are_caught_up_and_alerted_once(services):
+    _, end = night_window()
+    first = (end - pd.Timedelta(hours=1)).to_pydatetime()  # run N
+    down = 30  # runs N+1 .. N+30 never happen (stack, API or scheduler down)
+    conn = connect()
+    try:
+        dag_run(conn, first)
+        assert stored(conn) == generated(pd.Timestamp(first), pd.Timestamp(first + MINUTE))
+        back = first + (down + 1) * MINUTE  # run N+31, the first after the downtime
+        summary = dag_run(conn, back)
+        assert fetched(summary) == (first + MINUTE, back + MINUTE)  # from the mark
+        everything = generated(pd.Timestamp(first), pd.Timestamp(back + MINUTE))
+        assert len(everything) > down * 30
+        assert stored(conn) == everything  # no gap: every payment of the downtime is stored
+        with conn.cursor() as cur:
+            assert watermark.read(cur) == back + MINUTE
+            assert watermark.lag(cur, back + MINUTE) == timedelta(0)
+        frauds = flagged(conn)
+        names = alerted(services.mail.messages())
+        assert frauds and len(names) == len(set(names)) and set(names) == frauds  # once each
+        # A missed run retried late, or the same run again: nothing stored, nothing sent.
+        emails = len(services.mail.messages())
+        for late in (first + 5 * MINUTE, back):
+            again = dag_run(conn, late)
+            assert fetched(again) == (late, late + MINUTE)  # its own interval only
+            assert again["load"]["loaded"] == 0 and again["alert"]["emails"] == 0
+        assert len(services.mail.messages()) == emails and stored(conn) == everything
+        with conn.cursor() as cur:
+            assert watermark.read(cur) == back + MINUTE  # never moved backwards
+    finally:
+        conn.close()
+
+
+@pytest.mark.clock
+def test_a_long_downtime_is_caught_up_in_capped_spans_oldest_first(services, monkeypatch):
+    monkeypatch.setenv("DAG_CATCHUP_MAX_SPAN_MIN", "10")
+    get_settings.cache_clear()
+    _, end = night_window()
+    first = (end - pd.Timedelta(hours=1)).to_pydatetime()
+    conn = connect()
+    try:
+        dag_run(conn, first)
+        windows = []
+        for minute in range(26, 30):  # 25 runs missed, then the scheduler is back
+            windows.append(fetched(dag_run(conn, first + minute * MINUTE)))
+        expected = [
+            (first + MINUTE, first + 11 * MINUTE),  # at most 10 minutes per run
+            (first + 11 * MINUTE, first + 21 * MINUTE),
+            (first + 21 * MINUTE, first + 29 * MINUTE),  # caught up: to its own end
+            (first + 29 * MINUTE, first + 30 * MINUTE),  # back to one minute per run
+        ]
+        assert windows == expected
+        assert stored(conn) == generated(pd.Timestamp(first), pd.Timestamp(first + 30 * MINUTE))
+    finally:
+        conn.close()
+
+
+def test_the_catch_up_window():
+    t = datetime.fromisoformat("2026-11-29T10:00:00+00:00")
+    span = timedelta(minutes=60)
+    assert watermark.catch_up_window(None, t, t + MINUTE, span) == (t, t + MINUTE)  # first run
+    assert watermark.catch_up_window(t, t, t + MINUTE, span) == (t, t + MINUTE)  # on time
+    late = t + 5 * MINUTE  # a re-run of an older interval: its own window
+    assert watermark.catch_up_window(late, t, t + MINUTE, span) == (t, t + MINUTE)
+    gap = t - 3 * MINUTE
+    assert watermark.catch_up_window(gap, t, t + MINUTE, span) == (gap, t + MINUTE)
+    old = t - timedelta(hours=5)
+    assert watermark.catch_up_window(old, t, t + MINUTE, span) == (old, old + span)
+
+
+def test_the_mark_only_moves_forward_without_a_gap(conn):
+    t = datetime.fromisoformat("2026-11-29T10:00:00+00:00")
+    with conn, conn.cursor() as cur:
+        assert watermark.read(cur) is None and watermark.lag(cur, t) is None
+        watermark.advance(cur, t, t + MINUTE)
+        watermark.advance(cur, t + 5 * MINUTE, t + 6 * MINUTE)  # a gap before it: not over it
+        assert watermark.read(cur) == t + MINUTE
+        watermark.advance(cur, t - MINUTE, t)  # an older window: never backwards
+        assert watermark.read(cur) == t + MINUTE
+        watermark.advance(cur, t, t + 3 * MINUTE)  # overlapping and newer
+        assert watermark.read(cur) == t + 3 * MINUTE
+        assert watermark.lag(cur, t + 10 * MINUTE) == 7 * MINUTE
+        cur.execute(  # landed, not validated yet: holds "loaded until" back
+            "INSERT INTO payments_landing (run_id, trans_num, payload) VALUES "
+            "('r', 'a', %s), ('r', 'b', '{\"trans_time\": \"not a time\"}')",
+            (json.dumps({"trans_time": (t + MINUTE).isoformat()}),),
+        )
+        assert watermark.loaded_until(cur) == t + MINUTE
+        assert watermark.lag(cur, t + 10 * MINUTE) == 9 * MINUTE
