@@ -79,7 +79,8 @@ def test_runs_missed_during_downtime_are_caught_up_and_alerted_once(services):
         summary = dag_run(conn, back)
         assert fetched(summary) == (first + MINUTE, back + MINUTE)  # from the mark
         everything = generated(pd.Timestamp(first), pd.Timestamp(back + MINUTE))
-        assert len(everything) > down * 30
+        gap = everything - generated(pd.Timestamp(first), pd.Timestamp(first + MINUTE))
+        assert len(gap) > down  # the downtime had payments (fewer on some nights than others)
         assert stored(conn) == everything  # no gap: every payment of the downtime is stored
         with conn.cursor() as cur:
             assert watermark.read(cur) == back + MINUTE
