@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -194,8 +193,7 @@ def model_server_url() -> Iterator[str]:
     """The real model server (same code as the SageMaker container) on the committed artifacts."""
     port = free_port()
     server = build_server(get_settings().artifacts_dir, port=port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve(server)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -222,25 +222,18 @@ def _land(
 
 
 def _to_inbox(cur: psycopg2.extensions.cursor, good: pd.DataFrame) -> int:
-    """Stage and insert validated payments not stored yet, all or none (a savepoint)."""
-    cur.execute("SAVEPOINT to_inbox")
-    try:
-        cur.execute("TRUNCATE inbox_stage")
-        copy_into(cur, "inbox_stage", good.loc[:, list(PAYMENT_COLUMNS)])
-        columns = ", ".join(f'"{c}"' for c in PAYMENT_COLUMNS)
-        cur.execute(
-            f"INSERT INTO payments_inbox ({columns}) SELECT {columns} FROM inbox_stage s "  # noqa: S608
-            "WHERE NOT EXISTS (SELECT 1 FROM payments_scored p WHERE p.trans_num = s.trans_num) "
-            # in key order, as every writer: two validates of the same payments wait for
-            # each other's rows in one order (no deadlock)
-            "ORDER BY s.trans_num ON CONFLICT (trans_num) DO NOTHING"
-        )
-        inserted = int(cur.rowcount)
-    except BaseException:
-        cur.execute("ROLLBACK TO SAVEPOINT to_inbox")
-        raise
-    cur.execute("RELEASE SAVEPOINT to_inbox")
-    return inserted
+    """Stage and insert validated payments not stored yet (inside `_land`'s savepoint)."""
+    cur.execute("TRUNCATE inbox_stage")
+    copy_into(cur, "inbox_stage", good.loc[:, list(PAYMENT_COLUMNS)])
+    columns = ", ".join(f'"{c}"' for c in PAYMENT_COLUMNS)
+    cur.execute(
+        f"INSERT INTO payments_inbox ({columns}) SELECT {columns} FROM inbox_stage s "  # noqa: S608
+        "WHERE NOT EXISTS (SELECT 1 FROM payments_scored p WHERE p.trans_num = s.trans_num) "
+        # in key order, as every writer: two validates of the same payments wait for
+        # each other's rows in one order (no deadlock)
+        "ORDER BY s.trans_num ON CONFLICT (trans_num) DO NOTHING"
+    )
+    return int(cur.rowcount)
 
 
 def check_rows(records: pd.DataFrame) -> Validated:
