@@ -41,6 +41,10 @@ RETRYABLE_CODES = frozenset(
 )
 
 
+# How long past the deadline the caller waits for a worker's own verdict before it stops.
+HARD_STOP_GRACE_S = 1.0
+
+
 class ScoringError(RuntimeError):
     """Scoring failed for good: says which endpoint, which batch and what status."""
 
@@ -308,8 +312,11 @@ class EndpointClient:
             results = []
             for future, label in zip(futures, labels, strict=True):
                 try:
-                    # A hard stop: the worker may be stuck in a call that never returns.
-                    results.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+                    # A hard stop: the worker may be stuck in a call that never returns. The
+                    # grace lets a worker whose last attempt was still answering give its own,
+                    # truer verdict (e.g. "status 503") rather than a bare "deadline".
+                    remaining = max(0.0, deadline - time.monotonic())
+                    results.append(future.result(timeout=remaining + HARD_STOP_GRACE_S))
                 except FutureTimeout as error:
                     waited = False
                     raise EndpointUnavailable(
