@@ -7,7 +7,6 @@ import json
 
 import pandas as pd
 import pytest
-from psycopg2 import sql
 
 from fraud_pipeline import cli
 from fraud_pipeline.config import get_settings
@@ -15,9 +14,9 @@ from fraud_pipeline.ingest.extract import ExtractError, fetch_window
 from fraud_pipeline.pipeline import steps
 from fraud_pipeline.storage import quarantine
 from fraud_pipeline.storage.db import connect
-from tests.support.cards import leaks, luhn_number
+from tests.support.cards import database_text, leaks, luhn_number
 from tests.support.factories import real_rows
-from tests.support.hostile_api import hostile_api
+from tests.support.hostile_api import hostile_api, time_formats
 
 START = pd.Timestamp("2026-03-01 12:00", tz="UTC")
 MINUTES = 12
@@ -31,13 +30,7 @@ def _items() -> tuple[list, dict[str, pd.Timestamp], dict[str, str]]:
     items, good, bad = [], {}, {}
     for i, record in enumerate(records):
         when = START + pd.Timedelta(seconds=20 * i + 5)
-        formats = [
-            when.tz_convert("Europe/Paris").strftime("%Y-%m-%d %H:%M:%S"),
-            when.tz_convert("Asia/Karachi").isoformat(),
-            when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            int(when.timestamp() * 1000),
-        ]
-        record["trans_date_trans_time"] = formats[i % 4]
+        record["trans_date_trans_time"] = time_formats(when)[i % 4]
         items.append((when, record))
         good[record["trans_num"]] = when
     poison = {
@@ -55,21 +48,6 @@ def _items() -> tuple[list, dict[str, pd.Timestamp], dict[str, str]]:
     for j, value in enumerate([42, None, "x"]):
         items.append((START + pd.Timedelta(minutes=3, seconds=j), value))
     return items, good, bad
-
-
-def _dump(conn) -> str:
-    with conn.cursor() as cur:
-        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        tables = [r[0] for r in cur.fetchall()]
-        text = []
-        for table in tables:
-            cur.execute(
-                sql.SQL("SELECT coalesce(string_agg(t::text, chr(10)), '') FROM {} t").format(
-                    sql.Identifier(table)
-                )
-            )
-            text.append(cur.fetchone()[0])
-    return "\n".join(text)
 
 
 def _check_outcome(conn, good, bad, mail, caplog) -> None:
@@ -91,7 +69,7 @@ def _check_outcome(conn, good, bad, mail, caplog) -> None:
         f"payment is not an object: {t}" for t in ("int", "null", "str")
     ]
     emails = " ".join(m.as_string() for m in mail.messages())
-    assert not leaks(CARDS, _dump(conn) + caplog.text + emails)
+    assert not leaks(CARDS, database_text(conn.dsn) + caplog.text + emails)
     assert "card_number" in caplog.text  # the unknown field's name is logged
 
 

@@ -19,7 +19,7 @@ from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.pipeline import backfill
 from fraud_pipeline.pipeline.steps import REDELIVERED
 from tests.support.reliability import Stack
-from tests.support.runs import alerted, outcome, run_all, warm_up
+from tests.support.runs import alerted, outcome, run_all, table_dump, warm_up
 
 Run = Callable[[Stack, str], None]
 
@@ -36,15 +36,6 @@ def cli_backfill(stack: Stack, url: str) -> None:
 
 
 PATHS: dict[str, Run] = {"DAG steps": dag_runs, "run-interval back-fill": cli_backfill}
-
-
-def table_dump(url: str) -> list[tuple[Any, ...]]:
-    """Every column of every stored row, scored_at, updated_at and alert bookkeeping included."""
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT * FROM payments_scored ORDER BY trans_num")
-        rows = cur.fetchall()
-    conn.close()
-    return rows
 
 
 def quarantined(url: str) -> list[tuple[str, str, str]]:

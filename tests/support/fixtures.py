@@ -8,6 +8,7 @@ AWS, a seeded report day, the reliability stack behind fault proxies, and the se
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from fraud_pipeline.storage.migrate import migrate
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support import fresh_machine
 from tests.support.aws import FAKE_CREDENTIALS, REGION, TARGET
+from tests.support.cards import Recorder
 from tests.support.database import (
     check_fresh_machine,
     describe_postgres,
@@ -50,6 +52,7 @@ from tests.support.database import (
 from tests.support.factories import scored_payments
 from tests.support.reliability import TABLE, Outcome, Stack, ThrowawayPostgres, format_table
 from tests.support.report import PASSWORD, SeededDay, day_of_payments
+from tests.support.runs import card_leaks
 from tests.support.servers import Services, night_window, serve
 
 # --- the session: --now, the header, the fresh-machine guard, the database ---------------
@@ -299,6 +302,32 @@ def stack(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack
         model_proxy.stop()
         payments_proxy.stop()
         get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def no_card_number_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test of tests/reliability: no input card number in its database (every table),
+    its logs (every logger, every level, exception text included) or its mail."""
+    if "tests/reliability/" not in request.path.as_posix():
+        yield
+        return
+    recorder, root = Recorder(), logging.getLogger()
+    level = root.level
+    root.addHandler(recorder)
+    root.setLevel(logging.DEBUG)
+    try:
+        # Asked for here, so that they are torn down after the scan.
+        stack = request.getfixturevalue("stack") if "stack" in request.fixturenames else None
+        urls = [request.getfixturevalue("clean_db")] if "clean_db" in request.fixturenames else []
+        if "throwaway_postgres" in request.fixturenames:
+            urls.append(request.getfixturevalue("throwaway_postgres").url)
+        yield
+    finally:
+        root.removeHandler(recorder)
+        root.setLevel(level)
+    leaks = card_leaks(stack, urls, recorder.records)
+    if leaks:
+        pytest.fail("input card numbers left unmasked:\n" + "\n".join(leaks[:50]), pytrace=False)
 
 
 @pytest.fixture(scope="session")

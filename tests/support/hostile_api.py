@@ -18,6 +18,23 @@ from tests.support.servers import serve
 Item = tuple[pd.Timestamp, Any]  # (when the API serves it, the JSON value as sent)
 
 
+def time_formats(when: pd.Timestamp, tz: str = "Europe/Paris") -> list[Any]:
+    """One instant as the payments API may send it: wall clock in the business zone `tz`, ISO
+    8601 with an offset, with `Z`, epoch ms, epoch seconds, and (when its seconds are 0) wall
+    clock without seconds. Every one of them names the same instant."""
+    local, utc = when.tz_convert(tz), when.tz_convert("UTC")
+    formats: list[Any] = [
+        local.strftime("%Y-%m-%d %H:%M:%S"),
+        when.tz_convert("Asia/Karachi").isoformat(),
+        utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        int(when.timestamp() * 1000),
+        int(when.timestamp()),
+    ]
+    if local.second == 0 and local.microsecond == 0:
+        formats.append(local.strftime("%Y-%m-%d %H:%M"))
+    return formats
+
+
 def build(items: list[Item], malformed: Any = None) -> ThreadingHTTPServer:
     """`malformed`: when set, every page is this JSON value instead (a malformed page)."""
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg2
 import requests
+from psycopg2 import sql
 
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.devstack.mailcatcher import read_maildir
@@ -22,6 +23,7 @@ from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import Model
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.serving.endpoint import EndpointClient
+from tests.support.cards import PLANTED, database_places, log_places, mail_places, scan
 from tests.support.reliability import Outcome, Stack
 
 RUNS = 3
@@ -32,11 +34,15 @@ FLAGGED_OR_ALERTED = (
 )
 
 
+def window_payments(stack: Stack) -> Any:
+    """The raw payments the generator serves for the stack's window (card numbers included)."""
+    start, end = stack.window
+    return payments_between(start, end, seed=stack.seed, rate_per_min=stack.rate_per_min)
+
+
 def expected_outcome(stack: Stack, model: Model) -> tuple[set[str], set[str]]:
     """(every payment of the window, those the model flags), computed in-process."""
-    start, end = stack.window
-    raw = payments_between(start, end, seed=stack.seed, rate_per_min=stack.rate_per_min)
-    payments = to_payments(raw)
+    payments = to_payments(window_payments(stack))
     flagged = model.predict(model.features(payments)) >= model.threshold
     return set(payments["trans_num"]), set(payments.loc[flagged, "trans_num"])
 
@@ -170,3 +176,33 @@ def log_text(records: list[logging.LogRecord]) -> str:
             lines.append(f"    {type(error).__name__}: {error}")
             error = error.__cause__ or error.__context__
     return "\n".join(lines)
+
+
+def select(url: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(query)
+        rows = cur.fetchall()
+    conn.close()
+    return rows
+
+
+def table_dump(url: str, table: str = "payments_scored") -> list[tuple[Any, ...]]:
+    """Every column of every row, in key order (scored_at, updated_at, alert bookkeeping...)."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT * FROM {} t ORDER BY t::text").format(sql.Identifier(table)))
+        rows = cur.fetchall()
+    conn.close()
+    return rows
+
+
+def card_leaks(stack: Stack | None, urls: list[str], records: list[logging.LogRecord]) -> list[str]:
+    """Where an input card number (the window's `cc_num`s, the planted ones) was left: a table
+    of the databases, a log record, a mail."""
+    numbers = set(PLANTED)
+    places = log_places(records)
+    if stack is not None:
+        numbers |= set(window_payments(stack)["cc_num"].astype(str))
+        places += mail_places(stack.services.mail.maildir)
+    for url in urls:
+        places += database_places(url)
+    return scan(numbers, places)

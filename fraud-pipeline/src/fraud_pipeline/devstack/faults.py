@@ -3,7 +3,8 @@
 `FaultProxy` sits in front of a real server (the model server, the payments API) and forwards
 every request, unless told to misbehave: answer a status (429/500/503), hang, answer slowly,
 drip the answer a byte at a time, send garbage or a truncated body, drop one score, page
-forever, re-deliver payments with other contents, or be switched off (the port refuses
+forever, re-deliver payments with other contents, edit a page (add, change or reorder its
+items), or be switched off (the port refuses
 connections, as an endpoint deleted to save cost does). A fault can be limited to the next N
 requests, so "throttled twice, then fine" and "down for three runs" are both one line. Used by
 tests/reliability; nothing here runs in production.
@@ -38,6 +39,7 @@ Fault = Literal[
     "malformed_page",
     "endless_pages",
     "rewrite_payments",
+    "rewrite_page",
 ]
 Rewrite = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -49,6 +51,7 @@ class _Active:
     status: int = 503
     delay_s: float = 0.0
     rewrite: Rewrite | None = None
+    body: bytes | None = None
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -87,15 +90,19 @@ class FaultProxy:
         status: int = 503,
         delay_s: float = 0.0,
         rewrite: Rewrite | None = None,
+        body: bytes | None = None,
     ) -> None:
         """Misbehave on the next `times` requests (all of them when None).
 
         `drip`: the real answer, one byte every `delay_s`; `endless_pages`: an empty payments
         page whose next_page_token never ends; `rewrite_payments`: each payment of a page
-        passed through `rewrite` (a payment delivered again with other contents).
+        passed through `rewrite` (a payment delivered again with other contents);
+        `rewrite_page`: the whole page passed through `rewrite` (items added, changed, reordered).
+        `body`: what `status` and `malformed_page` answer instead of their default body (an
+        error body quoting a payment, a malformed page holding card numbers).
         """
         with self._lock:
-            self._active = _Active(fault, times, status, delay_s, rewrite)
+            self._active = _Active(fault, times, status, delay_s, rewrite, body)
 
     def clear(self) -> None:
         with self._lock:
@@ -161,7 +168,7 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 active = proxy._take()
                 if active and active.fault == "status":
-                    error = f'{{"error": "injected {active.status}"}}'.encode()
+                    error = active.body or f'{{"error": "injected {active.status}"}}'.encode()
                     return self._reply(active.status, error, "application/json")
                 if active and active.fault == "hang":
                     time.sleep(active.delay_s or 3600)
@@ -184,13 +191,15 @@ class FaultProxy:
                 elif active and active.fault == "truncate":
                     content = content[: max(1, len(content) // 2)]
                 elif active and active.fault == "malformed_page":
-                    content = b'{"payments": "not a list", "next_page_token": 7}'
+                    content = active.body or b'{"payments": "not a list", "next_page_token": 7}'
                 elif active and active.fault == "drop_one_score":
                     content = _drop_one_score(content, content_type)
                 elif active and active.fault == "rewrite_payments" and active.rewrite:
                     page = json.loads(content)
                     page["payments"] = [active.rewrite(p) for p in page["payments"]]
                     content = json.dumps(page).encode()
+                elif active and active.fault == "rewrite_page" and active.rewrite:
+                    content = json.dumps(active.rewrite(json.loads(content))).encode()
                 self.send_response(upstream.status_code)
                 for key, value in upstream.headers.items():
                     if key.lower() not in ("content-length", "transfer-encoding", "connection"):
