@@ -7,7 +7,6 @@ import json
 
 import pandas as pd
 import pytest
-from psycopg2 import sql
 
 from fraud_pipeline import cli
 from fraud_pipeline.config import get_settings
@@ -16,6 +15,7 @@ from fraud_pipeline.pipeline import steps
 from fraud_pipeline.storage import quarantine
 from fraud_pipeline.storage.db import connect
 from tests.support.cards import leaks, luhn_number
+from tests.support.database import dump_text
 from tests.support.factories import real_rows
 from tests.support.hostile_api import hostile_api
 
@@ -57,21 +57,6 @@ def _items() -> tuple[list, dict[str, pd.Timestamp], dict[str, str]]:
     return items, good, bad
 
 
-def _dump(conn) -> str:
-    with conn.cursor() as cur:
-        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        tables = [r[0] for r in cur.fetchall()]
-        text = []
-        for table in tables:
-            cur.execute(
-                sql.SQL("SELECT coalesce(string_agg(t::text, chr(10)), '') FROM {} t").format(
-                    sql.Identifier(table)
-                )
-            )
-            text.append(cur.fetchone()[0])
-    return "\n".join(text)
-
-
 def _check_outcome(conn, good, bad, mail, caplog) -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT trans_num, trans_time FROM payments_scored")
@@ -91,7 +76,7 @@ def _check_outcome(conn, good, bad, mail, caplog) -> None:
         f"payment is not an object: {t}" for t in ("int", "null", "str")
     ]
     emails = " ".join(m.as_string() for m in mail.messages())
-    assert not leaks(CARDS, _dump(conn) + caplog.text + emails)
+    assert not leaks(CARDS, dump_text(conn) + caplog.text + emails)
     assert "card_number" in caplog.text  # the unknown field's name is logged
 
 

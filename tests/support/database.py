@@ -93,3 +93,21 @@ def truncate_app_tables(url: str) -> None:
         if tables:
             cur.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
     conn.close()
+
+
+def dump_text(conn: psycopg2.extensions.connection) -> str:
+    """Every row of every table of the public schema, as text: what a scan for leaks reads."""
+    from psycopg2 import sql
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        tables = [r[0] for r in cur.fetchall()]
+        text = []
+        for table in tables:
+            cur.execute(
+                sql.SQL("SELECT coalesce(string_agg(t::text, chr(10)), '') FROM {} t").format(
+                    sql.Identifier(table)
+                )
+            )
+            text.append(cur.fetchone()[0])
+    return "\n".join(text)
