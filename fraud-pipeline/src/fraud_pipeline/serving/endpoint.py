@@ -343,7 +343,11 @@ class EndpointClient:
                     why = f"{error.reason} ({error.scores[bad][0]!r})"
                     return scores, error.version, {start + int(i): why for i in np.flatnonzero(bad)}
                 if stop - start == 1:
-                    return np.full(1, np.nan), None, {start: error.reason}
+                    return (
+                        np.full(1, np.nan),
+                        None,
+                        {start: f"status {error.status}: {error.reason}"},
+                    )
                 if calls + 2 > MAX_ISOLATION_CALLS:
                     raise ScoringError(
                         f"refused the batch; its bad rows not found in {calls} calls: "
