@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.devstack.airflow_local import local_aws_connection, postgres_connection
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.net import free_port
+from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect, with_database
 from tests.support.cards import leaks, luhn_number
 from tests.support.database import dump_text
@@ -246,5 +248,42 @@ def test_a_poison_payment_through_sixty_per_minute_dag_runs(airflow_env, service
         assert len(quarantined) == 3
         mails = " ".join(m.as_string() for m in services.mail.messages())
         assert not leaks([card], dump_text(conn) + out + mails)
+    finally:
+        conn.close()
+
+
+@pytest.mark.airflow
+@pytest.mark.clock
+def test_the_morning_summary_waits_until_its_day_is_loaded(airflow_env, services):
+    """Issue #15: the 07:00 run fired on a first start (yesterday still back-filling) sends
+    nothing; once the gap-free range covers yesterday, it sends the day's one summary."""
+    yesterday = clock.yesterday()
+    first, _ = clock.day_bounds(yesterday)
+    seven = pd.Timestamp(clock.day_start(clock.today())) + pd.Timedelta(hours=7)
+    env = {
+        **airflow_env,
+        "SMTP_PORT": os.environ["SMTP_PORT"],
+        "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
+        "SUMMARY_WAIT_MAX_S": "2",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+    run = """
+        from airflow.dag_processing.dagbag import DagBag
+        import pendulum
+        dag = DagBag(dag_folder="%s").dags["fraud_daily_report"]
+        print("STATE", dag.test(logical_date=pendulum.parse("%s")).state)
+        """ % (DAGS, seven.tz_convert("UTC").isoformat())
+    conn = connect()
+    try:
+        with conn, conn.cursor() as cur:  # the first live run: today only, yesterday not yet
+            watermark.advance(cur, clock.now() - timedelta(minutes=1), clock.now())
+        out = _python(run, env)
+        assert "STATE failed" in out and "waits: payments before" in out, out[-3000:]
+        assert services.mail.messages() == []
+        with conn, conn.cursor() as cur:  # the back-fill of yesterday reached the live runs
+            watermark.advance(cur, first, clock.now())
+        assert "STATE success" in _python(run, env)
+        (mail,) = services.mail.messages()
+        assert f"Morning report {yesterday.isoformat()}" in mail["Subject"]
     finally:
         conn.close()
