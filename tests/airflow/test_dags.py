@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +19,11 @@ from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.devstack.airflow_local import local_aws_connection, postgres_connection
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.net import free_port
+from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect, with_database
+from tests.support.cards import database_text, leaks, luhn_number
+from tests.support.factories import real_rows
+from tests.support.hostile_api import hostile_api
 from tests.support.servers import serve
 
 DAGS = REPO_ROOT / "airflow" / "dags"
@@ -175,5 +181,108 @@ def test_runs_missed_while_airflow_was_down_are_caught_up_by_the_next_run(airflo
             assert {row[0] for row in cur.fetchall()} == set(expected["trans_num"])
             cur.execute("SELECT loaded_until FROM pipeline_watermark")
             assert pd.Timestamp(cur.fetchone()[0]) == minute + pd.Timedelta(minutes=6)
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_a_poison_payment_through_sixty_per_minute_dag_runs(airflow_env, services, caplog):
+    """Issue #13: a list in a text field, an unknown field holding a card number and non-objects
+    among real payments, minute after minute: every run green, every good payment stored, each
+    bad item quarantined once, no card number anywhere."""
+    start = pd.Timestamp("2026-03-01 12:00", tz="UTC")
+    card = luhn_number("4539")
+    records = json.loads(real_rows().head(180).to_json(orient="records"))
+    items = []
+    for i, record in enumerate(records):  # three a minute
+        when = start + pd.Timedelta(seconds=20 * i + 5)
+        record["trans_date_trans_time"] = when.isoformat()
+        items.append((when, record))
+    poison = items[7][1]
+    poison["street"] = ["a", ["b"]]
+    items[31][1]["card_number"] = card  # dropped at extract, the payment stored
+    items.extend((start + pd.Timedelta(minutes=30, seconds=j), v) for j, v in enumerate([42, None]))
+    good = {r["trans_num"] for _, r in items if isinstance(r, dict) and r is not poison}
+    logical_dates = [
+        (start + pd.Timedelta(minutes=m)).tz_convert("UTC").isoformat() for m in range(1, 61)
+    ]
+    with hostile_api(items) as url:
+        env = {
+            **airflow_env,
+            "PAYMENTS_API_URL": url,
+            "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(os.environ["SAGEMAKER_ENDPOINT_URL"]),
+            "SMTP_PORT": os.environ["SMTP_PORT"],
+            "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        }
+        run = """
+            from airflow.dag_processing.dagbag import DagBag
+            import pendulum
+            dag = DagBag(dag_folder="%s").dags["fraud_pipeline"]
+            for logical_date in %r:
+                print("STATE", dag.test(logical_date=pendulum.parse(logical_date)).state)
+            """ % (DAGS, logical_dates)
+        out = _python(run, env)
+    assert out.count("STATE success") == 60, out[-3000:]
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT trans_num FROM payments_scored")
+            assert {row[0] for row in cur.fetchall()} == good
+            cur.execute("SELECT trans_num, reason FROM payments_quarantine ORDER BY id")
+            quarantined = cur.fetchall()
+            cur.execute(
+                "SELECT (SELECT count(*) FROM payments_landing) + "
+                "(SELECT count(*) FROM payments_inbox)"
+            )
+            assert cur.fetchone()[0] == 0  # nothing left behind to block a later run
+            cur.execute("SELECT loaded_until FROM pipeline_watermark")
+            assert pd.Timestamp(cur.fetchone()[0]) == start + pd.Timedelta(minutes=60)
+        assert quarantined[0] == (poison["trans_num"], "street: expected text, got list")
+        assert sorted(q[1] for q in quarantined[1:]) == [
+            "payment is not an object: int",
+            "payment is not an object: null",
+        ]
+        assert len(quarantined) == 3
+        mails = " ".join(m.as_string() for m in services.mail.messages())
+        assert not leaks([card], database_text(conn.dsn) + out + mails)
+    finally:
+        conn.close()
+
+
+@pytest.mark.airflow
+@pytest.mark.clock
+def test_the_morning_summary_waits_until_its_day_is_loaded(airflow_env, services):
+    """Issue #15: the 07:00 run fired on a first start (yesterday still back-filling) sends
+    nothing; once the gap-free range covers yesterday, it sends the day's one summary."""
+    yesterday = clock.yesterday()
+    first, _ = clock.day_bounds(yesterday)
+    seven = pd.Timestamp(clock.day_start(clock.today())) + pd.Timedelta(hours=7)
+    env = {
+        **airflow_env,
+        "SMTP_PORT": os.environ["SMTP_PORT"],
+        "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
+        "SUMMARY_WAIT_MAX_S": "2",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+    run = """
+        from airflow.dag_processing.dagbag import DagBag
+        import pendulum
+        dag = DagBag(dag_folder="%s").dags["fraud_daily_report"]
+        print("STATE", dag.test(logical_date=pendulum.parse("%s")).state)
+        """ % (DAGS, seven.tz_convert("UTC").isoformat())
+    conn = connect()
+    try:
+        with conn, conn.cursor() as cur:  # the first live run: today only, yesterday not yet
+            watermark.advance(cur, clock.now() - timedelta(minutes=1), clock.now())
+        out = _python(run, env)
+        assert "STATE failed" in out and "waits: payments before" in out, out[-3000:]
+        assert services.mail.messages() == []
+        with conn, conn.cursor() as cur:  # the back-fill of yesterday reached the live runs
+            watermark.advance(cur, first, clock.now())
+        assert "STATE success" in _python(run, env)
+        (mail,) = services.mail.messages()
+        assert f"Morning report {yesterday.isoformat()}" in mail["Subject"]
     finally:
         conn.close()

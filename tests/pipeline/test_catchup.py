@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.pipeline import steps
@@ -145,8 +146,8 @@ def test_the_mark_only_moves_forward_without_a_gap(conn):
         watermark.advance(cur, t, t + MINUTE)
         watermark.advance(cur, t + 5 * MINUTE, t + 6 * MINUTE)  # a gap before it: not over it
         assert watermark.read(cur) == t + MINUTE
-        watermark.advance(cur, t - MINUTE, t)  # an older window: never backwards
-        assert watermark.read(cur) == t + MINUTE
+        watermark.advance(cur, t - MINUTE, t)  # an older window touching it: the range grows
+        assert watermark.read(cur) == t + MINUTE  # back, never the mark
         watermark.advance(cur, t, t + 3 * MINUTE)  # overlapping and newer
         assert watermark.read(cur) == t + 3 * MINUTE
         assert watermark.lag(cur, t + 10 * MINUTE) == 7 * MINUTE
@@ -157,3 +158,26 @@ def test_the_mark_only_moves_forward_without_a_gap(conn):
         )
         assert watermark.loaded_until(cur) == t + MINUTE
         assert watermark.lag(cur, t + 10 * MINUTE) == 9 * MINUTE
+
+
+def test_a_day_is_complete_when_the_gap_free_range_covers_it(conn):
+    """Issue #15: the morning summary of a day waits until the range landed without a gap covers
+    the whole day: a first start's live run alone (yesterday still back-filling), a back-fill
+    that ends before the live runs began (a gap), pending payments: not complete."""
+    day = date(2026, 3, 29)  # 23 hours in Paris
+    first, last = clock.day_bounds(day)
+    live = last + timedelta(hours=9)  # the first live run, the next morning
+    with conn, conn.cursor() as cur:
+        assert watermark.day_incomplete(cur, day) == "no payments loaded yet"
+        watermark.advance(cur, live, live + MINUTE)
+        assert "are not loaded" in watermark.day_incomplete(cur, day)
+        watermark.advance(cur, first, live - 2 * MINUTE)  # the back-fill ended before: a gap
+        assert "are not loaded" in watermark.day_incomplete(cur, day)
+        watermark.advance(cur, first, live)  # the back-fill that reaches the live runs
+        assert watermark.day_incomplete(cur, day) is None
+        assert watermark.read(cur) == live + MINUTE
+        cur.execute(
+            "INSERT INTO payments_landing (run_id, trans_num, payload) VALUES ('r', 'a', %s)",
+            (json.dumps({"trans_time": (last - MINUTE).isoformat()}),),
+        )
+        assert "loaded until" in watermark.day_incomplete(cur, day)  # one payment still pending

@@ -173,12 +173,13 @@ def test_the_overall_deadline_stops_the_retries(faulty):
 
 
 def test_a_failed_batch_stops_the_batches_not_yet_sent(faulty):
-    url, script = faulty(status(400, "ValidationError"))
+    """A call the endpoint refuses for good (403: not about the rows) fails the whole run."""
+    url, script = faulty(status(403, "AccessDeniedException"))
     one_at_a_time = EndpointClient(
         runtime_for(url), "fraud-xgboost", concurrency=1, max_payload_bytes=200
     )
     assert one_at_a_time.batch_rows(ROWS) == 1  # so 50 rows = 50 requests
-    with pytest.raises(ScoringError, match=r"batch 1/50 \(rows 0-0\), status 400"):
+    with pytest.raises(ScoringError, match=r"batch 1/50 \(rows 0-0\), status 403"):
         one_at_a_time.predict(np.ones((50, 35), dtype=np.float32))
     assert script.calls < 50
 
@@ -191,4 +192,7 @@ def test_sagemaker_model_errors_are_retried_by_the_container_status(faulty):
     url, script = faulty(status(424, "ModelError", OriginalStatusCode=400))
     with pytest.raises(ScoringError, match="status 400") as error:
         client(url).predict(ROWS)
-    assert script.calls == 1 and not isinstance(error.value, EndpointUnavailable)
+    # Not retried as a passing fault: each call is a half of the batch, looking for the rows
+    # refused (all of them here: the endpoint is at fault, the run fails).
+    assert "refused every row" in str(error.value)
+    assert script.calls == 5 and not isinstance(error.value, EndpointUnavailable)

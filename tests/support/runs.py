@@ -130,6 +130,7 @@ def outcome(
     *,
     quarantined: int = 0,
     frauds_from_db: bool = False,
+    set_aside: frozenset[str] = frozenset(),
 ) -> Outcome:
     """Got vs expected for the window: every payment stored once, every fraud alerted once.
 
@@ -137,14 +138,16 @@ def outcome(
     interval may be scored before an earlier one is stored, so with less card history), the
     payments the pipeline flagged in the database, plus those it alerted when flagged by the run
     with less history and un-flagged by the later re-score (an alert sent is not withdrawn).
+    `set_aside`: payments the scenario makes unstorable; they are expected in quarantine instead.
     """
-    payments, frauds = expected_outcome(stack, model)
+    served, frauds = expected_outcome(stack, model)
+    payments, frauds = served - set_aside, frauds - set_aside  # quarantined on purpose
     if frauds_from_db:
         frauds = set(stored_trans_nums(url, FLAGGED_OR_ALERTED))
     stored = stored_trans_nums(url)
     emails = alerted(stack)
     got = {
-        "payments": len(payments),
+        "payments": len(served),
         "stored": len(stored),
         "duplicates": len(stored) - len(set(stored)) + len(set(stored) - payments),
         "lost": len(payments - set(stored)),
@@ -153,7 +156,7 @@ def outcome(
         "quarantined": count(url, "SELECT count(*) FROM payments_quarantine"),
     }
     expected = {
-        "payments": len(payments),
+        "payments": len(served),
         "stored": len(payments),
         "duplicates": 0,
         "lost": 0,

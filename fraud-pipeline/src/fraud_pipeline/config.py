@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     dag_catchup: bool = False
     dag_max_active_runs: int = Field(default=2, ge=1, le=8)
     dag_catchup_max_span_min: int = Field(default=60, ge=1, le=24 * 60)
+    # The morning summary waits for its day to be loaded at most this long, then fails loudly.
+    summary_wait_max_s: int = Field(default=6 * 3600, ge=1)
 
     # Model and scoring
     artifacts_dir: Path = PACKAGE_ROOT / "artifacts"

@@ -40,8 +40,11 @@ Fault = Literal[
     "endless_pages",
     "rewrite_payments",
     "rewrite_page",
+    "refuse_rows",
+    "nan_rows",
 ]
 Rewrite = Callable[[dict[str, Any]], dict[str, Any]]
+Rows = Callable[[np.ndarray], np.ndarray]  # feature rows -> which of them the fault hits
 
 
 @dataclass
@@ -52,6 +55,7 @@ class _Active:
     delay_s: float = 0.0
     rewrite: Rewrite | None = None
     body: bytes | None = None
+    rows: Rows | None = None
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -91,6 +95,7 @@ class FaultProxy:
         delay_s: float = 0.0,
         rewrite: Rewrite | None = None,
         body: bytes | None = None,
+        rows: Rows | None = None,
     ) -> None:
         """Misbehave on the next `times` requests (all of them when None).
 
@@ -100,9 +105,11 @@ class FaultProxy:
         `rewrite_page`: the whole page passed through `rewrite` (items added, changed, reordered).
         `body`: what `status` and `malformed_page` answer instead of their default body (an
         error body quoting a payment, a malformed page holding card numbers).
+        `refuse_rows`: a 400 for a request holding any of the `rows` (a model that cannot score
+        them); `nan_rows`: NaN as the score of each of the `rows`.
         """
         with self._lock:
-            self._active = _Active(fault, times, status, delay_s, rewrite, body)
+            self._active = _Active(fault, times, status, delay_s, rewrite, body, rows)
 
     def clear(self) -> None:
         with self._lock:
@@ -156,8 +163,12 @@ class FaultProxy:
             def do_POST(self) -> None:
                 self._relay("POST")
 
-            def _reply(self, status: int, body: bytes, content_type: str) -> None:
+            def _reply(
+                self, status: int, body: bytes, content_type: str, error_type: str = ""
+            ) -> None:
                 self.send_response(status)
+                if error_type:  # how botocore names the error (rest-json protocol)
+                    self.send_header("x-amzn-ErrorType", error_type)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -178,6 +189,14 @@ class FaultProxy:
                 if active and active.fault == "endless_pages":
                     page = {"payments": [], "next_page_token": f"endless-{proxy.faults_served}"}
                     return self._reply(200, json.dumps(page).encode(), "application/json")
+                if (
+                    active
+                    and active.fault == "refuse_rows"
+                    and active.rows
+                    and active.rows(np.load(io.BytesIO(body), allow_pickle=False)).any()
+                ):
+                    error = b'{"message": "injected: cannot score these rows"}'
+                    return self._reply(400, error, "application/json", "ValidationError")
                 headers = {
                     k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
                 }
@@ -194,6 +213,13 @@ class FaultProxy:
                     content = active.body or b'{"payments": "not a list", "next_page_token": 7}'
                 elif active and active.fault == "drop_one_score":
                     content = _drop_one_score(content, content_type)
+                elif active and active.fault == "nan_rows" and active.rows:
+                    hit = active.rows(np.load(io.BytesIO(body), allow_pickle=False))
+                    scores = np.load(io.BytesIO(content), allow_pickle=False).astype(float)
+                    scores[hit] = np.nan
+                    out = io.BytesIO()
+                    np.save(out, scores)
+                    content = out.getvalue()
                 elif active and active.fault == "rewrite_payments" and active.rewrite:
                     page = json.loads(content)
                     page["payments"] = [active.rewrite(p) for p in page["payments"]]

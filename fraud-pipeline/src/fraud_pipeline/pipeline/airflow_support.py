@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
 
+from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import SmtpTarget
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.storage.db import connect
@@ -92,3 +94,22 @@ def smtp_target() -> SmtpTarget:
         password=connection.password or None,
         starttls=str(extra.get("starttls", extra.get("disable_tls") is False)).lower() == "true",
     )
+
+
+def summary_day(logical_date: datetime | None) -> date:
+    """The day a morning summary run reports: the business day before its run's logical date
+    (07:00 of day D+1 reports D); a manual run without one reports yesterday."""
+    if logical_date is None:
+        return clock.yesterday()
+    return clock.business_day(logical_date) - timedelta(days=1)
+
+
+def day_loaded(day: date) -> bool:
+    """Whether every payment of `day` is loaded; if not, the log says what is missing."""
+    from fraud_pipeline.storage.watermark import day_incomplete
+
+    with db_connection() as conn, conn.cursor() as cur:
+        missing = day_incomplete(cur, day)
+    if missing:
+        log.info("the summary of %s waits: %s", day, missing)
+    return missing is None

@@ -304,6 +304,7 @@ def _missing(value: Any) -> bool:
 
 # -- re-deliveries: one rule for every path (DAG, run-interval, back-fill) ---------------------
 REDELIVERED = "redelivered with different contents"
+REFUSED = "model refused to score it"  # + the endpoint's reason
 _PAYMENT_FIELDS = [c for c in PAYMENT_COLUMNS if c != "trans_num"]
 
 
@@ -338,7 +339,19 @@ def set_aside_redeliveries(
         cur.execute(statement)
         for trans_num, different in cur.fetchall():
             differs[trans_num] = differs.get(trans_num, False) or bool(different)
+    cur.execute(  # refused by the model: waits in quarantine for `quarantine retry`
+        "SELECT DISTINCT s.trans_num FROM redelivery_stage s JOIN payments_quarantine q "
+        "ON q.trans_num = s.trans_num WHERE starts_with(q.reason, %s)",
+        (REFUSED,),
+    )
+    refused = good["trans_num"].astype(str).isin([row[0] for row in cur.fetchall()])
     seen = good["trans_num"].astype(str).isin(list(differs))
+    if refused.any():
+        log.info(
+            "run %s: %d payments the model refused before are in quarantine, not scored again",
+            run_id,
+            int(refused.sum()),
+        )
     conflicting = good["trans_num"].astype(str).map(differs).fillna(False).astype(bool)
     conflicts = good[seen & conflicting]
     if len(conflicts):
@@ -351,7 +364,7 @@ def set_aside_redeliveries(
             int(seen.sum()),
             len(conflicts),
         )
-    return good[~seen], {"redelivered": int(seen.sum()), "conflicts": len(conflicts)}
+    return good[~seen & ~refused], {"redelivered": int(seen.sum()), "conflicts": len(conflicts)}
 
 
 # -- transform --------------------------------------------------------------------------------
@@ -443,8 +456,22 @@ def score(
             "model_version": result.model_version or "unknown",
         }
     )
+    refused = scores.index.isin(list(result.refused))
     with conn, conn.cursor() as cur:
         _lock_batch(cur, batch_id)
+        if refused.any():
+            payments = _inbox_frame(cur, batch_id)
+            why = {rows[i][0]: reason for i, reason in result.refused.items()}
+            _set_aside_refused(cur, payments[payments["trans_num"].isin(why)], why, batch_id)
+            cur.execute(
+                "DELETE FROM scoring_stage WHERE batch_id = %s AND trans_num = ANY(%s)",
+                (batch_id, list(why)),
+            )
+            cur.execute(
+                "DELETE FROM payments_inbox WHERE batch_id = %s AND trans_num = ANY(%s)",
+                (batch_id, list(why)),
+            )
+            scores = scores[~refused]
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS score_updates (trans_num text, fraud_probability "
             "double precision, model_version text) ON COMMIT DROP"
@@ -456,7 +483,20 @@ def score(
             "WHERE s.batch_id = %s AND s.trans_num = u.trans_num",
             (batch_id,),
         )
-    return {"batch_id": batch_id, "rows": len(rows), "model_version": result.model_version}
+    return {
+        "batch_id": batch_id,
+        "rows": len(scores),
+        "refused": int(refused.sum()),
+        "model_version": result.model_version,
+    }
+
+
+def _set_aside_refused(
+    cur: psycopg2.extensions.cursor, payments: pd.DataFrame, why: dict[str, str], run_id: str
+) -> None:
+    """Payments the model refused to score: quarantined, so that they never block a batch."""
+    reasons = payments["trans_num"].map(lambda t: f"{REFUSED}: {why[t]}")
+    quarantine(cur, payments.assign(reason=reasons), run_id)
 
 
 # -- load -------------------------------------------------------------------------------------
@@ -540,7 +580,11 @@ def alert(conn: Connection, settings: Settings | None = None, target: Any = None
 
 # -- back-fills: the same steps in memory, a chunk at a time ----------------------------------
 def score_and_store(
-    conn: Connection, payments: pd.DataFrame, model: Model, client: Scorer
+    conn: Connection,
+    payments: pd.DataFrame,
+    model: Model,
+    client: Scorer,
+    run_id: str = "back-fill",
 ) -> pd.DataFrame:
     """History, features, endpoint, decisions and reasons, upsert: a batch in memory; its rows.
 
@@ -556,12 +600,17 @@ def score_and_store(
     matrix = model.features(payments, load_card_history(conn, payments))
     scores = client.predict(matrix)
     version = scores.model_version or "unknown"
-    flagged = scores.probabilities >= model.threshold
+    probabilities = scores.probabilities
+    if scores.refused:
+        why = {payments["trans_num"].iat[i]: reason for i, reason in scores.refused.items()}
+        kept = ~payments["trans_num"].isin(why).to_numpy()
+        with conn, conn.cursor() as cur:
+            _set_aside_refused(cur, payments[~kept], why, run_id)
+        payments, matrix, probabilities = payments[kept], matrix[kept], probabilities[kept]
+    flagged = probabilities >= model.threshold
 
     def scored(rows: np.ndarray) -> pd.DataFrame:
-        return scored_frame(
-            payments[rows], matrix[rows], scores.probabilities[rows], version, model
-        )
+        return scored_frame(payments[rows], matrix[rows], probabilities[rows], version, model)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         frauds = pool.submit(scored, flagged)
@@ -610,7 +659,7 @@ def process_interval(
     payments = fresh.sort_values(["trans_time", "trans_num"], ignore_index=True)
     frauds = 0
     if len(payments):
-        frauds = int(score_and_store(conn, payments, model, client)["is_fraud_pred"].sum())
+        frauds = int(score_and_store(conn, payments, model, client, run_id)["is_fraud_pred"].sum())
     return {
         "run_id": run_id,
         "fetched": len(raw),

@@ -6,6 +6,10 @@ throttling, 5xx and timeouts, within one overall wall-clock deadline (SCORING_DE
 holds even against a server that drips its answer: bodies are read as they arrive with the clock
 checked between reads, and the caller stops waiting for a stuck call at the deadline.
 A response must hold exactly one finite probability in [0, 1] per row.
+One row never blocks the others: a batch the endpoint refuses as a bad request (400/413/422) is
+cut in halves until the rows it refuses are found, and a row scored outside [0, 1] is refused
+alone; `ScoreResult.refused` names them (the pipeline quarantines them). If every row is refused,
+the endpoint is at fault, not the rows: the call fails and the payments stay pending.
 Errors name the endpoint, the status and the batch; `EndpointUnavailable` tells the pipeline to
 keep the payments pending (the endpoint may be switched off to save money).
 """
@@ -18,7 +22,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +45,11 @@ RETRYABLE_CODES = frozenset(
 )
 
 
+# A bad request is about the rows sent (bisect to find them); 401/403/404/415 are about the call.
+ROW_REFUSAL_STATUS = frozenset({400, 413, 422})
+# Calls one batch may spend finding its refused rows (~8 bad rows in a batch of thousands).
+MAX_ISOLATION_CALLS = 64
+
 # How long past the deadline the caller waits for a worker's own verdict before it stops.
 HARD_STOP_GRACE_S = 1.0
 
@@ -55,14 +64,33 @@ class ScoringError(RuntimeError):
         self.endpoint, self.batch, self.status = endpoint, batch, status
 
 
+class RowsRefused(ScoringError):
+    """The endpoint answered about the rows: refused the request (4xx) or scored some outside
+    [0, 1] (`bad`: which rows, when the count of scores was right)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str,
+        batch: str,
+        status: int | str | None,
+        scores: np.ndarray | None = None,
+        version: str | None = None,
+    ) -> None:
+        super().__init__(message, endpoint=endpoint, batch=batch, status=status)
+        self.reason, self.scores, self.version = message, scores, version
+
+
 class EndpointUnavailable(ScoringError):
     """The endpoint could not be reached or kept failing: payments stay pending, retry later."""
 
 
 @dataclass
 class ScoreResult:
-    probabilities: np.ndarray
+    probabilities: np.ndarray  # NaN for a refused row
     model_version: str | None
+    refused: dict[int, str] = field(default_factory=dict)  # row -> why the endpoint refused it
 
 
 def _status_of(error: Exception) -> tuple[int | str | None, bool]:
@@ -245,20 +273,21 @@ class EndpointClient:
                         batch=label,
                         status=200,
                     )
-                if (
-                    not np.all(np.isfinite(scores))
-                    or scores.min(initial=0) < 0
-                    or scores.max(initial=0) > 1
-                ):
-                    raise ScoringError(
-                        "scores outside [0, 1]", endpoint=self.endpoint, batch=label, status=200
-                    )
                 attributes = response.get("CustomAttributes") or ""
                 version = (
                     attributes.split("model_version=", 1)[1]
                     if "model_version=" in attributes
                     else None
                 )
+                if not np.all((scores >= 0) & (scores <= 1)):  # NaN fails both
+                    raise RowsRefused(
+                        "scored outside [0, 1]",
+                        endpoint=self.endpoint,
+                        batch=label,
+                        status=200,
+                        scores=scores,
+                        version=version,
+                    )
                 return scores, version
             except ScoringError:
                 raise
@@ -269,6 +298,10 @@ class EndpointClient:
             except Exception as error:
                 status, retryable = _status_of(error)
                 delay = random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+                if status in ROW_REFUSAL_STATUS:
+                    raise RowsRefused(
+                        str(error), endpoint=self.endpoint, batch=label, status=status
+                    ) from error
                 if not retryable:
                     raise ScoringError(
                         str(error), endpoint=self.endpoint, batch=label, status=status
@@ -290,6 +323,50 @@ class EndpointClient:
                 )
                 time.sleep(delay)
 
+    def _score_isolating(
+        self, rows: np.ndarray, label: str, deadline: float
+    ) -> tuple[np.ndarray, str | None, dict[int, str]]:
+        """(scores, version, refused rows) of one batch: the rows the endpoint refuses are
+        found by halving the batch, within MAX_ISOLATION_CALLS calls (else the batch fails)."""
+        calls = 0
+
+        def score(start: int, stop: int) -> tuple[np.ndarray, str | None, dict[int, str]]:
+            nonlocal calls
+            calls += 1
+            try:
+                scores, version = self._invoke(rows[start:stop], label, deadline)
+                return scores, version, {}
+            except RowsRefused as error:
+                if error.scores is not None:  # one verdict per row: refuse the bad ones
+                    bad = ~((error.scores >= 0) & (error.scores <= 1))
+                    scores = np.where(bad, np.nan, error.scores)
+                    why = f"{error.reason} ({error.scores[bad][0]!r})"
+                    return scores, error.version, {start + int(i): why for i in np.flatnonzero(bad)}
+                if stop - start == 1:
+                    return (
+                        np.full(1, np.nan),
+                        None,
+                        {start: f"status {error.status}: {error.reason}"},
+                    )
+                if calls + 2 > MAX_ISOLATION_CALLS:
+                    raise ScoringError(
+                        f"refused the batch; its bad rows not found in {calls} calls: "
+                        f"{error.reason}",
+                        endpoint=self.endpoint,
+                        batch=label,
+                        status=error.status,
+                    ) from error
+                middle = (start + stop) // 2
+                low, high = score(start, middle), score(middle, stop)
+                versions = {v for v in (low[1], high[1]) if v is not None}
+                return (
+                    np.concatenate([low[0], high[0]]),
+                    versions.pop() if versions else None,
+                    {**low[2], **high[2]},
+                )
+
+        return score(0, len(rows))
+
     def predict(self, matrix: np.ndarray) -> ScoreResult:
         """One probability per row of `matrix`, in order."""
         matrix = np.asarray(matrix, dtype=np.float32)
@@ -306,7 +383,7 @@ class EndpointClient:
         waited = True
         try:
             futures = [
-                pool.submit(self._invoke, matrix[s : s + size], label, deadline)
+                pool.submit(self._score_isolating, matrix[s : s + size], label, deadline)
                 for s, label in zip(starts, labels, strict=True)
             ]
             results = []
@@ -332,7 +409,21 @@ class EndpointClient:
         finally:  # one batch failed for good: the run fails, do not send the batches not yet sent
             # Past the deadline, do not wait for a stuck worker: it stops at its next read.
             pool.shutdown(wait=waited, cancel_futures=True)
-        versions = {version for _, version in results}
+        refused = {
+            start + row: why
+            for start, (_, _, batch_refused) in zip(starts, results, strict=True)
+            for row, why in batch_refused.items()
+        }
+        if len(refused) == len(matrix):  # the endpoint is at fault, not every row
+            refusal = ScoringError(
+                f"refused every row: {next(iter(refused.values()))}",
+                endpoint=self.endpoint,
+                batch="all",
+                status="refused",
+            )
+            log.error("%d rows not scored, their payments stay pending: %s", len(matrix), refusal)
+            raise refusal
+        versions = {version for scores, version, _ in results if not np.isnan(scores).all()}
         if len(versions) > 1:
             raise ScoringError(
                 f"batches were scored by different models {sorted(map(str, versions))}",
@@ -340,4 +431,14 @@ class EndpointClient:
                 batch="all",
                 status=200,
             )
-        return ScoreResult(np.concatenate([scores for scores, _ in results]), versions.pop())
+        if refused:
+            log.warning(
+                "endpoint %s refused %d of %d rows, the others are scored: %s",
+                self.endpoint,
+                len(refused),
+                len(matrix),
+                "; ".join(sorted(set(refused.values())))[:300],
+            )
+        return ScoreResult(
+            np.concatenate([scores for scores, _, _ in results]), versions.pop(), refused
+        )

@@ -1,5 +1,8 @@
 """The pipeline's high-water mark: how far the payments have been landed without a gap.
 
+`loaded_from` is where that gap-free range starts (the first window landed, or earlier once a
+back-fill reaching it is done): a day is complete when the range covers it (`day_incomplete`).
+
 `loaded_until` is the end of the newest window whose payments are in PostgreSQL, every earlier
 one included. It moves in the same transaction as the landing insert (from there on no payment
 is lost: validate, transform and load pick up every landed and pending row) and only forward
@@ -10,10 +13,12 @@ the payments API or the scheduler is caught up by the next runs, oldest first.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import psycopg2.extensions
+
+from fraud_pipeline import clock
 
 NAME = "fraud_pipeline"
 
@@ -43,12 +48,20 @@ def catch_up_window(
 def advance(
     cur: psycopg2.extensions.cursor, start: datetime, end: datetime, name: str = NAME
 ) -> None:
-    """[start, end) is landed: move the mark to `end` if that leaves no gap (never backwards)."""
+    """[start, end) is landed: the range without a gap grows by it if the two touch.
+
+    The range [loaded_from, loaded_until] only grows, and only over windows that overlap or
+    touch it: a window after a gap (or before one) leaves it as it was, so it never vouches
+    for payments that were not landed. The first window landed starts the range.
+    """
     cur.execute(
-        "INSERT INTO pipeline_watermark AS w (name, loaded_until) VALUES (%s, %s) "
-        "ON CONFLICT (name) DO UPDATE SET loaded_until = EXCLUDED.loaded_until, updated_at = now() "
-        "WHERE w.loaded_until >= %s AND w.loaded_until < EXCLUDED.loaded_until",
-        (name, end, start),
+        "INSERT INTO pipeline_watermark AS w (name, loaded_from, loaded_until) "
+        "VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+        "loaded_from = LEAST(w.loaded_from, EXCLUDED.loaded_from), "
+        "loaded_until = GREATEST(w.loaded_until, EXCLUDED.loaded_until), updated_at = now() "
+        "WHERE w.loaded_until >= EXCLUDED.loaded_from AND w.loaded_from <= EXCLUDED.loaded_until "
+        "AND (EXCLUDED.loaded_from < w.loaded_from OR EXCLUDED.loaded_until > w.loaded_until)",
+        (name, start, end),
     )
 
 
@@ -75,3 +88,23 @@ def lag(cur: psycopg2.extensions.cursor, now: datetime, name: str = NAME) -> tim
     """How far behind the pipeline is: `now` minus `loaded_until` (None: nothing loaded yet)."""
     loaded = loaded_until(cur, name)
     return None if loaded is None else max(timedelta(0), now - loaded)
+
+
+def day_incomplete(cur: psycopg2.extensions.cursor, day: date, name: str = NAME) -> str | None:
+    """Why `day`'s payments are not all loaded yet, or None when they are.
+
+    Loaded means inside the range landed without a gap and scored (payments still pending hold
+    `loaded_until` back): a summary of the day before that would report a day half loaded.
+    """
+    first, last = clock.day_bounds(day)
+    until = loaded_until(cur, name)
+    cur.execute("SELECT loaded_from FROM pipeline_watermark WHERE name = %s", (name,))
+    row = cur.fetchone()
+    if until is None or row is None:
+        return "no payments loaded yet"
+    if row[0] > first:
+        since = clock.local(row[0])
+        return f"payments before {since:%Y-%m-%d %H:%M %Z} are not loaded (a back-fill runs?)"
+    if until < last:
+        return f"payments are loaded until {clock.local(until):%Y-%m-%d %H:%M %Z} only"
+    return None
