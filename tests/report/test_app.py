@@ -81,7 +81,10 @@ def test_every_number_on_the_page_equals_sql(seeded: SeededDay) -> None:
 
     # The frauds table, then the first page of all payments.
     frauds_table, payments_table = app.dataframe[0].value, app.dataframe[1].value
-    expected = seeded.rows(f"SELECT trans_num {DAY_ROWS} AND is_fraud_pred ORDER BY trans_time")
+    expected = seeded.rows(
+        f"SELECT trans_num {DAY_ROWS} AND is_fraud_pred "
+        "ORDER BY fraud_probability DESC, trans_time, trans_num"
+    )
     assert list(frauds_table["Transaction"]) == [r[0] for r in expected]
     assert frauds_table["Card"].str.fullmatch(r"\*{4} \*{4} \*{4} \d{4}").all()
     assert len(payments_table) == 50
