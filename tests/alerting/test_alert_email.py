@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from html import unescape as html_unescape
 from email.utils import parsedate_to_datetime
+from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
 

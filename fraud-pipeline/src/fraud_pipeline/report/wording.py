@@ -145,7 +145,7 @@ def _night(value: float, facts: Facts) -> str:
 
 
 def _hour(value: float, facts: Facts) -> str:
-    text = f"payment at {round(value):02d}:00–{round(value):02d}:59 local time"
+    text = f"made at {round(value):02d}:00–{round(value):02d}:59 local time"
     if facts.get("is_night", 0.0) < 0.5:
         return text
     history = _night_history(facts.get("card_night_share_30d"), facts.get("card_count_30d"))
@@ -196,7 +196,7 @@ _SENTENCES: Final[dict[str, Callable[[float, Facts], str]]] = {
     "log_amt": _amount("30d"),
     "hour": _hour,
     "is_night": _night,
-    "weekday": lambda value, facts: f"payment on a {_DAYS[round(value) % 7]}",
+    "weekday": lambda value, facts: f"made on a {_DAYS[round(value) % 7]}",
     "age": lambda value, facts: f"cardholder aged {value:.0f}",
     "distance_km": lambda value, facts: (
         f"merchant {format_count(value)} km from the cardholder's home"
