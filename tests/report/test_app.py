@@ -18,8 +18,10 @@ APP = str(REPO_ROOT / "fraud-dashboard" / "app.py")
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
 
 
-def signed_in(password: str = PASSWORD) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60).run()
+def signed_in(password: str = PASSWORD, **query: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.query_params.update(query)
+    app.run()
     assert not app.exception, app.exception
     app.text_input(key="login_user").input("analyst")
     app.text_input(key="login_password").input(password)
@@ -159,3 +161,14 @@ def test_a_missing_view_says_so(monkeypatch: pytest.MonkeyPatch, database_url: s
         assert "fraud-pipeline db migrate" in error.value
     finally:
         db.drop_database(bare)
+
+
+@pytest.mark.clock
+@pytest.mark.usefixtures("report_env")
+def test_a_link_with_a_day_opens_the_report_on_that_day(seeded: SeededDay) -> None:
+    """The catch-up digest and the morning summary link to a day (`wording.report_link`)."""
+    before = seeded.day - timedelta(days=1)
+    app = signed_in(day=before.isoformat())
+    assert not app.exception, app.exception
+    assert app.date_input(key="day").value == before
+    assert number(metrics(app)["Payments"][0]) == seeded.one(f"SELECT count(*) {DAY_ROWS}", before)
