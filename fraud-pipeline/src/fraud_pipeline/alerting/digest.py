@@ -57,7 +57,7 @@ def catching_up(conn: psycopg2.extensions.connection) -> Iterator[None]:
 
 
 _OLD = """
-SELECT trans_num, trans_time, category, amt::float8, fraud_probability
+SELECT trans_num, trans_time, category, amt::float8
 FROM payments_scored
 WHERE is_fraud_pred AND alerted_at IS NULL AND trans_time < %s
 ORDER BY trans_time, trans_num
