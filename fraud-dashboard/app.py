@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.report import charts, queries
+from fraud_pipeline.report import charts, queries, wording
 
 st.set_page_config(page_title="Morning fraud report", page_icon=":material/shield:", layout="wide")
 
@@ -137,33 +137,33 @@ def model_row(day: queries.DaySummary) -> None:
     if not day.has_labels:
         return
     st.markdown(
-        f"**How the model did** — true labels known for {queries.format_count(day.labelled)} "
-        f"of {queries.format_count(day.payments)} payments"
+        f"**How the model did** — true labels known for {wording.format_count(day.labelled)} "
+        f"of {wording.format_count(day.payments)} payments"
     )
     precision, recall, missed, alarms = st.columns(4)
     precision.metric(
         "Precision",
-        queries.format_percent(day.precision),
+        wording.format_percent(day.precision),
         border=True,
         help="Flagged payments that really were frauds.",
     )
     recall.metric(
         "Recall",
-        queries.format_percent(day.recall),
+        wording.format_percent(day.recall),
         border=True,
         help="True frauds the model flagged.",
     )
     missed.metric(
         "Missed frauds",
-        queries.format_count(day.missed),
-        f"{queries.format_money(day.missed_amount)} not caught",
+        wording.format_count(day.missed),
+        f"{wording.format_money(day.missed_amount)} not caught",
         delta_color="off",
         delta_arrow="off",
         border=True,
     )
     alarms.metric(
         "False alarms",
-        queries.format_count(day.false_alarms),
+        wording.format_count(day.false_alarms),
         border=True,
         help="Flagged payments that were legitimate: analyst time spent.",
     )
@@ -171,7 +171,7 @@ def model_row(day: queries.DaySummary) -> None:
 
 def frauds_section(rows: pd.DataFrame, day: date) -> None:
     table = queries.frauds_table(rows)
-    st.subheader(f"Frauds detected · {len(table)}")
+    st.subheader(f"Frauds detected · {wording.format_count(len(table))} · riskiest first")
     if table.empty:
         st.info("The model flagged no payment on this day.")
         return
@@ -234,12 +234,12 @@ def payments_section(url: str, day: date) -> None:
     page = int(page_column.number_input("Page", 1, pages, 1, key="page"))
     total, table = payments(url, day, where, page, size)
     count_column.markdown(
-        f"<br>**{queries.format_count(total)}** payments match · page {page} of {pages}",
+        f"<br>**{wording.format_count(total)}** payments match · page {page} of {pages}",
         unsafe_allow_html=True,
     )
     st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS, key="payments")
     st.download_button(
-        f"These {queries.format_count(total)} payments (CSV, all pages)",
+        f"These {wording.format_count(total)} payments (CSV, all pages)",
         lambda: queries.to_csv(queries.filtered_payments(engine(url), day, where)),
         file_name=f"payments-{day}.csv",
         mime="text/csv",
@@ -255,8 +255,9 @@ def page(url: str, settings: Settings) -> None:
             st.session_state.clear()
             st.rerun()
         default_day = clock.yesterday()
+        asked = queries.requested_day(st.query_params.get(wording.REPORT_DAY_PARAM), default_day)
         day = st.date_input(
-            "Report day", default_day, max_value=default_day + timedelta(days=1), key="day"
+            "Report day", asked, max_value=default_day + timedelta(days=1), key="day"
         )
         st.caption(f"Days run midnight to midnight, {settings.business_tz} time.")
         if st.button("Refresh now"):

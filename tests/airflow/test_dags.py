@@ -110,6 +110,7 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
         "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(os.environ["SAGEMAKER_ENDPOINT_URL"]),
         "SAGEMAKER_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
         "SMTP_PORT": os.environ["SMTP_PORT"],
+        "ALERT_MAX_AGE_MIN": os.environ["ALERT_MAX_AGE_MIN"],  # last night's run, alerted as live
         # The tasks reach the database only through the `fraud_db` Airflow connection:
         # DATABASE_URL names a database that does not exist.
         "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
@@ -160,6 +161,7 @@ def test_runs_missed_while_airflow_was_down_are_caught_up_by_the_next_run(airflo
         "PAYMENTS_API_URL": services.settings.payments_api_url,
         "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(os.environ["SAGEMAKER_ENDPOINT_URL"]),
         "SMTP_PORT": os.environ["SMTP_PORT"],
+        "ALERT_MAX_AGE_MIN": os.environ["ALERT_MAX_AGE_MIN"],  # last night's run, alerted as live
         "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
     }
     run = """

@@ -18,8 +18,10 @@ APP = str(REPO_ROOT / "fraud-dashboard" / "app.py")
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
 
 
-def signed_in(password: str = PASSWORD) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60).run()
+def signed_in(password: str = PASSWORD, **query: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.query_params.update(query)
+    app.run()
     assert not app.exception, app.exception
     app.text_input(key="login_user").input("analyst")
     app.text_input(key="login_password").input(password)
@@ -81,7 +83,10 @@ def test_every_number_on_the_page_equals_sql(seeded: SeededDay) -> None:
 
     # The frauds table, then the first page of all payments.
     frauds_table, payments_table = app.dataframe[0].value, app.dataframe[1].value
-    expected = seeded.rows(f"SELECT trans_num {DAY_ROWS} AND is_fraud_pred ORDER BY trans_time")
+    expected = seeded.rows(
+        f"SELECT trans_num {DAY_ROWS} AND is_fraud_pred "
+        "ORDER BY fraud_probability DESC, trans_time, trans_num"
+    )
     assert list(frauds_table["Transaction"]) == [r[0] for r in expected]
     assert frauds_table["Card"].str.fullmatch(r"\*{4} \*{4} \*{4} \d{4}").all()
     assert len(payments_table) == 50
@@ -156,3 +161,14 @@ def test_a_missing_view_says_so(monkeypatch: pytest.MonkeyPatch, database_url: s
         assert "fraud-pipeline db migrate" in error.value
     finally:
         db.drop_database(bare)
+
+
+@pytest.mark.clock
+@pytest.mark.usefixtures("report_env")
+def test_a_link_with_a_day_opens_the_report_on_that_day(seeded: SeededDay) -> None:
+    """The catch-up digest and the morning summary link to a day (`wording.report_link`)."""
+    before = seeded.day - timedelta(days=1)
+    app = signed_in(day=before.isoformat())
+    assert not app.exception, app.exception
+    assert app.date_input(key="day").value == before
+    assert number(metrics(app)["Payments"][0]) == seeded.one(f"SELECT count(*) {DAY_ROWS}", before)

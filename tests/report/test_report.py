@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import date, timedelta
 
 import numpy as np
 import psycopg2
@@ -102,17 +102,20 @@ def test_kpis_compare_with_the_day_before(reader: Engine, seeded: SeededDay) -> 
 
 
 @pytest.mark.clock
-def test_frauds_table_lists_every_flagged_payment_masked(reader: Engine, seeded: SeededDay) -> None:
+def test_frauds_table_lists_every_flagged_payment_masked_riskiest_first(
+    reader: Engine, seeded: SeededDay
+) -> None:
     table = queries.frauds_table(queries.flagged_payments(reader, seeded.day))
     expected = seeded.rows(
         f"SELECT trans_num, amt, card_last4, fraud_probability {DAY_ROWS} AND is_fraud_pred "
-        "ORDER BY trans_time, trans_num"
+        "ORDER BY fraud_probability DESC, trans_time, trans_num"
     )
+    assert list(table["Probability"]) == sorted(table["Probability"], reverse=True)
     assert list(table["Transaction"]) == [r[0] for r in expected]
     assert list(table["Amount"]) == pytest.approx([float(r[1]) for r in expected])
     assert list(table["Card"]) == [f"**** **** **** {r[2]}" for r in expected]
     assert list(table["Probability"]) == pytest.approx([r[3] for r in expected])
-    assert table["Reasons"].str.startswith("amount $").all()
+    assert table["Reasons"].str.fullmatch(r"\$\d+\.\d\d payment").all()  # factories: "amt"
     assert not table["Merchant"].str.startswith("fraud_").any()
     assert set(table.columns) >= {"Time", "Cardholder", "Category", "Model", "Reasons"}
 
@@ -222,24 +225,20 @@ def test_credentials_are_checked_in_full() -> None:
 
 
 def test_formatting_reads_well() -> None:
-    assert queries.format_count(21252) == "21,252"
-    assert queries.format_money(55102.544) == "$55,102.54"
-    assert queries.format_signed_money(-1349.5) == "−$1,349.50"
-    assert queries.format_percent(0.006396, digits=2) == "0.64%"
-    assert queries.format_percent(None) == "—"
     assert queries.format_change(120, 100) == "+20.0%"
     assert queries.format_change(5, 0) == "—"
+    assert queries.format_age(timedelta(minutes=125)) == "2 h 05 min"
     reasons = [
         {"feature": "amt", "value": 1204.51, "contribution": 2.1},
         {"feature": "is_night", "value": 1.0, "contribution": 1.0},
-        {"feature": "category_shopping_net", "value": 1.0, "contribution": 0.5},
-        {"feature": "log_amt", "value": math.log1p(99.0), "contribution": 0.1},
     ]
-    assert queries.format_reasons(reasons) == (
-        "amount $1,204.51 · night time · category shopping_net · amount $99"
-    )
-    assert queries.merchant_name("fraud_Kling Inc") == "Kling Inc"
-    assert queries.format_age(timedelta(minutes=125)) == "2 h 05 min"
+    assert queries.reasons_text(reasons) == "$1,204.51 payment; night payment"
+    assert queries.reasons_text([]) == ""
+    today = date(2026, 3, 28)
+    assert queries.requested_day("2026-03-01", today) == date(2026, 3, 1)
+    assert queries.requested_day("2026-04-01", today) == date(2026, 3, 29)  # at most today
+    assert queries.requested_day("not a day", today) == today
+    assert queries.requested_day(None, today) == today
 
 
 @pytest.mark.clock

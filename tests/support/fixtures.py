@@ -174,6 +174,9 @@ def services(clean_db, tmp_path, monkeypatch) -> Iterator[Services]:
         "SAGEMAKER_ENDPOINT_URL": f"http://127.0.0.1:{model.server_port}",
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(mail.port),
+        # The tests replay past windows (last night) as if live: their frauds are alerted one
+        # by one, not summarised in a catch-up digest (tests/alerting sets its own age).
+        "ALERT_MAX_AGE_MIN": str(14 * 24 * 60),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

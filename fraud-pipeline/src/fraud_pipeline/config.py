@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     alert_from: str = "fraud-pipeline@localhost"
     alert_to: str = "fraud-team@localhost"
     report_url: str = "http://127.0.0.1:8501"
+    # A fraud older than this when its alert is due (a back-fill, a catch-up after downtime) is
+    # not alerted as new: it goes into one catch-up digest (alerting/digest.py).
+    alert_max_age_min: float = Field(
+        default=60.0, gt=0, description="older pending frauds: one catch-up digest, not alerts"
+    )
 
     # Morning report login
     dashboard_user: str = "analyst"

@@ -1,80 +1,58 @@
 """Fraud alert emails: one email per run that found new frauds, each fraud alerted exactly once.
 
-The pending frauds (`is_fraud_pred AND alerted_at IS NULL`) are locked (`FOR UPDATE SKIP LOCKED`,
-so a concurrent run cannot take them too), rendered with jinja2 (HTML + plain text), sent over
-SMTP, and marked `alerted_at` in the same transaction, committed only once the SMTP server has
-accepted the message. SMTP down: the transaction rolls back and the frauds stay pending for the
-next run. The Message-ID is derived from the frauds it lists, so a resend would be recognisable.
+The pending live frauds (`is_fraud_pred AND alerted_at IS NULL`, no older than
+ALERT_MAX_AGE_MIN) are locked (`FOR UPDATE SKIP LOCKED`, so a concurrent run cannot take them
+too), rendered with jinja2 (HTML + plain text), riskiest first, sent over SMTP, and marked
+`alerted_at` in the same transaction, committed only once the SMTP server has accepted the
+message. SMTP down: the transaction rolls back and the frauds stay pending for the next run.
+Older pending frauds (a back-fill, a catch-up) go into one digest instead (`digest.py`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import smtplib
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-import jinja2
 import psycopg2.extensions
 
 from fraud_pipeline import clock
+from fraud_pipeline.alerting import digest
+from fraud_pipeline.alerting.mail import AlertError, SmtpTarget, compose, deliver, email_id
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
+from fraud_pipeline.report.wording import (
+    describe_reasons,
+    format_count,
+    format_money,
+    merchant_name,
+)
+
+__all__ = ["MAX_PER_EMAIL", "AlertError", "SmtpTarget", "alert_pending", "render"]
 
 log = logging.getLogger(__name__)
 
 MAX_PER_EMAIL = 500
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("fraud_pipeline.alerting", "templates"),
-    autoescape=jinja2.select_autoescape(["html.j2"]),
-    undefined=jinja2.StrictUndefined,
-)
 
 
-class AlertError(RuntimeError):
-    """The alert could not be sent; the frauds stay pending."""
-
-
-@dataclass
-class SmtpTarget:
-    host: str
-    port: int
-    user: str | None = None
-    password: str | None = None
-    starttls: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SmtpTarget:
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        return cls(
-            settings.smtp_host,
-            settings.smtp_port,
-            settings.smtp_user,
-            password,
-            settings.smtp_starttls,
-        )
-
-
-def _reasons_text(reasons: list[dict[str, Any]]) -> str:
-    if not reasons:
-        return "score above threshold"
-    return ", ".join(f"{r['feature']} = {r['value']:.4g}" for r in reasons)
+def by_risk(fraud: dict[str, Any]) -> tuple[float, datetime, str]:
+    """Sort key: the riskiest first, then the oldest, then by payment id (stable)."""
+    return (-float(fraud["fraud_probability"]), fraud["trans_time"], str(fraud["trans_num"]))
 
 
 def render(frauds: list[dict[str, Any]], alert_id: str, settings: Settings) -> EmailMessage:
-    """The alert email (plain text + HTML); cards appear masked only."""
+    """The alert email (plain text + HTML), riskiest first; cards appear masked only."""
     rows = [
         {
             **f,
             "card": mask_last4(f["card_last4"]),
             "cardholder": f"{f['first'] or ''} {f['last'] or ''}".strip(),
+            "merchant": merchant_name(f["merchant"]),
             "local_time": f["trans_time"].astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "reasons_text": _reasons_text(f["reasons"]),
+            "why": describe_reasons(f["reasons"]) or ["score above the threshold"],
         }
-        for f in frauds
+        for f in sorted(frauds, key=by_risk)
     ]
     context = {
         "frauds": rows,
@@ -82,40 +60,22 @@ def render(frauds: list[dict[str, Any]], alert_id: str, settings: Settings) -> E
         "report_url": settings.report_url,
         "generated_at": clock.now().strftime("%Y-%m-%d %H:%M %Z"),
     }
-    message = EmailMessage()
-    total = sum(f["amt"] for f in frauds)
-    message["Subject"] = (
-        f"[fraud] {len(frauds)} suspected fraud{'s' if len(frauds) != 1 else ''} (${total:,.2f})"
-    )
-    message["From"] = settings.alert_from
-    message["To"] = settings.alert_to
+    total = format_money(sum(f["amt"] for f in frauds))
+    plural = "s" if len(frauds) != 1 else ""
+    subject = f"[fraud] {format_count(len(frauds))} suspected fraud{plural} ({total})"
     # The same frauds give the same Message-ID (make_msgid would add time and randomness), so
     # a resend after a lost commit is recognisable and mail clients can deduplicate it.
-    message["Message-ID"] = f"<fraud-alert-{alert_id}@fraud-pipeline>"
+    message = compose(settings, subject, f"fraud-alert-{alert_id}", "alert", context)
     message["X-Fraud-Alert-Id"] = alert_id
-    message.set_content(_env.get_template("alert.txt.j2").render(**context))
-    message.add_alternative(_env.get_template("alert.html.j2").render(**context), subtype="html")
     return message
-
-
-def send(message: EmailMessage, target: SmtpTarget, timeout: float = 20.0) -> None:
-    try:
-        with smtplib.SMTP(target.host, target.port, timeout=timeout) as smtp:
-            if target.starttls:
-                smtp.starttls()
-            if target.user:
-                smtp.login(target.user, target.password or "")
-            smtp.send_message(message)
-    except (OSError, smtplib.SMTPException) as error:
-        raise AlertError(f"SMTP {target.host}:{target.port} refused the alert: {error}") from error
 
 
 _PENDING = """
 SELECT trans_num, trans_time, card_last4, first, last, merchant, category, amt::float8,
        fraud_probability, threshold, model_version, reasons
 FROM payments_scored
-WHERE is_fraud_pred AND alerted_at IS NULL
-ORDER BY trans_time, trans_num
+WHERE is_fraud_pred AND alerted_at IS NULL AND trans_time >= %s
+ORDER BY fraud_probability DESC, trans_time, trans_num
 LIMIT %s
 FOR UPDATE SKIP LOCKED
 """
@@ -125,32 +85,39 @@ def alert_pending(
     conn: psycopg2.extensions.connection,
     settings: Settings | None = None,
     target: SmtpTarget | None = None,
+    *,
+    old: digest.When = "auto",
 ) -> dict[str, Any]:
-    """Send one email for the pending frauds (if any) and mark them alerted; return a summary."""
+    """Alert the pending live frauds (one email per 500), then the old ones (`digest`).
+
+    `old`: when the frauds older than ALERT_MAX_AGE_MIN are summarised ("auto": once the
+    pipeline has caught up; "now": at the end of a back-fill; "hold": not yet, a back-fill is
+    still going). Returns what was sent.
+    """
     settings = settings or get_settings()
     target = target or SmtpTarget.from_settings(settings)
+    since = clock.now() - timedelta(minutes=settings.alert_max_age_min)
     sent, emails = 0, 0
     while True:
         with conn, conn.cursor() as cur:
-            cur.execute(_PENDING, (MAX_PER_EMAIL,))
+            cur.execute(_PENDING, (since, MAX_PER_EMAIL))
             columns = [c.name for c in cur.description]
             frauds = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
             if not frauds:
                 break
             ids = [f["trans_num"] for f in frauds]
-            alert_id = hashlib.sha256("|".join(ids).encode()).hexdigest()[:16]
-            try:
-                send(render(frauds, alert_id, settings), target)  # rollback: they stay pending
-            except AlertError as error:
-                log.error("%d frauds not alerted, they stay pending: %s", len(frauds), error)
-                raise
-            cur.execute(
-                "UPDATE payments_scored SET alerted_at = now(), alert_id = %s WHERE trans_num = ANY(%s)",
-                (alert_id, ids),
-            )
+            alert_id = email_id(ids)
+            deliver(cur, render(frauds, alert_id, settings), target, ids, "alert")
         sent += len(frauds)
         emails += 1
         log.info("alert %s sent for %d frauds", alert_id, len(frauds))
         if len(frauds) < MAX_PER_EMAIL:
             break
-    return {"frauds_alerted": sent, "emails": emails, "at": datetime.now(UTC).isoformat()}
+    summarised = digest.summarise_old(conn, settings, target, since, old)
+    return {
+        "frauds_alerted": sent,
+        "emails": emails,
+        "frauds_summarised": summarised,
+        "digests": int(summarised > 0),
+        "at": datetime.now(UTC).isoformat(),
+    }

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from email.message import EmailMessage
 from typing import Any
 
 import psycopg2.extensions
 
 from fraud_pipeline import clock
-from fraud_pipeline.alerting.alerts import SmtpTarget, _env, send
+from fraud_pipeline.alerting.mail import SmtpTarget, compose, send
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.report.wording import format_count, report_link
 
 _SUMMARY = """
 SELECT count(*), coalesce(sum(amt), 0)::float8,
@@ -48,15 +48,14 @@ def send_daily_summary(
     settings = get_settings()
     day = day or clock.yesterday()
     summary = summarise(conn, day, settings)
-    message = EmailMessage()
-    message["Subject"] = (
-        f"[fraud] Morning report {summary['day']}: {summary['frauds']} frauds in {summary['payments']:,} payments"
+    subject = (
+        f"[fraud] Morning report {summary['day']}: {format_count(summary['frauds'])} frauds "
+        f"in {format_count(summary['payments'])} payments"
     )
-    message["From"], message["To"] = settings.alert_from, settings.alert_to
-    context = {"s": summary, "report_url": settings.report_url}
-    message.set_content(_env.get_template("daily_summary.txt.j2").render(**context))
-    message.add_alternative(
-        _env.get_template("daily_summary.html.j2").render(**context), subtype="html"
+    context = {"s": summary, "report_url": report_link(settings.report_url, day)}
+    # One id per day: a re-sent summary of the same day is recognisably the same email.
+    message = compose(
+        settings, subject, f"fraud-summary-{day.isoformat()}", "daily_summary", context
     )
     send(message, target or SmtpTarget.from_settings(settings))
     return summary

@@ -1,8 +1,14 @@
-"""Why a payment was flagged: the features that raised its score most (XGBoost pred_contribs)."""
+"""Why a payment was flagged: the features that raised its score most (XGBoost pred_contribs).
+
+Each reason keeps, beside its feature's value, the card's `baseline`: the few history features
+a person needs to judge it (its payments, spending and night payments over 30 days...), so the
+sentence an analyst reads (`report.wording.describe_reason`) can say "9× this card's daily
+average" long after the payment was scored.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -13,6 +19,18 @@ if TYPE_CHECKING:
 
 Reason = dict[str, Any]
 
+# The card's own history every reason carries (when the model has these features).
+BASELINE: Final = (
+    "amt",
+    "is_night",
+    "card_count_7d",
+    "card_count_30d",
+    "card_sum_30d",
+    "card_night_share_30d",
+    "card_category_share_30d",
+    "amt_vs_card_mean_30d",
+)
+
 
 def top_reasons(
     model_or_booster: Model | xgboost.Booster, matrix: np.ndarray, k: int = 3
@@ -21,6 +39,7 @@ def top_reasons(
 
     Contributions are XGBoost's own SHAP values (`pred_contribs`, log-odds); features that lowered
     the score are never reasons. One-hot columns keep their name (e.g. `category_shopping_net`).
+    Each reason: `feature`, `value`, `contribution` and `baseline` (BASELINE's values of the row).
     """
     import xgboost
 
@@ -35,8 +54,10 @@ def top_reasons(
     dmatrix = xgboost.DMatrix(matrix, feature_names=names)
     contributions = booster.predict(dmatrix, pred_contribs=True)[:, :-1]  # drop the bias
     order = np.argsort(-contributions, axis=1)[:, :k]
+    known = [(name, names.index(name)) for name in BASELINE if name in names]
     reasons: list[list[Reason]] = []
     for row, columns in enumerate(order):
+        baseline = {name: float(matrix[row, column]) for name, column in known}
         picked = []
         for column in columns:
             contribution = float(contributions[row, column])
@@ -47,6 +68,7 @@ def top_reasons(
                     "feature": names[column],
                     "value": float(matrix[row, column]),
                     "contribution": round(contribution, 4),
+                    "baseline": baseline,
                 }
             )
         reasons.append(picked)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import alert_pending
+from fraud_pipeline.alerting.digest import catching_up
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.ingest.extract import fetch_window
 from fraud_pipeline.model.artifacts import load_model
@@ -41,14 +42,16 @@ def backfill(
     """Run [start, end) in chunks with progress output; return the number of payments loaded.
 
     The next chunk is fetched while this one is scored and stored (the payments API works
-    meanwhile), so at most two chunks are in memory.
+    meanwhile), so at most two chunks are in memory. Live frauds are alerted after each chunk;
+    older ones wait for one catch-up digest at the end (`alerting.digest`), also with
+    `alerts=False` (the next alert step sends it then).
     """
     model, client, conn = load_model(), EndpointClient.from_settings(), connect()
     settings = get_settings()
     periods = chunks(start, end, chunk)
     loaded, began = 0, time.monotonic()
     try:
-        with ThreadPoolExecutor(max_workers=1) as prefetch:
+        with catching_up(conn), ThreadPoolExecutor(max_workers=1) as prefetch:
             upcoming = prefetch.submit(fetch_window, *periods[0], settings) if periods else None
             for number, (lower, upper) in enumerate(periods):
                 assert upcoming is not None
@@ -66,7 +69,7 @@ def backfill(
                     raw=raw,
                 )
                 if alerts:
-                    alert_pending(conn)
+                    alert_pending(conn, settings, old="hold")
                 loaded += summary["loaded"]
                 print(
                     f"  {lower:%Y-%m-%d %H:%M} -> {upper:%H:%M}: {summary['loaded']:,} scored, "
@@ -80,6 +83,8 @@ def backfill(
         # before it; storage/watermark.py), instead of fetching it again.
         with conn, conn.cursor() as cur:
             watermark.advance(cur, start.to_pydatetime(), end.to_pydatetime())
+        if alerts:
+            alert_pending(conn, settings, old="now")
     finally:
         conn.close()
     return loaded

@@ -25,6 +25,14 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
+from fraud_pipeline.report.wording import (
+    describe_reasons,
+    format_count,
+    format_money,
+    format_percent,
+    format_signed_money,
+    merchant_name,
+)
 from fraud_pipeline.storage import db
 
 Db: TypeAlias = Engine | Connection
@@ -217,23 +225,17 @@ def kpis(current: DaySummary, previous: DaySummary) -> list[Kpi]:
     ]
 
 
-# -- number formatting (one definition for the page, the tests and the CSV) ----------------------
-def format_count(value: int) -> str:
-    return f"{value:,}"
+def requested_day(asked: str | None, default: date) -> date:
+    """The day a link asks for (`wording.report_link`, e.g. from a catch-up digest), at most
+    the day after `default`; else `default`."""
+    try:
+        day = date.fromisoformat(asked) if asked else default
+    except ValueError:
+        return default
+    return min(day, default + timedelta(days=1))
 
 
-def format_money(value: float) -> str:
-    return f"${value:,.2f}"
-
-
-def format_signed_money(value: float) -> str:
-    return f"{'+' if value >= 0 else '−'}${abs(value):,.2f}"
-
-
-def format_percent(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{value * 100:.{digits}f}%"
-
-
+# -- number formatting: report.wording, plus the report's own comparisons ---------------------
 def format_change(current: float, previous: float) -> str:
     """Relative change, e.g. '+3.2%'; '—' when there is nothing to compare with."""
     if not previous:
@@ -242,50 +244,9 @@ def format_change(current: float, previous: float) -> str:
 
 
 # -- frauds and payments tables ------------------------------------------------------------------
-_REASON_FORMATS: Final[dict[str, str]] = {
-    "amt": "amount ${:,.2f}",
-    "log_amt": "amount ${:,.0f}",  # shown back in dollars: log1p inverted below
-    "hour": "at {:02.0f}h",
-    "is_night": "night time",
-    "weekday": "weekday {:.0f}",
-    "age": "cardholder aged {:.0f}",
-    "distance_km": "{:,.0f} km from home",
-    "log_city_pop": "town of {:,.0f}",
-    "card_count_1h": "{:.0f} card payments in 1 h",
-    "card_count_24h": "{:.0f} card payments in 24 h",
-    "card_count_7d": "{:.0f} card payments in 7 d",
-    "card_sum_1h": "${:,.0f} on card in 1 h",
-    "card_sum_24h": "${:,.0f} on card in 24 h",
-    "card_sum_7d": "${:,.0f} on card in 7 d",
-    "card_night_count_24h": "{:.0f} night payments in 24 h",
-    "secs_since_prev": "{:,.0f} s since previous",
-    "amt_vs_card_mean_7d": "{:.1f}× card's usual amount",
-    "new_category_7d": "new category for card",
-    "card_category_count_24h": "{:.0f} in category in 24 h",
-}
-
-
-def format_reason(reason: dict[str, Any]) -> str:
-    """'amount $1,204.51', 'night time', 'category shopping_net': what an analyst reads."""
-    feature, value = str(reason.get("feature", "?")), float(reason.get("value", math.nan))
-    if feature in ("log_amt", "log_city_pop"):
-        value = math.expm1(value)
-    template = _REASON_FORMATS.get(feature)
-    if template:
-        return template.format(value)
-    for prefix in ("category_", "gender_"):  # one-hot columns name the value they encode
-        if feature.startswith(prefix):
-            return f"{prefix[:-1]} {feature.removeprefix(prefix)}"
-    return f"{feature.replace('_', ' ')} {value:,.4g}"  # a feature newer than this list
-
-
-def format_reasons(reasons: Any) -> str:
-    return " · ".join(format_reason(r) for r in reasons or [])
-
-
-def merchant_name(merchant: str) -> str:
-    """Sparkov prefixes every merchant with 'fraud_': noise that would mislead a reader."""
-    return merchant.removeprefix("fraud_")
+def reasons_text(reasons: Any) -> str:
+    """The payment's reasons as sentences, for a table cell and the CSV."""
+    return "; ".join(describe_reasons(reasons))
 
 
 def true_label(value: Any) -> str:
@@ -322,17 +283,17 @@ def display_table(rows: pd.DataFrame, *, with_reasons: bool) -> pd.DataFrame:
         }
     )
     if with_reasons:
-        table.insert(9, "Reasons", rows["reasons"].map(format_reasons))
+        table.insert(9, "Reasons", rows["reasons"].map(reasons_text))
         table = table.drop(columns=["Flagged"])  # every row of the frauds table is flagged
     return table.reset_index(drop=True)
 
 
 def flagged_payments(conn: Db, day: date) -> pd.DataFrame:
-    """The day's flagged payments (raw report rows), in time order: episodes read as stories."""
+    """The day's flagged payments (raw report rows), riskiest first, as the alert emails."""
     return _read(
         conn,
         f"SELECT {_TABLE_SQL_COLUMNS} FROM fraud_report_for_day(:day) WHERE is_fraud_pred "  # noqa: S608 (constants only)
-        "ORDER BY trans_time, trans_num",
+        "ORDER BY fraud_probability DESC, trans_time, trans_num",
         day=day,
     )
 

@@ -1,0 +1,119 @@
+"""What every email of the pipeline shares: the templates, the headers and the SMTP send.
+
+Every message gets `Date` (the business clock, so a frozen test clock shows in it) and a
+`Message-ID` derived from what it is about (the frauds it lists, the day it summarises): the
+same email sent again after a lost commit carries the same id, and mail clients can
+deduplicate it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import smtplib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any, Literal
+
+import jinja2
+import psycopg2.extensions
+
+from fraud_pipeline import clock
+from fraud_pipeline.config import Settings
+from fraud_pipeline.report import wording
+
+log = logging.getLogger(__name__)
+
+templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("fraud_pipeline.alerting", "templates"),
+    autoescape=jinja2.select_autoescape(["html.j2"]),
+    undefined=jinja2.StrictUndefined,
+)
+templates.filters.update(
+    money=wording.format_money, count=wording.format_count, percent=wording.format_percent
+)
+
+
+class AlertError(RuntimeError):
+    """The email could not be sent; what it covers stays pending."""
+
+
+@dataclass
+class SmtpTarget:
+    host: str
+    port: int
+    user: str | None = None
+    password: str | None = None
+    starttls: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpTarget:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        return cls(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_user,
+            password,
+            settings.smtp_starttls,
+        )
+
+
+def email_id(trans_nums: list[str]) -> str:
+    """The id of an email covering these payments: the same payments, the same id."""
+    return hashlib.sha256("|".join(sorted(trans_nums)).encode()).hexdigest()[:16]
+
+
+def compose(
+    settings: Settings, subject: str, message_id: str, template: str, context: dict[str, Any]
+) -> EmailMessage:
+    """A plain-text + HTML email from `<template>.txt.j2` and `<template>.html.j2`."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = settings.alert_from
+    message["To"] = settings.alert_to
+    message["Date"] = format_datetime(clock.now())
+    message["Message-ID"] = f"<{message_id}@fraud-pipeline>"
+    message.set_content(templates.get_template(f"{template}.txt.j2").render(**context))
+    message.add_alternative(
+        templates.get_template(f"{template}.html.j2").render(**context), subtype="html"
+    )
+    return message
+
+
+def send(message: EmailMessage, target: SmtpTarget, timeout: float = 20.0) -> None:
+    try:
+        with smtplib.SMTP(target.host, target.port, timeout=timeout) as smtp:
+            if target.starttls:
+                smtp.starttls()
+            if target.user:
+                smtp.login(target.user, target.password or "")
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as error:
+        raise AlertError(f"SMTP {target.host}:{target.port} refused the alert: {error}") from error
+
+
+def deliver(
+    cur: psycopg2.extensions.cursor,
+    message: EmailMessage,
+    target: SmtpTarget,
+    trans_nums: list[str],
+    kind: Literal["alert", "digest"],
+) -> None:
+    """Send, then mark the payments alerted by this email inside the caller's transaction.
+
+    The caller holds their rows (`FOR UPDATE SKIP LOCKED`) and commits only after this returns:
+    the SMTP server accepted the message. It refused: AlertError, the caller rolls back and the
+    frauds stay pending for the next run.
+    """
+    try:
+        send(message, target)
+    except AlertError as error:
+        what = "frauds not alerted" if kind == "alert" else "old frauds not summarised"
+        log.error("%d %s, they stay pending: %s", len(trans_nums), what, error)
+        raise
+    cur.execute(
+        "UPDATE payments_scored SET alerted_at = now(), alert_id = %s, alert_kind = %s "
+        "WHERE trans_num = ANY(%s)",
+        (message["X-Fraud-Alert-Id"] or message["X-Fraud-Digest-Id"], kind, trans_nums),
+    )

@@ -1,0 +1,72 @@
+"""What an analyst reads: one way to write numbers, merchants and why a payment was flagged."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+from fraud_pipeline.report import wording
+
+
+def _reason(feature: str, value: float, **baseline: float) -> dict:
+    return {"feature": feature, "value": value, "contribution": 1.0, "baseline": baseline}
+
+
+def test_numbers_read_one_way() -> None:
+    assert wording.format_count(2793) == "2,793"
+    assert wording.format_money(1024.906) == "$1,024.91"
+    assert wording.format_money(-3.5) == "-$3.50"
+    assert wording.format_signed_money(-1349.5) == "−$1,349.50"
+    assert wording.format_percent(0.006396, digits=2) == "0.64%"
+    assert wording.format_percent(None) == "—"
+    assert [wording.format_times(n) for n in (0, 1, 2, 5)] == ["never", "once", "twice", "5 times"]
+
+
+def test_merchants_lose_the_generator_prefix_only() -> None:
+    assert wording.merchant_name("fraud_Kling Inc") == "Kling Inc"
+    assert wording.merchant_name("Kling fraud_ Inc") == "Kling fraud_ Inc"
+
+
+def test_reasons_are_sentences_with_the_cards_own_baseline() -> None:
+    # $2,168 in the 24 h before; $7,227 over 30 days is $240.90 a day: 9×.
+    spent = _reason("card_sum_24h", 2168.0, card_sum_30d=7227.0, card_count_30d=40)
+    assert wording.describe_reason(spent) == (
+        "$2,168.00 spent in the 24 h before, 9.0× this card's daily average"
+    )
+    night = _reason("is_night", 1.0, card_night_share_30d=0.025, card_count_30d=40)
+    assert wording.describe_reason(night) == (
+        "night payment; this card has paid at night once in 30 days"
+    )
+    new = _reason("new_category_7d", 1.0, card_category_share_30d=0.0, card_count_30d=40)
+    assert wording.describe_reason(new) == "first payment in this category in 30 days"
+    amount = _reason("amt", 912.0, amt_vs_card_mean_30d=12.0, card_count_30d=40)
+    assert wording.describe_reason(amount) == ("$912.00 payment, 12× this card's average ($76.00)")
+    fresh = _reason("card_night_share_30d", -1.0, card_count_30d=0)
+    assert wording.describe_reason(fresh) == "no earlier payment by this card in 30 days"
+    assert wording.describe_reason(_reason("secs_since_prev", 95.0)) == (
+        "95 s after this card's previous payment"
+    )
+    assert wording.describe_reason(_reason("category_gas_transport", 1.0)) == (
+        "category gas transport"
+    )
+
+
+def test_reasons_scored_before_the_baseline_was_stored_still_read() -> None:
+    old = [
+        {"feature": "log_amt", "value": math.log1p(99.0), "contribution": 0.1},
+        {"feature": "is_night", "value": 1.0, "contribution": 1.0},
+        {"feature": "a_feature_added_later", "value": 0.25, "contribution": 0.1},
+    ]
+    assert wording.describe_reasons(old) == [
+        "$99.00 payment",
+        "night payment",
+        "a feature added later 0.25",
+    ]
+    assert wording.describe_reasons(None) == []
+
+
+def test_report_links_open_the_day() -> None:
+    assert (
+        wording.report_link("http://r:8501/", date(2026, 3, 27)) == "http://r:8501/?day=2026-03-27"
+    )
+    assert wording.report_link("http://r:8501") == "http://r:8501"
