@@ -226,6 +226,16 @@ SCENARIOS: dict[str, Scenario] = {
         must_raise="exceeded its 3 s budget",
         within_s=3 * (3 + 3),
     ),
+    "payments API drips its headers (budget)": Scenario(
+        lambda s: (
+            s.limit(payments_api_fetch_budget_s=3),
+            s.payments_proxy.inject("drip_headers", delay_s=0.5),
+        ),
+        lambda s: (s.relax(), s.payments_proxy.clear()),
+        must_log="exceeded its 3 s budget after 0 pages (waiting for",
+        must_raise="exceeded its 3 s budget",
+        within_s=3 * (3 + 3),
+    ),
     "payments API pages forever (page limit)": Scenario(
         lambda s: (s.limit(payments_api_max_pages=25), s.payments_proxy.inject("endless_pages")),
         lambda s: (s.relax(), s.payments_proxy.clear()),

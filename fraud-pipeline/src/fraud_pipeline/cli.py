@@ -120,6 +120,17 @@ def _sagemaker(args: argparse.Namespace) -> int:
     )
 
 
+def _airflow(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fraud_pipeline.config import get_settings
+    from fraud_pipeline.devstack.airflow_local import cli
+
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+    state_dir = Path(args.state_dir) if args.state_dir else get_settings().local_state_dir
+    return cli(state_dir, arguments)
+
+
 def _run(args: argparse.Namespace) -> int:
     from fraud_pipeline.devstack.local_stack import main
 
@@ -248,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     sagemaker.set_defaults(handler=_sagemaker)
 
     # --- local stack (make run) ------------------------------------------------------------
+    airflow = commands.add_parser(
+        "airflow",
+        help="the Airflow CLI on the local stack's state, e.g. `airflow -- dags list-runs ...`",
+    )
+    airflow.add_argument("--state-dir", help="the stack's state directory (default .local)")
+    airflow.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to `airflow`")
+    airflow.set_defaults(handler=_airflow)
     run = commands.add_parser("run", help="start the whole pipeline locally until Ctrl-C")
     run.add_argument("--state-dir", help="PostgreSQL data, Airflow, mail, logs (default .local)")
     run.add_argument("--free-ports", action="store_true", help="pick free ports for everything")

@@ -1,16 +1,21 @@
 """A local Airflow for `make run` and the smoke test: LocalExecutor, metadata in PostgreSQL.
 
-Everything Airflow needs is passed as environment variables (`AIRFLOW__SECTION__KEY`,
-`AIRFLOW_CONN_*`), so nothing is written into an `airflow.cfg` by hand and the same names work in
-docker-compose. The state lives under `<state dir>/airflow`: the generated secrets (JWT, Fernet,
-API session key) and the admin's password, created once and reused by later runs. Dev only: the
-simple auth manager with one `admin` user.
+Everything Airflow needs is passed to its processes as environment variables
+(`AIRFLOW__SECTION__KEY`, `AIRFLOW_CONN_*`), the same names as in docker-compose. The same
+settings are also written to `<state dir>/airflow/airflow.cfg` (`write_config`), so that the
+Airflow CLI of an on-call engineer (`fraud-pipeline airflow -- dags list-runs fraud_pipeline`, or
+`AIRFLOW_HOME=.local/airflow airflow ...`) works on the stack's own metadata database instead of
+creating a stray sqlite one. The state lives under `<state dir>/airflow`: the generated secrets
+(JWT, Fernet, API session key) and the admin's password, created once and reused by later runs.
+Dev only: the simple auth manager with one `admin` user.
 """
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import json
+import os
 import secrets
 import sys
 import time
@@ -25,6 +30,7 @@ from sqlalchemy.engine import make_url
 from fraud_pipeline.config import REPO_ROOT
 
 ADMIN_USER = "admin"
+JWT_SECRET_BYTES = 64  # Airflow warns about a JWT secret shorter than 64 bytes
 DAGS_FOLDER = REPO_ROOT / "airflow" / "dags"
 DAG_IDS = ("fraud_pipeline", "fraud_daily_report")
 SIMPLE_AUTH_MANAGER = (
@@ -105,11 +111,14 @@ def prepare_home(state_dir: Path) -> AirflowHome:
     keys = _read_or_create_json(
         home / "secrets.json",
         {
-            "jwt_secret": secrets.token_urlsafe(32),
+            "jwt_secret": secrets.token_urlsafe(JWT_SECRET_BYTES),
             "fernet_key": urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "api_secret_key": secrets.token_urlsafe(32),
         },
     )
+    if len(keys["jwt_secret"]) < JWT_SECRET_BYTES:  # made by an older version: Airflow warns
+        keys["jwt_secret"] = secrets.token_urlsafe(JWT_SECRET_BYTES)
+        (home / "secrets.json").write_text(json.dumps(keys, indent=2))
     passwords_file = home / "simple_auth_manager_passwords.json"
     passwords = _read_or_create_json(passwords_file, {ADMIN_USER: secrets.token_urlsafe(12)})
     return AirflowHome(
@@ -120,6 +129,42 @@ def prepare_home(state_dir: Path) -> AirflowHome:
         fernet_key=keys["fernet_key"],
         api_secret_key=keys["api_secret_key"],
     )
+
+
+def write_config(home: Path, env: dict[str, str]) -> Path:
+    """`<home>/airflow.cfg` holding every `AIRFLOW__SECTION__KEY` of `env` (secrets: mode 0600).
+
+    Airflow's processes get the same values from their environment; this file is for the
+    Airflow CLI run by hand with `AIRFLOW_HOME=<home>`.
+    """
+    config = configparser.ConfigParser(interpolation=None)
+    for name, value in sorted(env.items()):
+        if name.startswith("AIRFLOW__") and name.count("__") >= 2:
+            section, key = name.removeprefix("AIRFLOW__").lower().split("__", 1)
+            if not config.has_section(section):
+                config.add_section(section)
+            config.set(section, key, value.replace("%", "%%"))  # Airflow interpolates %
+    path = home / "airflow.cfg"
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write("# Written by `fraud-pipeline run` at each start: edit the settings, not this.\n")
+        config.write(out)
+    return path
+
+
+def cli(state_dir: Path, arguments: list[str]) -> int:
+    """`fraud-pipeline airflow -- ARGS`: the Airflow CLI on the local stack's state."""
+    import subprocess
+
+    home = Path(state_dir).resolve() / "airflow"
+    if not (home / "airflow.cfg").exists():
+        raise FileNotFoundError(
+            f"no Airflow state in {home}: start the stack once with `make run` "
+            "(or give its --state-dir)"
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")} | {
+        "AIRFLOW_HOME": str(home)
+    }
+    return subprocess.run([airflow_executable(), *arguments], env=env, check=False).returncode
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -33,6 +33,7 @@ Fault = Literal[
     "hang",
     "slow",
     "drip",
+    "drip_headers",
     "garbage",
     "truncate",
     "drop_one_score",
@@ -99,7 +100,8 @@ class FaultProxy:
     ) -> None:
         """Misbehave on the next `times` requests (all of them when None).
 
-        `drip`: the real answer, one byte every `delay_s`; `endless_pages`: an empty payments
+        `drip`: the real answer, one byte every `delay_s` (`drip_headers`: from its status line
+        on, so that the client never even gets the headers); `endless_pages`: an empty payments
         page whose next_page_token never ends; `rewrite_payments`: each payment of a page
         passed through `rewrite` (a payment delivered again with other contents);
         `rewrite_page`: the whole page passed through `rewrite` (items added, changed, reordered).
@@ -231,10 +233,15 @@ class FaultProxy:
                     if key.lower() not in ("content-length", "transfer-encoding", "connection"):
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
+                if active and active.fault == "drip_headers":  # the status line onwards
+                    head: list[bytes] = getattr(self, "_headers_buffer", [])  # http.server's
+                    content = b"".join(head) + b"\r\n" + content
+                    head.clear()
+                else:
+                    self.end_headers()
                 # The client may have given up (its timeout): nothing left to tell it.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    if active and active.fault == "drip":
+                    if active and active.fault in ("drip", "drip_headers"):
                         self.wfile.flush()
                         for position in range(len(content)):
                             self.wfile.write(content[position : position + 1])

@@ -35,6 +35,7 @@ from fraud_pipeline.config import REPO_ROOT, Settings, get_settings
 from fraud_pipeline.devstack import airflow_local
 from fraud_pipeline.devstack.supervisor import Child, ServiceSpec, Supervisor
 from fraud_pipeline.net import free_port, port_open
+from fraud_pipeline.report.queries import expected_password
 from fraud_pipeline.storage import db, watermark
 
 DASHBOARD_APP = REPO_ROOT / "fraud-dashboard" / "app.py"
@@ -336,6 +337,7 @@ class LocalStack:
             smtp_host="127.0.0.1",
             smtp_port=self.options.ports.smtp,
         )
+        airflow_local.write_config(self.airflow_home.path, env)
         return env
 
     def airflow_services(self, env: dict[str, str]) -> list[ServiceSpec]:
@@ -441,7 +443,14 @@ class LocalStack:
             self.say("airflow-init: `airflow db migrate` while the services start")
             self.supervisor.wait_healthy(apps, self.options.start_timeout, self.say)
             self.supervisor.wait_done(init, self.options.start_timeout, self.say)
-            airflow = [self.supervisor.start(spec) for spec in self.airflow_services(env)]
+            # The API server first: a task the scheduler launched before it answers fails with
+            # a ReadTimeout traceback (then passes on retry) - not what a first start should show.
+            api, *others = sorted(
+                self.airflow_services(env), key=lambda spec: spec.name != "airflow-api-server"
+            )
+            airflow = [self.supervisor.start(api)]
+            self.supervisor.wait_healthy(airflow, self.options.start_timeout, self.say)
+            airflow += [self.supervisor.start(spec) for spec in others]
             self.say("started Airflow: " + ", ".join(c.name for c in airflow))
         else:
             self.supervisor.wait_healthy(apps, self.options.start_timeout, self.say)
@@ -478,12 +487,7 @@ class LocalStack:
         if self.airflow_home:
             creds = f"login {airflow_local.ADMIN_USER} / {self.airflow_home.admin_password}"
             row("airflow-api-server", "Airflow UI", self.urls.airflow, creds)
-        password = self.settings.dashboard_password
-        report_login = (
-            f"login {self.settings.dashboard_user} / {password.get_secret_value()}"
-            if password
-            else "no login in dev (set DASHBOARD_PASSWORD)"
-        )
+        report_login = f"login {self.settings.dashboard_user} / {expected_password(self.settings)}"
         row("fraud-dashboard", "Morning report", self.urls.report, report_login)
         row("mailpit", "Fraud alert inbox", self.urls.inbox, f"files in {self.state_dir / 'mail'}")
         row("payments-api", "Payments API", self.urls.payments)
@@ -561,6 +565,7 @@ class LocalStack:
             self._embedded.cleanup()  # type: ignore[attr-defined]
             self.say("embedded PostgreSQL stopped (data kept)")
             self._embedded = None
+        (self.state_dir / "stack.json").unlink(missing_ok=True)  # it says what runs: nothing
         return survivors
 
     def run(self) -> int:

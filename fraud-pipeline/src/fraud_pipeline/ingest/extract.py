@@ -16,6 +16,8 @@ import json
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 5_000
 _READ_SIZE = 65_536  # read1: whatever has arrived, up to this
+_GRACE_S = 1.0  # past the deadline, for a worker's own truer error (a read timeout, a status)
 UNSTORABLE = "\ufffd"  # what replaces text PostgreSQL/UTF-8 cannot hold; validate quarantines it
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # JSON escapes that decode to NUL or to a (possibly lone) surrogate: the slow path is rare.
@@ -51,7 +54,9 @@ def _get(
 ) -> Any:
     """GET and decode one JSON body: at most PAYMENTS_API_MAX_RESPONSE_BYTES, read before
     `deadline` (time.monotonic()). The body is streamed and the clock checked between reads:
-    a per-read timeout alone never ends a server that drips its answer."""
+    a per-read timeout alone never ends a server that drips its answer. A server that drips
+    its headers is stopped too: the request runs in a worker thread that the caller stops
+    waiting for at the deadline (the thread ends with its connection)."""
     url = settings.payments_api_url.rstrip("/") + path
     deadline = deadline or time.monotonic() + settings.payments_api_fetch_budget_s
     budget = (
@@ -60,7 +65,8 @@ def _get(
     )
     limit = settings.payments_api_max_response_bytes
     timeout = max(0.001, min(settings.payments_api_timeout_s, deadline - time.monotonic()))
-    try:
+
+    def read() -> tuple[int, str | None, bytes]:
         with requests.get(url, params=params, timeout=timeout, stream=True) as response:
             chunks, size = [], 0
             while chunk := response.raw.read1(_READ_SIZE, decode_content=True):
@@ -70,12 +76,21 @@ def _get(
                 if time.monotonic() > deadline:
                     raise ExtractError(f"{budget} (reading {url}, {size:,} bytes so far)")
                 chunks.append(chunk)
-            status, encoding = response.status_code, response.encoding
+            return response.status_code, response.encoding, b"".join(chunks)
+
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payments-api")
+    try:
+        remaining = max(0.0, deadline - time.monotonic())
+        status, encoding, body = worker.submit(read).result(timeout=remaining + _GRACE_S)
+    except FutureTimeout as error:
+        raise ExtractError(f"{budget} (waiting for {url}'s headers)") from error
     except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
         if time.monotonic() > deadline:
             raise ExtractError(f"{budget} (reading {url}: {error})") from error
         raise ExtractError(f"payments API {url} unreachable: {error}") from error
-    text = b"".join(chunks).decode(encoding or "utf-8", errors="replace")
+    finally:
+        worker.shutdown(wait=False)
+    text = body.decode(encoding or "utf-8", errors="replace")
     if status != 200:
         raise ExtractError(f"payments API {url} answered {status}: {mask_card_numbers(text)[:200]}")
     try:
