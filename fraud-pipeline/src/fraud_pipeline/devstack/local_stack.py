@@ -561,6 +561,8 @@ class LocalStack:
             self._embedded.cleanup()  # type: ignore[attr-defined]
             self.say("embedded PostgreSQL stopped (data kept)")
             self._embedded = None
+        # what runs where: nothing any more (a tool must not find a stopped stack's URLs)
+        (self.state_dir / "stack.json").unlink(missing_ok=True)
         return survivors
 
     def run(self) -> int:
