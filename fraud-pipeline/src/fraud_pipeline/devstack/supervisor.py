@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,10 +138,17 @@ class Supervisor:
             )
         progress(f"  ✓ {job.name} done ({time.monotonic() - job.started_at:.1f} s)")
 
-    def stop(self, grace: float = 20.0, progress: Callable[[str], None] = print) -> list[str]:
-        """Stop every child and its descendants; return descriptions of survivors (none)."""
+    def stop(
+        self,
+        grace: float = 20.0,
+        progress: Callable[[str], None] = print,
+        only: Collection[str] | None = None,
+    ) -> list[str]:
+        """Stop the children (`only` those named, else all) and their descendants; return
+        descriptions of survivors (none)."""
+        chosen = [c for c in reversed(self.children) if only is None or c.name in only]
         tracked: list[psutil.Process] = []
-        for child in reversed(self.children):
+        for child in chosen:
             family = _family(child.process.pid)
             tracked.extend(family)
             _signal_group(child.process.pid, signal.SIGTERM)
@@ -151,10 +158,10 @@ class Supervisor:
         for process in alive:
             progress(f"  {process.pid} ignored SIGTERM for {grace:.0f} s: SIGKILL")
             _signal(process, signal.SIGKILL)
-        for child in self.children:
+        for child in chosen:
             _signal_group(child.process.pid, signal.SIGKILL)  # anything spawned meanwhile
         _, alive = psutil.wait_procs(tracked, timeout=5)
-        for child in self.children:
+        for child in chosen:
             try:
                 child.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
