@@ -353,6 +353,7 @@ class LocalStack:
                 command,
                 api_health if name == "airflow-api-server" else client.healthy,
                 env,
+                stops_its_children=name == "airflow-scheduler",
             )
             for name, command in commands.items()
         ]

@@ -31,6 +31,10 @@ class ServiceSpec:
     health: HealthCheck
     env: dict[str, str] = field(default_factory=dict)
     oneshot: bool = False  # a job that ends by itself (a back-fill), not a service
+    # SIGTERM to the process alone: it stops its own children. Airflow's scheduler does (its
+    # LocalExecutor lets running tasks finish); its forked workers inherit its SIGTERM handler,
+    # and a worker signalled too hung in it until SIGKILL.
+    stops_its_children: bool = False
 
 
 @dataclass
@@ -151,6 +155,10 @@ class Supervisor:
         for child in chosen:
             family = _family(child.process.pid)
             tracked.extend(family)
+            if child.spec.stops_its_children:
+                if family:
+                    _signal(family[0], signal.SIGTERM)
+                continue
             _signal_group(child.process.pid, signal.SIGTERM)
             for process in family:  # descendants that moved to another group (Airflow tasks)
                 _signal(process, signal.SIGTERM)
