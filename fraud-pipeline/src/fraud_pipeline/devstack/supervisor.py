@@ -152,17 +152,29 @@ class Supervisor:
         descriptions of survivors (none)."""
         chosen = [c for c in reversed(self.children) if only is None or c.name in only]
         tracked: list[psutil.Process] = []
+        owner: dict[int, str] = {}
         for child in chosen:
             family = _family(child.process.pid)
             tracked.extend(family)
+            owner.update({p.pid: child.name for p in family})
             if child.spec.stops_its_children:
                 if family:
                     _signal(family[0], signal.SIGTERM)
                 continue
             _signal_group(child.process.pid, signal.SIGTERM)
             for process in family:  # descendants that moved to another group (Airflow tasks)
-                _signal(process, signal.SIGTERM)
-        _, alive = psutil.wait_procs(tracked, timeout=grace)
+                if _group(process) != child.process.pid:  # once: a second SIGTERM forces exits
+                    _signal(process, signal.SIGTERM)
+        began, slowest = time.monotonic(), ("", 0.0)
+
+        def gone(process: psutil.Process) -> None:
+            nonlocal slowest
+            if time.monotonic() - began > slowest[1]:
+                slowest = (owner.get(process.pid, "?"), time.monotonic() - began)
+
+        _, alive = psutil.wait_procs(tracked, timeout=grace, callback=gone)
+        if slowest[0]:
+            progress(f"  slowest to stop: {slowest[0]} ({slowest[1]:.1f} s)")
         for process in alive:
             progress(f"  {process.pid} ignored SIGTERM for {grace:.0f} s: SIGKILL")
             _signal(process, signal.SIGKILL)
@@ -195,6 +207,13 @@ def _family(pid: int) -> list[psutil.Process]:
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+def _group(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
 
 
 def _signal(process: psutil.Process, signum: int) -> None:
