@@ -80,5 +80,6 @@ report-demo: install  ## store yesterday (held-out Sparkov payments moved onto i
 	$(BIN)/fraud-pipeline db migrate
 	$(BIN)/fraud-pipeline report demo
 
-clean:  ## remove local state (.local: embedded database, logs, mail)
+clean:  ## remove local state (.local: embedded database, logs, mail) and this checkout's databases
+	-$(BIN)/fraud-pipeline db drop
 	rm -rf .local

@@ -17,6 +17,7 @@ from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.pipeline import steps
+from fraud_pipeline.pipeline.backfill import backfill
 from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect
 from tests.support.servers import night_window
@@ -181,3 +182,36 @@ def test_a_day_is_complete_when_the_gap_free_range_covers_it(conn):
             (json.dumps({"trans_time": (last - MINUTE).isoformat()}),),
         )
         assert "loaded until" in watermark.day_incomplete(cur, day)  # one payment still pending
+
+
+@pytest.mark.clock
+def test_the_first_back_fill_and_a_later_first_run_leave_no_hole_between_them(services):
+    """The day's first back-fill ends at "now" S; the DAG's first run lands a minute after it.
+
+    The first run found no mark and started the range at its own interval [T0, T0 + 1 min),
+    T0 > S: the back-fill's [start, S) does not touch it, and nothing else would ever fetch
+    [S, T0). The back-fill covers it too, so the next runs go on without a hole.
+    """
+    _, end = night_window()
+    first = (end - pd.Timedelta(hours=1)).to_pydatetime()
+    backfill_end = first + timedelta(seconds=17.5)  # "now" when the back-fill started
+    run_start = first + 3 * MINUTE  # the first DAG run, late (a slow scheduler)
+    conn = connect()
+    try:
+        dag_run(conn, run_start)  # lands while the back-fill runs: the range starts here
+        backfill(
+            pd.Timestamp(first - 10 * MINUTE), pd.Timestamp(backfill_end), pd.Timedelta(hours=1)
+        )
+        dag_run(conn, run_start + MINUTE)
+        expected = generated(
+            pd.Timestamp(first - 10 * MINUTE), pd.Timestamp(run_start + 2 * MINUTE)
+        )
+        hole = generated(pd.Timestamp(backfill_end), pd.Timestamp(run_start))
+        assert hole  # the test means something
+        assert stored(conn) == expected
+        names = alerted(services.mail.messages())
+        assert len(names) == len(set(names)) and set(names) == flagged(conn)
+        with conn.cursor() as cur:
+            assert watermark.read(cur) == run_start + 2 * MINUTE
+    finally:
+        conn.close()

@@ -32,6 +32,14 @@ def _db_url(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_drop(args: argparse.Namespace) -> int:
+    from fraud_pipeline.storage.db import drop_project_databases
+
+    dropped = drop_project_databases()
+    print(f"dropped {', '.join(dropped)}" if dropped else "no database server: nothing to drop")
+    return 0
+
+
 # --- adapters: parsed arguments -> typed keyword parameters (imports stay lazy) ----------------
 def _generate(args: argparse.Namespace) -> int:
     from fraud_pipeline.devstack.generate import main
@@ -190,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=_db_migrate)
     url = db_commands.add_parser("url", help="print the resolved database URL")
     url.set_defaults(handler=_db_url)
+    drop = db_commands.add_parser(
+        "drop", help="drop this checkout's databases (application and Airflow), only those"
+    )
+    drop.set_defaults(handler=_db_drop)
 
     # --- data and model --------------------------------------------------------------------
     generate = commands.add_parser("generate", help="write realistic Sparkov-format payments")

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,10 @@ class ServiceSpec:
     health: HealthCheck
     env: dict[str, str] = field(default_factory=dict)
     oneshot: bool = False  # a job that ends by itself (a back-fill), not a service
+    # SIGTERM to the process alone: it stops its own children. Airflow's scheduler does (its
+    # LocalExecutor lets running tasks finish); its forked workers inherit its SIGTERM handler,
+    # and a worker signalled too hung in it until SIGKILL.
+    stops_its_children: bool = False
 
 
 @dataclass
@@ -138,23 +142,46 @@ class Supervisor:
             )
         progress(f"  ✓ {job.name} done ({time.monotonic() - job.started_at:.1f} s)")
 
-    def stop(self, grace: float = 20.0, progress: Callable[[str], None] = print) -> list[str]:
-        """Stop every child and its descendants; return descriptions of survivors (none)."""
+    def stop(
+        self,
+        grace: float = 20.0,
+        progress: Callable[[str], None] = print,
+        only: Collection[str] | None = None,
+    ) -> list[str]:
+        """Stop the children (`only` those named, else all) and their descendants; return
+        descriptions of survivors (none)."""
+        chosen = [c for c in reversed(self.children) if only is None or c.name in only]
         tracked: list[psutil.Process] = []
-        for child in reversed(self.children):
+        owner: dict[int, str] = {}
+        for child in chosen:
             family = _family(child.process.pid)
             tracked.extend(family)
+            owner.update({p.pid: child.name for p in family})
+            if child.spec.stops_its_children:
+                if family:
+                    _signal(family[0], signal.SIGTERM)
+                continue
             _signal_group(child.process.pid, signal.SIGTERM)
             for process in family:  # descendants that moved to another group (Airflow tasks)
-                _signal(process, signal.SIGTERM)
-        _, alive = psutil.wait_procs(tracked, timeout=grace)
+                if _group(process) != child.process.pid:  # once: a second SIGTERM forces exits
+                    _signal(process, signal.SIGTERM)
+        began, slowest = time.monotonic(), ("", 0.0)
+
+        def gone(process: psutil.Process) -> None:
+            nonlocal slowest
+            if time.monotonic() - began > slowest[1]:
+                slowest = (owner.get(process.pid, "?"), time.monotonic() - began)
+
+        _, alive = psutil.wait_procs(tracked, timeout=grace, callback=gone)
+        if slowest[0]:
+            progress(f"  slowest to stop: {slowest[0]} ({slowest[1]:.1f} s)")
         for process in alive:
             progress(f"  {process.pid} ignored SIGTERM for {grace:.0f} s: SIGKILL")
             _signal(process, signal.SIGKILL)
-        for child in self.children:
+        for child in chosen:
             _signal_group(child.process.pid, signal.SIGKILL)  # anything spawned meanwhile
         _, alive = psutil.wait_procs(tracked, timeout=5)
-        for child in self.children:
+        for child in chosen:
             try:
                 child.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -180,6 +207,13 @@ def _family(pid: int) -> list[psutil.Process]:
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+def _group(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
 
 
 def _signal(process: psutil.Process, signum: int) -> None:

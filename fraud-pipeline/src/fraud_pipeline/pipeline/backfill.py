@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -17,10 +18,10 @@ import pandas as pd
 from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import alert_pending
 from fraud_pipeline.alerting.digest import catching_up
-from fraud_pipeline.config import get_settings
+from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.extract import fetch_window
-from fraud_pipeline.model.artifacts import load_model
-from fraud_pipeline.pipeline.steps import process_interval
+from fraud_pipeline.model.artifacts import Model, load_model
+from fraud_pipeline.pipeline.steps import Connection, process_interval
 from fraud_pipeline.serving.endpoint import EndpointClient
 from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect
@@ -41,44 +42,24 @@ def backfill(
 ) -> int:
     """Run [start, end) in chunks with progress output; return the number of payments loaded.
 
-    The next chunk is fetched while this one is scored and stored (the payments API works
-    meanwhile), so at most two chunks are in memory. Live frauds are alerted after each chunk;
-    older ones wait for one catch-up digest at the end (`alerting.digest`), also with
-    `alerts=False` (the next alert step sends it then).
+    The DAG's runs may have landed windows after `end` meanwhile (the first start of a day:
+    its back-fill ends at "now", the DAG's first run may start a minute later); the back-fill
+    then also covers the minutes between `end` and them (`hole_after`), so none is left out.
+    Live frauds are alerted after each chunk; older ones wait for one catch-up digest at the
+    end (`alerting.digest`), also with `alerts=False` (the next alert step sends it then).
     """
     model, client, conn = load_model(), EndpointClient.from_settings(), connect()
     settings = get_settings()
-    periods = chunks(start, end, chunk)
-    loaded, began = 0, time.monotonic()
+    began = time.monotonic()
     try:
-        with catching_up(conn), ThreadPoolExecutor(max_workers=1) as prefetch:
-            upcoming = prefetch.submit(fetch_window, *periods[0], settings) if periods else None
-            for number, (lower, upper) in enumerate(periods):
-                assert upcoming is not None
-                raw = upcoming.result()
-                if number + 1 < len(periods):
-                    upcoming = prefetch.submit(fetch_window, *periods[number + 1], settings)
-                summary = process_interval(
-                    conn,
-                    lower,
-                    upper,
-                    run_id=f"backfill__{lower.isoformat()}",
-                    model=model,
-                    client=client,
-                    settings=settings,
-                    raw=raw,
-                )
-                if alerts:
-                    alert_pending(conn, settings, old="hold")
-                loaded += summary["loaded"]
-                print(
-                    f"  {lower:%Y-%m-%d %H:%M} -> {upper:%H:%M}: {summary['loaded']:,} scored, "
-                    f"{summary['frauds']} frauds, {summary['quarantined']} quarantined, "
-                    f"{summary['redelivered']} stored already "
-                    f"({summary['conflicts']} with different contents: quarantined) "
-                    f"({time.monotonic() - began:.0f} s)",
-                    flush=True,
-                )
+        run = partial(_run_chunks, conn, model, client, settings, alerts=alerts, began=began)
+        with catching_up(conn):
+            loaded = run(chunks(start, end, chunk))
+            hole_end = hole_after(conn, end, settings)
+            if hole_end is not None:
+                print(f"  the DAG's runs landed from after {end:%H:%M:%S} on: back-filling to them")
+                loaded += run(chunks(end, hole_end, chunk))
+                end = hole_end
         # All of [start, end) is stored: the DAG's runs go on from its end (if no gap is left
         # before it; storage/watermark.py), instead of fetching it again.
         with conn, conn.cursor() as cur:
@@ -87,6 +68,70 @@ def backfill(
             alert_pending(conn, settings, old="now")
     finally:
         conn.close()
+    return loaded
+
+
+def hole_after(conn: Connection, end: pd.Timestamp, settings: Settings) -> pd.Timestamp | None:
+    """Where the DAG's landed range is, when it lies just after `end`: what to back-fill too.
+
+    The range started by a DAG run that found no mark begins at that run's interval, anywhere
+    before its mark: [end, mark) holds any minutes nobody landed. Only a mark within the DAG's
+    catch-up span of `end` is one of those first runs; a back-fill of an older period (e.g.
+    `--yesterday` again) leaves today alone.
+    """
+    with conn, conn.cursor() as cur:
+        mark = watermark.read(cur)
+    if mark is None:
+        return None
+    mark_ts = pd.Timestamp(mark).tz_convert(end.tzinfo)
+    span = pd.Timedelta(minutes=settings.dag_catchup_max_span_min)
+    return mark_ts if end < mark_ts <= end + span else None
+
+
+def _run_chunks(
+    conn: Connection,
+    model: Model,
+    client: EndpointClient,
+    settings: Settings,
+    periods: list[tuple[Any, Any]],
+    *,
+    alerts: bool,
+    began: float,
+) -> int:
+    """Each period fetched, scored and stored in turn; the number of payments loaded.
+
+    The next chunk is fetched while this one is scored and stored (the payments API works
+    meanwhile), so at most two chunks are in memory.
+    """
+    loaded = 0
+    with ThreadPoolExecutor(max_workers=1) as prefetch:
+        upcoming = prefetch.submit(fetch_window, *periods[0], settings) if periods else None
+        for number, (lower, upper) in enumerate(periods):
+            assert upcoming is not None
+            raw = upcoming.result()
+            if number + 1 < len(periods):
+                upcoming = prefetch.submit(fetch_window, *periods[number + 1], settings)
+            summary = process_interval(
+                conn,
+                lower,
+                upper,
+                run_id=f"backfill__{lower.isoformat()}",
+                model=model,
+                client=client,
+                settings=settings,
+                raw=raw,
+            )
+            if alerts:
+                alert_pending(conn, settings, old="hold")
+            loaded += summary["loaded"]
+            print(
+                f"  {lower:%Y-%m-%d %H:%M} -> {upper:%H:%M}: {summary['loaded']:,} scored, "
+                f"{summary['frauds']} frauds, {summary['quarantined']} quarantined, "
+                f"{summary['redelivered']} stored already "
+                f"({summary['conflicts']} with different contents: quarantined) "
+                f"({time.monotonic() - began:.0f} s)",
+                flush=True,
+            )
     return loaded
 
 

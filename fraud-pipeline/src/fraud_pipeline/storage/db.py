@@ -155,3 +155,21 @@ def drop_database(url: str) -> None:
     name = database_name(url)
     with _admin_cursor(url) as cur:
         cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def drop_project_databases(settings: Settings | None = None) -> list[str]:
+    """`make clean`: drop this checkout's databases (the application's and Airflow's metadata
+    database, as the settings name them) and nothing else on the server; the names dropped.
+
+    Without DATABASE_URL or a server on 5432 the only server is the embedded one, whose data
+    directory `make clean` deletes: nothing to drop (and no server started to drop it).
+    """
+    settings = settings or get_settings()
+    if not settings.database_url and not port_open("127.0.0.1", 5432):
+        return []
+    app = database_url(settings)
+    dropped = []
+    for url in (app, with_database(app, settings.airflow_database_name)):
+        drop_database(url)
+        dropped.append(database_name(url))
+    return dropped
