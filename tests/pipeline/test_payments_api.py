@@ -106,6 +106,13 @@ def test_the_future_is_never_served_and_a_behind_api_fails_the_extract(api_url):
 def test_bad_requests_get_a_400_that_says_why(api_url):
     response = _get(f"{api_url}/transactions", start="yesterday")
     assert response.status_code == 400 and "start and end" in response.json()["error"]
+    now = pd.Timestamp(clock.now())
+    window = {"start": (now - pd.Timedelta(minutes=1)).isoformat(), "end": now.isoformat()}
+    for bad in ({"limit": 0}, {"limit": "many"}, {"page_token": "x"}):
+        response = _get(f"{api_url}/transactions", **window, **bad)
+        assert response.status_code == 400 and "limit" in response.json()["error"], bad
+    response = _get(f"{api_url}/no-such-route")
+    assert response.status_code == 404 and response.json() == {"error": "no route /no-such-route"}
 
 
 def test_current_transactions_speaks_the_public_format(api_url):

@@ -15,7 +15,6 @@ Served by uvicorn (`serving.http_server`, as the model server); its OpenAPI desc
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +33,6 @@ from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.ingest.payments import localize, read_sparkov_csv
 from fraud_pipeline.serving import http_server
-
-log = logging.getLogger(__name__)
 
 Source = Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame]  # aware [start, end) -> raw rows
 MAX_LIMIT = 50_000
@@ -151,7 +148,10 @@ def build_app(source: Source) -> FastAPI:
         start: Annotated[str, Query(description="window start, ISO 8601 with a UTC offset")],
         end: Annotated[str, Query(description="window end (excluded), ISO with a UTC offset")],
         limit: Annotated[
-            int, Query(description=f"payments per page, at most {MAX_LIMIT:,}")
+            int,
+            Query(
+                ge=1, description=f"payments per page (more than {MAX_LIMIT:,} gives {MAX_LIMIT:,})"
+            ),
         ] = 1000,
         page_token: Annotated[
             str | None, Query(description="next_page_token of the last page")
