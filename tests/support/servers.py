@@ -26,7 +26,7 @@ class ServerThread:
 
     def __init__(self, app: Any, port: int = 0, host: str = "127.0.0.1") -> None:
         self.host = host
-        self.server = uvicorn.Server(http_server.config(app, host, port, graceful_s=10))
+        self.server = uvicorn.Server(http_server.config(app, host, port, timeout_s=10))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> ServerThread:

@@ -233,4 +233,4 @@ def main(
     now = pd.Timestamp(clock.now())
     payments(now - pd.Timedelta(minutes=1), now)  # warm up (learn the generator, read the CSV)
     print(f"payments API on http://{host}:{port} ({source}), OpenAPI page at /docs", flush=True)
-    return http_server.run(http_server.config(build_app(payments), host, port, graceful_s=10))
+    return http_server.run(http_server.config(build_app(payments), host, port, timeout_s=10))

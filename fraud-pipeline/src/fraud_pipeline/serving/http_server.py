@@ -1,9 +1,10 @@
 """The HTTP server of the project's ASGI apps (model server, payments API): uvicorn's, one setup.
 
 uvicorn brings what SageMaker's own serving containers have and `http.server` lacked: worker
-processes sharing the socket (restarted if one dies), keep-alive, a maintained HTTP/1.1 parser,
-and a graceful stop: on SIGTERM (or Ctrl-C) it stops accepting connections and lets the
-requests in flight finish, up to `graceful_s`, before exiting.
+processes sharing the socket (replaced if one dies or stops answering the supervisor's health
+check for `timeout_s`, as gunicorn's --timeout in SageMaker's containers), keep-alive, a
+maintained HTTP/1.1 parser, and a graceful stop: on SIGTERM (or Ctrl-C) it stops accepting
+connections and lets the requests in flight finish, up to `timeout_s`, before exiting.
 
 Its HTTP parser and event loop are named, not guessed (uvicorn's "auto" takes whatever happens to
 be installed): httptools and uvloop, ~25% faster on `make bench`'s scoring than h11 and asyncio,
@@ -23,7 +24,7 @@ SPEEDUPS = (HTTP, LOOP)
 
 
 def config(
-    app: Any, host: str, port: int, *, workers: int = 1, graceful_s: int = 60
+    app: Any, host: str, port: int, *, workers: int = 1, timeout_s: int = 60
 ) -> uvicorn.Config:
     """`app` (an ASGI app, or "module:factory" for `workers` > 1) served on host:port.
 
@@ -39,7 +40,8 @@ def config(
         lifespan="off",
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=graceful_s,
+        timeout_graceful_shutdown=timeout_s,
+        timeout_worker_healthcheck=timeout_s,  # a busy worker's GIL can delay its answer
         http=HTTP,
         loop=LOOP,
     )

@@ -282,7 +282,8 @@ def serve(
 
     The model is loaded (checksum first) before anything listens, so a bad artifact stops the
     server at once. Each worker scores with `threads` XGBoost threads (0: its share of the cores).
-    On SIGTERM the requests in flight get `timeout_s` to finish.
+    On SIGTERM the requests in flight get `timeout_s` to finish; a worker that does not answer
+    uvicorn's health check for `timeout_s` is replaced.
     """
     from fraud_pipeline.serving import http_server
 
@@ -301,7 +302,7 @@ def serve(
         f"(model {scoring.model.version}, {workers} worker(s) x {threads} thread(s))",
         flush=True,
     )
-    config = http_server.config(app, host, port, workers=workers, graceful_s=timeout_s)
+    config = http_server.config(app, host, port, workers=workers, timeout_s=timeout_s)
     return http_server.run(config)
 
 
@@ -310,8 +311,9 @@ def main(environ: Mapping[str, str] = os.environ) -> int:
 
     SM_MODEL_DIR (default /opt/ml/model, where SageMaker extracts model.tar.gz),
     SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MODEL_SERVER_WORKERS (worker processes, default one
-    per core, as SageMaker's own containers), SAGEMAKER_MODEL_SERVER_TIMEOUT (seconds a request in
-    flight gets to finish at shutdown, 60), MODEL_SERVER_HOST (0.0.0.0), MODEL_SERVER_THREADS
+    per core, as SageMaker's own containers), SAGEMAKER_MODEL_SERVER_TIMEOUT (seconds the requests
+    in flight get to finish at shutdown, and a worker may go unresponsive before it is replaced;
+    60), MODEL_SERVER_HOST (0.0.0.0), MODEL_SERVER_THREADS
     (XGBoost threads per worker, default its share of the cores) and MODEL_VERSION (set on the
     SageMaker model by the deploy step).
     """
