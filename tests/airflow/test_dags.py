@@ -24,7 +24,7 @@ from fraud_pipeline.storage.db import connect, with_database
 from tests.support.cards import database_text, leaks, luhn_number
 from tests.support.factories import real_rows
 from tests.support.hostile_api import hostile_api
-from tests.support.servers import serve
+from tests.support.servers import serve_app
 
 DAGS = REPO_ROOT / "airflow" / "dags"
 
@@ -101,11 +101,10 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
         bad.loc[bad.index[1], "category"] = "<script>"
         return pd.concat([rows, bad], ignore_index=True)
 
-    api = payments_api.build_server(with_bad_rows, port=free_port())
-    serve(api)
+    api = serve_app(payments_api.build_app(with_bad_rows))
     env = {
         **airflow_env,
-        "PAYMENTS_API_URL": f"http://127.0.0.1:{api.server_port}",
+        "PAYMENTS_API_URL": api.url,
         # Scoring goes through the `aws_default` connection's endpoint_url, not the setting.
         "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(os.environ["SAGEMAKER_ENDPOINT_URL"]),
         "SAGEMAKER_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
@@ -149,8 +148,7 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
         assert len(services.mail.messages()) == 1
         conn.close()
     finally:
-        api.shutdown()
-        api.server_close()
+        api.stop()
 
 
 def test_runs_missed_while_airflow_was_down_are_caught_up_by_the_next_run(airflow_env, services):

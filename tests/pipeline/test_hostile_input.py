@@ -21,7 +21,7 @@ from fraud_pipeline.pipeline.steps import _json_safe, extract, validate
 from fraud_pipeline.schema import CATEGORIES, SPARKOV_COLUMNS
 from fraud_pipeline.storage.db import connect
 from tests.support.factories import real_rows
-from tests.support.servers import serve
+from tests.support.servers import serve, serve_app
 
 FIELDS = [c for c in SPARKOV_COLUMNS if c not in ("trans_date_trans_time", "unix_time")]
 TEXT_FIELDS = ("merchant", "first", "last", "street", "city", "state", "zip", "job", "category")
@@ -108,13 +108,10 @@ def test_a_nul_byte_from_the_real_api_does_not_block_its_interval(clean_db):
     def source(lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
         return rows
 
-    api = payments_api.build_server(source, port=free_port())
-    serve(api)
+    api = serve_app(payments_api.build_app(source))
     conn = connect()
     try:
-        settings = get_settings().model_copy(
-            update={"payments_api_url": f"http://127.0.0.1:{api.server_port}"}
-        )
+        settings = get_settings().model_copy(update={"payments_api_url": api.url})
         end = start + pd.Timedelta(minutes=1)
         landed = extract(conn, "hostile", start.to_pydatetime(), end.to_pydatetime(), settings)
         assert landed["landed"] == len(rows)
@@ -126,8 +123,7 @@ def test_a_nul_byte_from_the_real_api_does_not_block_its_interval(clean_db):
         assert quarantined == [(rows.iloc[1]["trans_num"], "merchant has unstorable characters")]
     finally:
         conn.close()
-        api.shutdown()
-        api.server_close()
+        api.stop()
 
 
 # -- through the real API, the whole pipeline and PostgreSQL ------------------------------------
@@ -150,11 +146,8 @@ def _run(services, rows: pd.DataFrame, start: pd.Timestamp, run_id: str) -> dict
     """One whole run (extract .. alert) of [start, start + 1h) against an API serving `rows`."""
     from fraud_pipeline.pipeline.steps import run_interval
 
-    api = payments_api.build_server(lambda lo, hi: rows, port=free_port())
-    serve(api)
-    settings = services.settings.model_copy(
-        update={"payments_api_url": f"http://127.0.0.1:{api.server_port}"}
-    )
+    api = serve_app(payments_api.build_app(lambda lo, hi: rows))
+    settings = services.settings.model_copy(update={"payments_api_url": api.url})
     conn = connect()
     try:
         end = start + pd.Timedelta(hours=1)
@@ -163,8 +156,7 @@ def _run(services, rows: pd.DataFrame, start: pd.Timestamp, run_id: str) -> dict
         )
     finally:
         conn.close()
-        api.shutdown()
-        api.server_close()
+        api.stop()
 
 
 def _rows(query: str, params: tuple = ()) -> list[tuple]:

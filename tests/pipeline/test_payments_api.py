@@ -15,11 +15,11 @@ from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.ingest.extract import ExtractError, fetch_current, fetch_window
 from fraud_pipeline.ingest.payments import localize, read_sparkov_csv
-from fraud_pipeline.net import free_port
 from fraud_pipeline.pipeline.steps import extract, validate
 from fraud_pipeline.storage.db import connect
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM
 from tests.support.factories import KAGGLE_HEAD
-from tests.support.servers import serve
+from tests.support.servers import serve_app
 
 SPEED = 50.0  # 5,116 real rows over ~31 h, replayed in ~37 min: ~140 payments a minute
 
@@ -37,13 +37,11 @@ def replay(anchor: pd.Timestamp) -> payments_api.Source:
 
 @pytest.fixture(scope="module")
 def api_url(replay: payments_api.Source) -> Iterator[str]:
-    server = payments_api.build_server(replay, port=free_port())
-    serve(server)
+    server = serve_app(payments_api.build_app(replay))
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield server.url
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 def _get(url: str, **params: object) -> requests.Response:
@@ -108,6 +106,13 @@ def test_the_future_is_never_served_and_a_behind_api_fails_the_extract(api_url):
 def test_bad_requests_get_a_400_that_says_why(api_url):
     response = _get(f"{api_url}/transactions", start="yesterday")
     assert response.status_code == 400 and "start and end" in response.json()["error"]
+    now = pd.Timestamp(clock.now())
+    window = {"start": (now - pd.Timedelta(minutes=1)).isoformat(), "end": now.isoformat()}
+    for bad in ({"limit": 0}, {"limit": "many"}, {"page_token": "x"}):
+        response = _get(f"{api_url}/transactions", **window, **bad)
+        assert response.status_code == 400 and "limit" in response.json()["error"], bad
+    response = _get(f"{api_url}/no-such-route")
+    assert response.status_code == 404 and response.json() == {"error": "no route /no-such-route"}
 
 
 def test_current_transactions_speaks_the_public_format(api_url):
@@ -137,3 +142,54 @@ def test_current_mode_extract_lands_and_validates_the_latest_payment(clean_db, a
         assert trans_num in set(read_sparkov_csv(KAGGLE_HEAD)["trans_num"]) and len(token) == 64
     finally:
         conn.close()
+
+
+def test_the_openapi_description_names_both_endpoints_and_their_parameters(api_url):
+    spec = _get(f"{api_url}/openapi.json").json()
+    window = spec["paths"]["/transactions"]["get"]
+    assert {p["name"]: p["required"] for p in window["parameters"]} == {
+        "start": True,
+        "end": True,
+        "limit": False,
+        "page_token": False,
+    }
+    page = spec["components"]["schemas"]["Page"]["properties"]
+    assert {"payments", "next_page_token", "total", "end"} <= set(page)
+    current = spec["paths"]["/current-transactions"]["get"]["responses"]["200"]
+    assert current["content"]["application/json"]["schema"]["type"] == "string"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@NEEDS_CHROMIUM
+def test_chromium_opens_the_openapi_page_and_tries_an_endpoint(api_url, tmp_path):
+    """/docs is Swagger UI served by the API itself (no CDN): it lists both endpoints, and
+    "Try it out" on /current-transactions gets the latest payment from the live API."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            failed: list[str] = []
+            page.on("requestfailed", lambda request: failed.append(request.url))
+            page.goto(f"{api_url}/docs", wait_until="networkidle")
+            assert "Payments API" in page.title()
+            paths = page.locator(".opblock-summary-path")
+            paths.first.wait_for(timeout=30_000)
+            listed = {p.get_attribute("data-path") for p in paths.all()}
+            assert {"/transactions", "/current-transactions"} <= listed
+            current = page.locator(
+                "#operations-default-current_transactions_current_transactions_get"
+            )
+            current.locator(".opblock-summary").click()
+            current.get_by_role("button", name="Try it out").click()
+            current.get_by_role("button", name="Execute").click()
+            status = current.locator(".live-responses-table tbody .response-col_status").first
+            status.wait_for(timeout=30_000)
+            assert status.inner_text().strip() == "200"
+            assert "current_time" in current.locator(".live-responses-table").inner_text()
+            page.screenshot(path=tmp_path / "openapi.png", full_page=True)
+            assert failed == []  # every script and style came from the API itself
+        finally:
+            browser.close()

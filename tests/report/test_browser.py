@@ -12,27 +12,12 @@ import pytest
 
 from fraud_pipeline.config import REPO_ROOT
 from fraud_pipeline.net import free_port, wait_for_port
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM
 from tests.support.report import PASSWORD, SeededDay
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian chromium (/usr/bin/chromium): apt-get install chromium",
-    ),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, NEEDS_CHROMIUM]
 
 
 @pytest.fixture

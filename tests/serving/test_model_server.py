@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -77,8 +83,6 @@ def test_ping_and_a_bad_body_get_clear_answers(model_server_url):
 
 def test_csv_bodies_read_as_pandas_read_them(matrix):
     """numpy's parser (the server has no pandas) gives pandas' float32 matrix, NaN when empty."""
-    import io
-
     import pandas as pd
 
     buffer = io.StringIO()
@@ -168,3 +172,100 @@ def test_the_container_serve_entry_point_serves_what_sagemaker_extracts(tmp_path
         result = EndpointClient(runtime_for(url), "fraud-xgboost").predict(matrix)
     np.testing.assert_allclose(result.probabilities, load_model().predict(matrix), atol=1e-6)
     assert result.model_version == "from-sagemaker-model-env"
+
+
+def _npy(matrix: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, matrix.astype(np.float32))
+    return buffer.getvalue()
+
+
+def _wait_for_log(log: Path, text: str, count: int = 1, timeout: float = 60) -> str:
+    """The server's log once `text` appears `count` times in it (a wait, not a time budget)."""
+    deadline = time.monotonic() + timeout
+    while (content := log.read_text()).count(text) < count:
+        assert time.monotonic() < deadline, f"no {count} x {text!r} in the server log:\n{content}"
+        time.sleep(0.05)
+    return content
+
+
+def _response(sock: socket.socket) -> tuple[int, bytes]:
+    """Status and body of one HTTP/1.1 response with a Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    while len(body) < int(headers["content-length"]):
+        more = sock.recv(65536)
+        assert more, "the server closed the connection mid-response"
+        body += more
+    return int(lines[0].split()[1]), body
+
+
+@pytest.mark.slow
+def test_workers_from_sagemaker_env_and_sigterm_lets_a_request_in_flight_finish(tmp_path, matrix):
+    """The container's entry point with SAGEMAKER_MODEL_SERVER_WORKERS=2: two worker processes.
+
+    A request is in flight (headers sent, the server asked for the body with `100 Continue`,
+    half the body sent) when SIGTERM arrives; the server waits for it: the rest of the body goes
+    after the worker has logged that it waits, the scores come back, and the server exits 0.
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "SM_MODEL_DIR": str(get_settings().artifacts_dir),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "MODEL_SERVER_HOST": "127.0.0.1",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60",
+    }
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "fraud_pipeline.serving.model_server"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        started = _wait_for_log(log, "Started server process", count=2)
+        workers = set(re.findall(r"Started server process \[(\d+)\]", started))
+        assert len(workers) == 2 and str(server.pid) not in workers
+        body = _npy(matrix)
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: model\r\n"
+                b"Content-Type: application/x-npy\r\nAccept: application/x-npy\r\n"
+                + f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
+            )
+            assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")  # the app reads it
+            sock.sendall(body[: len(body) // 2])
+            server.send_signal(signal.SIGTERM)
+            _wait_for_log(log, "Waiting for connections to close")
+            sock.sendall(body[len(body) // 2 :])
+            status, scores = _response(sock)
+        assert status == 200
+        np.testing.assert_allclose(
+            np.load(io.BytesIO(scores)), load_model().predict(matrix), atol=1e-6
+        )
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_a_body_over_6_mb_is_refused_unread(model_server_url):
+    """413 from the headers alone: the server does not read (or buffer) the oversized body."""
+    port = int(model_server_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: model\r\nContent-Type: text/csv\r\n"
+            + f"Content-Length: {7 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        status, body = _response(sock)
+    assert status == 413 and "exceeds 6 MB" in json.loads(body)["message"]

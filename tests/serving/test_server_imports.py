@@ -1,9 +1,10 @@
-"""The model server imports the standard library, numpy and xgboost only; the image installs those.
+"""The model server imports the standard library, numpy, xgboost and uvicorn (with its httptools
+parser and uvloop loop) only; the image installs those.
 
 `docker build` cannot run here, so the image is simulated: a fresh interpreter in which every
 installed distribution the Dockerfile's `uv pip install` line does not bring (with its
-dependencies) is absent imports the server, builds it on the committed artifacts and answers
-/ping and /invocations (npy and CSV). pandas, scikit-learn and pydantic must not be loaded, and
+dependencies) is absent runs the container's entry point on the committed artifacts, answers
+/ping and /invocations (npy and CSV), and stops cleanly on SIGTERM. pandas, scikit-learn and pydantic must not be loaded, and
 the third-party modules the server's own code imports must be exactly what the Dockerfile lists.
 (xgboost itself imports pandas and scikit-learn when they happen to be installed, as in the dev
 environment, and works without them: that is why the interpreter hides what the image lacks.)
@@ -24,6 +25,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from fraud_pipeline.config import REPO_ROOT, get_settings
+from fraud_pipeline.net import free_port
+from fraud_pipeline.serving.http_server import SPEEDUPS
 
 FORBIDDEN_MODULES = {"pandas", "sklearn", "pydantic", "pydantic_settings"}
 FORBIDDEN_DISTRIBUTIONS = {"pandas", "pydantic", "pydantic-settings", "scikit-learn"}
@@ -44,34 +47,54 @@ class NotInTheImage(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, NotInTheImage())
 
-import io, threading, urllib.request
+import io, os, signal, threading, time, traceback, urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from fraud_pipeline.serving import model_server
 
-artifacts = Path(sys.argv[1])
+artifacts, port = Path(sys.argv[1]), int(sys.argv[3])
 features = len(json.loads((artifacts / "metadata.json").read_text())["feature_names"])
-server = model_server.build_server(artifacts, "127.0.0.1", 0)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-url = f"http://127.0.0.1:{server.server_address[1]}"
-ping = urllib.request.urlopen(f"{url}/ping", timeout=30).status
-rows = np.linspace(0, 1, 2 * features, dtype=np.float32).reshape(2, features)
-npy = io.BytesIO()
-np.save(npy, rows)
-csv = "\n".join(",".join(f"{v:.9g}" for v in row) for row in rows).encode()
-answers = []
-for data, kind in ((npy.getvalue(), "application/x-npy"), (csv, "text/csv")):
-    request = urllib.request.Request(
-        f"{url}/invocations", data=data, headers={"Content-Type": kind, "Accept": "text/csv"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answers.append([float(v) for v in response.read().decode().split()])
-server.shutdown()
-server.server_close()
-files = {n: getattr(m, "__file__", None) for n, m in list(sys.modules.items())}
-print(json.dumps({"ping": ping, "answers": answers, "modules": files}))
+url = f"http://127.0.0.1:{port}"
+result = {"answers": [], "error": None}
+
+
+def client():  # ping until the server answers, score two rows (npy, CSV), stop it as docker does
+    try:
+        for _ in range(600):
+            try:
+                result["ping"] = urllib.request.urlopen(f"{url}/ping", timeout=30).status
+                break
+            except OSError:
+                time.sleep(0.1)
+        rows = np.linspace(0, 1, 2 * features, dtype=np.float32).reshape(2, features)
+        npy = io.BytesIO()
+        np.save(npy, rows)
+        csv = "\n".join(",".join(f"{v:.9g}" for v in row) for row in rows).encode()
+        for data, kind in ((npy.getvalue(), "application/x-npy"), (csv, "text/csv")):
+            request = urllib.request.Request(
+                f"{url}/invocations", data=data, headers={"Content-Type": kind, "Accept": "text/csv"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                result["answers"].append([float(v) for v in response.read().decode().split()])
+    except Exception:
+        result["error"] = traceback.format_exc()
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+threading.Thread(target=client, daemon=True).start()
+result["exit"] = model_server.main(
+    {
+        "SM_MODEL_DIR": str(artifacts),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "MODEL_SERVER_HOST": "127.0.0.1",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+    }
+)
+result["modules"] = {n: getattr(m, "__file__", None) for n, m in list(sys.modules.items())}
+print(json.dumps(result))
 """
 
 
@@ -139,6 +162,7 @@ def served(dockerfile: Path = DOCKERFILE) -> dict:
             SERVE_AND_LIST_MODULES,
             str(get_settings().artifacts_dir),
             json.dumps(absent_from(dockerfile)),
+            str(free_port()),
         ],
         capture_output=True,
         text=True,
@@ -147,6 +171,7 @@ def served(dockerfile: Path = DOCKERFILE) -> dict:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result: dict = json.loads(out.stdout.splitlines()[-1])
+    assert result["error"] is None, result["error"]
     return result
 
 
@@ -180,12 +205,12 @@ def dockerfile_problems(installed: set[str], imported: set[str]) -> list[str]:
 
 def test_the_server_answers_without_pandas_sklearn_or_pydantic():
     result = served()
-    assert result["ping"] == 200
+    assert result["ping"] == 200 and result["exit"] == 0  # SIGTERM: a clean stop
     npy, csv = result["answers"]
     assert len(npy) == 2 and npy == pytest.approx(csv, abs=1e-6)
     loaded = {name.partition(".")[0] for name in result["modules"]}
     assert not FORBIDDEN_MODULES & loaded, f"the server loaded {FORBIDDEN_MODULES & loaded}"
-    assert {"numpy", "xgboost", "fraud_pipeline"} <= loaded
+    assert {"numpy", "xgboost", "uvicorn", "fraud_pipeline"} <= loaded
 
 
 @cache
@@ -222,14 +247,21 @@ def test_importing_loads_nothing_heavy(module, allowed):
 
 
 def test_the_dockerfile_installs_exactly_what_the_server_imports():
+    """What the server's code imports, and the parser and loop it has uvicorn load by name."""
     imported = direct_imports(served()["modules"])
-    assert imported == {"numpy", "xgboost"}
-    assert dockerfile_problems(dockerfile_installs(DOCKERFILE), imported) == [], DOCKERFILE
+    assert imported == {"numpy", "xgboost", "uvicorn"}
+    loaded = {name.partition(".")[0] for name in served()["modules"]}
+    assert set(SPEEDUPS) <= loaded
+    needed = imported | set(SPEEDUPS)
+    assert dockerfile_problems(dockerfile_installs(DOCKERFILE), needed) == [], DOCKERFILE
 
 
 @pytest.mark.parametrize(
     ("packages", "problem"),
-    [("xgboost", "misses ['numpy']"), ("xgboost numpy pandas pydantic-settings", "installs")],
+    [
+        ("xgboost uvicorn httptools uvloop", "misses ['numpy']"),
+        ("xgboost numpy uvicorn httptools uvloop pandas pydantic-settings", "installs"),
+    ],
 )
 def test_the_check_fails_on_a_missing_or_a_heavy_package(tmp_path, packages, problem):
     fake = tmp_path / "Dockerfile"
@@ -238,6 +270,6 @@ def test_the_check_fails_on_a_missing_or_a_heavy_package(tmp_path, packages, pro
         f"RUN uv pip install --system -c /tmp/requirements.lock {packages} \\\n"
         "    && uv pip uninstall --system nvidia-nccl-cu12\n"
     )
-    imported = direct_imports(served()["modules"])
+    imported = direct_imports(served()["modules"]) | set(SPEEDUPS)
     problems = dockerfile_problems(dockerfile_installs(fake), imported)
     assert any(p.startswith(problem) for p in problems), problems

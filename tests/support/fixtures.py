@@ -34,7 +34,6 @@ from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.net import free_port
 from fraud_pipeline.serving import model_server
-from fraud_pipeline.serving.model_server import build_server
 from fraud_pipeline.serving.sagemaker_deploy import Release
 from fraud_pipeline.storage import db
 from fraud_pipeline.storage.migrate import migrate
@@ -53,7 +52,7 @@ from tests.support.factories import scored_payments
 from tests.support.reliability import TABLE, Outcome, Stack, ThrowawayPostgres, format_table
 from tests.support.report import PASSWORD, SeededDay, day_of_payments
 from tests.support.runs import card_leaks
-from tests.support.servers import Services, night_window, serve
+from tests.support.servers import Services, night_window, serve_app
 
 # --- the session: --now, the header, the fresh-machine guard, the database ---------------
 
@@ -162,16 +161,14 @@ def conn(clean_db: str) -> Iterator[psycopg2.extensions.connection]:
 @pytest.fixture
 def services(clean_db, tmp_path, monkeypatch) -> Iterator[Services]:
     """Generator-fed payments API, the real model server and an SMTP server, all on free ports."""
-    payments = payments_api.build_server(
-        payments_api.generator_source(seed=11, rate_per_min=40), port=free_port()
+    payments = serve_app(
+        payments_api.build_app(payments_api.generator_source(seed=11, rate_per_min=40))
     )
-    model = model_server.build_server(get_settings().artifacts_dir, port=free_port())
+    model = serve_app(model_server.build_app(get_settings().artifacts_dir))
     mail = MailCatcher(tmp_path / "mail", port=free_port()).start()
-    for server in (payments, model):
-        serve(server)
     env = {
-        "PAYMENTS_API_URL": f"http://127.0.0.1:{payments.server_port}",
-        "SAGEMAKER_ENDPOINT_URL": f"http://127.0.0.1:{model.server_port}",
+        "PAYMENTS_API_URL": payments.url,
+        "SAGEMAKER_ENDPOINT_URL": model.url,
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(mail.port),
         # The tests replay past windows (last night) as if live: their frauds are alerted one
@@ -185,8 +182,7 @@ def services(clean_db, tmp_path, monkeypatch) -> Iterator[Services]:
         yield Services(get_settings(), mail, payments, model)
     finally:
         for server in (payments, model):
-            server.shutdown()
-            server.server_close()
+            server.stop()
         mail.stop()
         get_settings.cache_clear()
 
@@ -196,15 +192,12 @@ def services(clean_db, tmp_path, monkeypatch) -> Iterator[Services]:
 
 @pytest.fixture(scope="session")
 def model_server_url() -> Iterator[str]:
-    """The real model server (same code as the SageMaker container) on the committed artifacts."""
-    port = free_port()
-    server = build_server(get_settings().artifacts_dir, port=port)
-    serve(server)
+    """The real model server (same code and server as the SageMaker container) on the artifacts."""
+    server = serve_app(model_server.build_app(get_settings().artifacts_dir))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 @pytest.fixture

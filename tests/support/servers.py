@@ -3,17 +3,60 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
+from typing import Any
 
 import pandas as pd
+import uvicorn
 
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings
 from fraud_pipeline.devstack.mailcatcher import MailCatcher
+from fraud_pipeline.serving import http_server
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn (the production settings) on a thread of the test process.
+
+    `port` 0 takes a free port; `url` says which once `start()` has returned (it waits until the
+    server listens). `stop()` is uvicorn's graceful stop: requests in flight finish first.
+    """
+
+    def __init__(self, app: Any, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.server = uvicorn.Server(http_server.config(app, host, port, timeout_s=10))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError(f"the server on {self.host} did not start (see the log)")
+            time.sleep(0.01)
+        return self
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def serve_app(app: Any, port: int = 0) -> ServerThread:
+    """An ASGI app (the model server's, the payments API's) served on loopback until `.stop()`."""
+    return ServerThread(app, port).start()
 
 
 def serve(server: ThreadingHTTPServer) -> threading.Thread:
+    """A hand-made stdlib server (a fake that misbehaves on purpose) on a daemon thread."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return thread
@@ -23,8 +66,8 @@ def serve(server: ThreadingHTTPServer) -> threading.Thread:
 class Services:
     settings: Settings
     mail: MailCatcher
-    payments: ThreadingHTTPServer
-    model: ThreadingHTTPServer
+    payments: ServerThread
+    model: ServerThread
 
 
 def night_window(hours: float = 2.0) -> tuple[pd.Timestamp, pd.Timestamp]:

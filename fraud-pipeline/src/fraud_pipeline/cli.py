@@ -93,23 +93,23 @@ def _set_reader_password(args: argparse.Namespace) -> int:
 
 
 def _serve_model(args: argparse.Namespace) -> int:
+    """The container's entry point on the local artifacts: the same settings, from options."""
     import os
-    from pathlib import Path
 
-    from fraud_pipeline.serving.model_server import serve
+    from fraud_pipeline.serving.model_server import main
 
-    model_dir = args.model_dir or os.environ.get("SM_MODEL_DIR")
-    if not model_dir:
+    environ = {
+        **os.environ,
+        "MODEL_SERVER_HOST": args.host,
+        "SAGEMAKER_BIND_TO_PORT": str(args.port),
+    }
+    if args.model_dir or not environ.get("SM_MODEL_DIR"):
         from fraud_pipeline.config import get_settings
 
-        model_dir = get_settings().artifacts_dir
-    return serve(
-        Path(model_dir),
-        args.host,
-        args.port,
-        threads=int(os.environ.get("MODEL_SERVER_THREADS") or 0),
-        model_version=os.environ.get("MODEL_VERSION") or None,
-    )
+        environ["SM_MODEL_DIR"] = str(args.model_dir or get_settings().artifacts_dir)
+    if args.workers:
+        environ["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(args.workers)
+    return main(environ)
 
 
 def _sagemaker(args: argparse.Namespace) -> int:
@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_model.add_argument("--host", default="127.0.0.1")
     serve_model.add_argument("--port", type=int, default=8080)
     serve_model.add_argument("--model-dir", help="default: SM_MODEL_DIR or ARTIFACTS_DIR")
+    serve_model.add_argument(
+        "--workers", type=int, help="default: SAGEMAKER_MODEL_SERVER_WORKERS or one per core"
+    )
     serve_model.set_defaults(handler=_serve_model)
 
     sagemaker = commands.add_parser("sagemaker", help="deploy the model to a SageMaker endpoint")

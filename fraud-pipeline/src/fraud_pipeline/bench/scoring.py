@@ -1,19 +1,22 @@
 """Scoring throughput: feature rows through the endpoint client and the local model server, over HTTP.
 
-The server runs in its own process (as the SageMaker container does), so client and server do
-not share a GIL. The rows are real model features of generated payments, tiled to `n`.
+The server runs in its own processes (as the SageMaker container does: uvicorn, one worker per
+core), so client and server do not share a GIL. The rows are real model features of generated payments, tiled to `n`.
 `python -m fraud_pipeline.bench.scoring [rows]` prints the figures as JSON.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
+from typing import IO
 
 import numpy as np
 
@@ -34,31 +37,56 @@ def feature_rows(n: int) -> np.ndarray:
 
 
 @contextmanager
-def cli_server(*args: str) -> Iterator[str]:
-    """`fraud-pipeline <args> --port P` in its own process on a free port; its URL."""
+def cli_server(*args: str, processes: int = 1) -> Iterator[str]:
+    """`fraud-pipeline <args> --port P` in its own process on a free port; its URL.
+
+    Yielded once `processes` server processes have logged that they serve (uvicorn's "Started
+    server process", after the app is built): the port listens before worker processes have
+    loaded the model, and a measure must not include their start.
+    """
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fraud_pipeline.cli", *args, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", port, timeout=60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fraud_pipeline.cli", *args, "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            wait_for_port("127.0.0.1", port, timeout=60)
+            deadline = time.monotonic() + 60
+            while _started(log) < processes:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"fraud-pipeline {args[0]} did not start: {_tail(log)}")
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
-def model_server() -> AbstractContextManager[str]:
-    """The local model server (`fraud-pipeline serve-model`), as the SageMaker container runs."""
-    return cli_server("serve-model")
+def _started(log: IO[str]) -> int:
+    log.seek(0)
+    return log.read().count("Started server process")
+
+
+def _tail(log: IO[str]) -> str:
+    log.seek(0)
+    return log.read()[-2000:]
+
+
+def model_server(workers: int | None = None) -> AbstractContextManager[str]:
+    """The local model server (`fraud-pipeline serve-model`), as the SageMaker container runs it:
+    `workers` processes (default SAGEMAKER_MODEL_SERVER_WORKERS's default, one per core)."""
+    workers = workers or os.cpu_count() or 1
+    return cli_server("serve-model", "--workers", str(workers), processes=workers)
 
 
 def run(n: int = 100_000) -> dict[str, float]:
     matrix = feature_rows(n)
     expected = load_model().predict(matrix)
-    figures: dict[str, float] = {"scoring_rows": n}
-    with model_server() as url:
+    workers = os.cpu_count() or 1
+    figures: dict[str, float] = {"scoring_rows": n, "scoring_workers": workers}
+    with model_server(workers) as url:
         settings = get_settings().model_copy(update={"sagemaker_endpoint_url": url})
         for content_type in ("application/x-npy", "text/csv"):
             client = EndpointClient.from_settings(

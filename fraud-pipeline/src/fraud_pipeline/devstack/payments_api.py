@@ -8,27 +8,31 @@ Interfaces:
 - `GET /current-transactions`: the public API's format, a JSON string holding a pandas
   split-orient frame of the latest payment, Sparkov fields minus the times, plus `current_time`;
 - `GET /health`.
+Served by uvicorn (`serving.http_server`, as the model server); its OpenAPI description is at
+`/openapi.json`, browsable at `/docs` (Swagger UI) and `/redoc`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.ingest.payments import localize, read_sparkov_csv
-
-log = logging.getLogger(__name__)
+from fraud_pipeline.serving import http_server
 
 Source = Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame]  # aware [start, end) -> raw rows
 MAX_LIMIT = 50_000
@@ -74,92 +78,134 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records", date_format="iso"))
 
 
-def make_handler(source: Source) -> type[BaseHTTPRequestHandler]:
-    lock = threading.Lock()  # the source caches are not thread-safe
+class Page(BaseModel):
+    """One page of `GET /transactions`."""
+
+    payments: list[dict[str, Any]] = Field(
+        description="Sparkov rows (trans_num, cc_num, amt, merchant, category, trans_date_trans_time "
+        "in business time, unix_time, cardholder and merchant fields, is_fraud), in event order"
+    )
+    next_page_token: str | None = Field(
+        description="pass it as page_token for the next page; null on the last page"
+    )
+    total: int = Field(description="payments in the whole window")
+    end: str = Field(
+        description="the end actually served (ISO): earlier than the requested end when the "
+        "stream has not got there yet"
+    )
+
+
+class Problem(BaseModel):
+    error: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "model": Problem,
+        "description": "400: a bad window, limit or page token; 404: no such route",
+    }
+}
+_DESCRIPTION = (
+    "A real-time stream of card payments for the fraud pipeline's local stack: generated "
+    "(deterministic per minute) or a Sparkov CSV replayed with its times shifted to now. "
+    "`/transactions` serves a time window page by page, `/current-transactions` the latest "
+    'payment in the public API format. Errors are JSON: `{"error": "why"}`.'
+)
+_BAD_WINDOW = (
+    "need start and end as ISO times with a UTC offset, limit as an integer and the page_token "
+    "of the previous page"
+)
+
+
+def build_app(source: Source) -> FastAPI:
+    """The API over `source`, with its OpenAPI description at /openapi.json and pages at /docs
+    and /redoc (served from the package, no CDN: the dev stack works offline)."""
+    lock = threading.Lock()  # the source caches are not thread-safe; handlers run in threads
     cache: dict[tuple[pd.Timestamp, pd.Timestamp], pd.DataFrame] = {}
+    app = FastAPIOffline(
+        title="Payments API (simulator)",
+        version="1",
+        description=_DESCRIPTION,
+        responses=_ERRORS,
+    )
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return JSONResponse({"error": f"{_BAD_WINDOW} ({reasons})"}, status_code=400)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug(format, *args)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = f"no route {request.url.path}" if error.status_code == 404 else error.detail
+        return JSONResponse({"error": message}, status_code=error.status_code)
 
-        def _json(self, status: int, payload: Any) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    @app.get("/health", summary="Liveness")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
 
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-            try:
-                if url.path == "/health":
-                    self._json(200, {"status": "ok"})
-                elif url.path == "/transactions":
-                    self._json(200, self._window(query))
-                elif url.path == "/current-transactions":
-                    self._json(200, self._current())
-                else:
-                    self._json(404, {"error": f"no route {url.path}"})
-            except ValueError as error:
-                self._json(400, {"error": str(error)})
+    @app.get("/transactions", response_model=Page, summary="Payments of a time window, paginated")
+    def transactions(
+        start: Annotated[str, Query(description="window start, ISO 8601 with a UTC offset")],
+        end: Annotated[str, Query(description="window end (excluded), ISO with a UTC offset")],
+        limit: Annotated[
+            int,
+            Query(
+                ge=1, description=f"payments per page (more than {MAX_LIMIT:,} gives {MAX_LIMIT:,})"
+            ),
+        ] = 1000,
+        page_token: Annotated[
+            str | None, Query(description="next_page_token of the last page")
+        ] = None,
+    ) -> JSONResponse:
+        """Every payment with event time in [start, min(end, now)), deterministic: a re-run
+        fetches the same payments. The first page fixes the end served; its token carries it."""
+        try:
+            lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+            offset, _, served_ms = (page_token or "0").partition(":")
+            offset_rows = int(offset)
+        except ValueError as error:
+            return JSONResponse({"error": f"{_BAD_WINDOW} ({error})"}, status_code=400)
+        if lo.tzinfo is None or hi.tzinfo is None:
+            return JSONResponse({"error": "start and end must carry a UTC offset"}, status_code=400)
+        limit = min(limit, MAX_LIMIT)
+        # Never serve the future. The first page fixes the end actually served, and the page
+        # token carries it, so later pages cut the same window even as time moves on.
+        if served_ms:
+            hi = pd.Timestamp(int(served_ms), unit="ms", tz="UTC")
+        else:
+            hi = min(hi, pd.Timestamp(clock.now()).floor("ms"))
+        with lock:
+            if (lo, hi) not in cache:  # every page of one window is cut from one computation
+                cache.clear()
+                cache[(lo, hi)] = source(lo, hi) if lo < hi else pd.DataFrame()
+            rows = cache[(lo, hi)]
+        more = offset_rows + limit < len(rows)
+        page = {
+            "payments": _records(rows.iloc[offset_rows : offset_rows + limit]),
+            "next_page_token": f"{offset_rows + limit}:{int(hi.timestamp() * 1000)}"
+            if more
+            else None,
+            "total": len(rows),
+            "end": hi.isoformat(),
+        }
+        return JSONResponse(page)  # already JSON types: no model validation of 50k rows
 
-        def _window(self, query: dict[str, str]) -> dict[str, Any]:
-            try:
-                start = pd.Timestamp(query["start"])
-                end = pd.Timestamp(query["end"])
-                limit = min(int(query.get("limit", 1000)), MAX_LIMIT)
-                offset, _, served_ms = query.get("page_token", "0").partition(":")
-                offset_rows = int(offset)
-            except (KeyError, ValueError) as error:
-                raise ValueError(
-                    f"need start and end as ISO times, limit as an integer and the page_token "
-                    f"of the previous page ({error})"
-                ) from error
-            if start.tzinfo is None or end.tzinfo is None:
-                raise ValueError("start and end must carry a UTC offset")
-            # Never serve the future. The first page fixes the end actually served, and the
-            # page token carries it, so later pages cut the same window even as time moves on.
-            if served_ms:
-                end = pd.Timestamp(int(served_ms), unit="ms", tz="UTC")
-            else:
-                end = min(end, pd.Timestamp(clock.now()).floor("ms"))
-            key = (start, end)
-            with lock:
-                if key not in cache:  # every page of one window is cut from one computation
-                    cache.clear()
-                    cache[key] = source(start, end) if start < end else pd.DataFrame()
-                rows = cache[key]
-            page = rows.iloc[offset_rows : offset_rows + limit]
-            more = offset_rows + limit < len(rows)
-            token = f"{offset_rows + limit}:{int(end.timestamp() * 1000)}"
-            return {
-                "payments": _records(page),
-                "next_page_token": token if more else None,
-                "total": len(rows),
-                "end": end.isoformat(),  # < the requested end: the API has not got there yet
-            }
+    @app.get(
+        "/current-transactions",
+        response_model=str,
+        summary="The latest payment, in the public API's format",
+    )
+    def current_transactions() -> JSONResponse:
+        """A JSON string holding a pandas split-orient frame of the latest payment: Sparkov
+        fields minus the times, plus `current_time` (epoch milliseconds)."""
+        now = pd.Timestamp(clock.now())
+        with lock:
+            rows = source(now - pd.Timedelta(minutes=5), now)
+        latest = rows.tail(1).drop(columns=["trans_date_trans_time", "unix_time"], errors="ignore")
+        latest = latest.assign(current_time=int(now.timestamp() * 1000))
+        return JSONResponse(str(latest.to_json(orient="split", index=True)))
 
-        def _current(self) -> str:
-            now = pd.Timestamp(clock.now())
-            with lock:
-                rows = source(now - pd.Timedelta(minutes=5), now)
-            latest = rows.tail(1).drop(
-                columns=["trans_date_trans_time", "unix_time"], errors="ignore"
-            )
-            latest = latest.assign(current_time=int(now.timestamp() * 1000))
-            return str(latest.to_json(orient="split", index=True))
-
-    return Handler
-
-
-def build_server(source: Source, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(source))
-    server.daemon_threads = True
-    return server
+    return app
 
 
 def main(
@@ -186,10 +232,5 @@ def main(
         payments = generator_source(seed, rate)
     now = pd.Timestamp(clock.now())
     payments(now - pd.Timedelta(minutes=1), now)  # warm up (learn the generator, read the CSV)
-    server = build_server(payments, host, port)
-    print(f"payments API on http://{host}:{port} ({source})", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
+    print(f"payments API on http://{host}:{port} ({source}), OpenAPI page at /docs", flush=True)
+    return http_server.run(http_server.config(build_app(payments), host, port, timeout_s=10))

@@ -7,23 +7,26 @@ XGBoost container) and `application/x-npy` (float32 matrix, ~10x less to parse).
 the bring-your-own-container image deployed to SageMaker (infra/sagemaker/Dockerfile) and the
 local stand-in (`fraud-pipeline serve-model`), so inference is identical in both.
 
-It imports the standard library, numpy and xgboost only (plus the stdlib-only artifact checks):
-no pandas, scikit-learn or pydantic, so the container installs just those two. Its settings are
-parameters; `python -m fraud_pipeline.serving.model_server` (the container's `serve`) reads them
-from SageMaker's environment variables, `fraud-pipeline serve-model` from its options.
+It is an ASGI app served by uvicorn (`http_server`): worker processes
+(`SAGEMAKER_MODEL_SERVER_WORKERS`), keep-alive, bodies over 6 MB refused unread, and on SIGTERM
+the requests in flight finish before the process exits. It imports the standard library, numpy,
+xgboost and uvicorn only (plus the stdlib-only artifact checks): no pandas, scikit-learn or
+pydantic, so the container installs just those three. Its settings are parameters;
+`python -m fraud_pipeline.serving.model_server` (the container's `serve`) reads them from
+SageMaker's environment variables, `fraud-pipeline serve-model` from its options.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,11 @@ NPY = "application/x-npy"
 MAX_PAYLOAD = 6 * 1024 * 1024  # SageMaker real-time endpoints refuse larger requests
 _INVOKE_PATH = re.compile(r"^/(?:endpoints/[A-Za-z0-9-]{1,63}/)?invocations$")
 _EMPTY_FIELD = re.compile(rb"(?:^|,)[ \t]*,|,[ \t]*\r?$", re.MULTILINE)
+DEFAULT_MODEL_DIR = "/opt/ml/model"  # where SageMaker extracts model.tar.gz
+
+Scope = MutableMapping[str, Any]  # ASGI's types, without importing a server
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class BadRequest(ValueError):
@@ -149,74 +157,115 @@ def format_scores(scores: np.ndarray, accept: str) -> tuple[bytes, str]:
     return ("\n".join(f"{s:.9g}" for s in scores) + "\n").encode(), CSV
 
 
-def make_handler(model: LoadedBooster) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "fraud-model-server"
-        disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stall
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
-
-        def _send(self, status: int, body: bytes, content_type: str, error_type: str = "") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("X-Amzn-SageMaker-Custom-Attributes", f"model_version={model.version}")
-            if error_type:  # how botocore names the error (rest-json protocol)
-                self.send_header("x-amzn-ErrorType", error_type)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _error(self, status: int, error_type: str, message: str) -> None:
-            self._send(
-                status, json.dumps({"message": message}).encode(), "application/json", error_type
-            )
-
-        def do_GET(self) -> None:
-            if self.path == "/ping":
-                self._send(200, b'{"status": "ok"}', "application/json")
-            else:
-                self._error(404, "NotFound", f"no route {self.path}")
-
-        def do_POST(self) -> None:
-            if not _INVOKE_PATH.match(self.path.split("?")[0]):
-                self._error(404, "NotFound", f"no route {self.path}")
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_PAYLOAD:
-                self.rfile.read(length)
-                self._error(413, "ValidationError", f"payload of {length} bytes exceeds 6 MB")
-                return
-            body = self.rfile.read(length)
-            try:
-                matrix = parse_body(body, self.headers.get("Content-Type", CSV))
-                scores = model.predict(matrix) if matrix.size else np.empty(0)
-            except BadRequest as error:
-                self._error(400, "ValidationError", str(error))
-                return
-            except Exception:  # never leak a traceback to the caller
-                log.exception("inference failed")
-                self._error(500, "ModelError", "inference failed; see the model server log")
-                return
-            payload, content_type = format_scores(scores, self.headers.get("Accept", CSV))
-            self._send(200, payload, content_type)
-
-    return Handler
+def _header(scope: Scope, name: bytes, default: str) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return default
 
 
-def build_server(
-    model_dir: Path,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    *,
-    threads: int = 0,
-    model_version: str | None = None,
-) -> ThreadingHTTPServer:
-    model = load_booster(model_dir, threads=threads, model_version=model_version)
-    server = ThreadingHTTPServer((host, port), make_handler(model))
-    server.daemon_threads = True
-    return server
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None past `limit` bytes (a chunked upload has no length)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+class ScoringApp:
+    """SageMaker's hosting contract as an ASGI app, for any ASGI server (uvicorn here).
+
+    Parsing and inference run on the event loop's thread pool, so `/ping` answers while a large
+    batch is being scored, and xgboost (which releases the GIL) scores concurrent requests at once.
+    """
+
+    def __init__(self, model: LoadedBooster) -> None:
+        self.model = model
+        self.version_header = (
+            b"x-amzn-sagemaker-custom-attributes",
+            f"model_version={model.version}".encode(),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # the server runs without the lifespan protocol
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/ping" and method == "GET":
+            await self._send(send, 200, b'{"status": "ok"}', "application/json")
+        elif method == "POST" and _INVOKE_PATH.match(path):
+            await self._invoke(scope, receive, send)
+        else:
+            await self._error(send, 404, "NotFound", f"no route {path}")
+
+    async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> None:
+        length = int(_header(scope, b"content-length", "0") or 0)
+        body = None if length > MAX_PAYLOAD else await _read_body(receive, MAX_PAYLOAD)
+        if body is None:  # not read any further: answer and close the connection
+            message = f"payload of {max(length, MAX_PAYLOAD + 1)} bytes exceeds 6 MB"
+            await self._error(send, 413, "ValidationError", message, close=True)
+            return
+        content_type = _header(scope, b"content-type", CSV)
+        accept = _header(scope, b"accept", CSV)
+        loop = asyncio.get_running_loop()
+        try:
+            payload, kind = await loop.run_in_executor(None, self.score, body, content_type, accept)
+        except BadRequest as error:
+            await self._error(send, 400, "ValidationError", str(error))
+            return
+        except Exception:  # never leak a traceback to the caller
+            log.exception("inference failed")
+            await self._error(send, 500, "ModelError", "inference failed; see the model server log")
+            return
+        await self._send(send, 200, payload, kind)
+
+    def score(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        """One request's scores in the format `accept` asks for (CPU work: off the event loop)."""
+        matrix = parse_body(body, content_type)
+        scores = self.model.predict(matrix) if matrix.size else np.empty(0)
+        return format_scores(scores, accept)
+
+    async def _send(
+        self, send: Send, status: int, body: bytes, content_type: str, *extra: tuple[bytes, bytes]
+    ) -> None:
+        headers = [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            self.version_header,
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _error(
+        self, send: Send, status: int, error_type: str, message: str, close: bool = False
+    ) -> None:
+        extra = [(b"x-amzn-errortype", error_type.encode())]  # how botocore names the error
+        if close:
+            extra.append((b"connection", b"close"))
+        body = json.dumps({"message": message}).encode()
+        await self._send(send, status, body, "application/json", *extra)
+
+
+def build_app(model_dir: Path, *, threads: int = 0, model_version: str | None = None) -> ScoringApp:
+    """The app serving `model_dir` (checksum verified first, see load_booster)."""
+    return ScoringApp(load_booster(model_dir, threads=threads, model_version=model_version))
+
+
+def app_from_environment(environ: Mapping[str, str] = os.environ) -> ScoringApp:
+    """The app of one worker process: the model from SM_MODEL_DIR (uvicorn's factory)."""
+    return build_app(
+        Path(environ.get("SM_MODEL_DIR") or DEFAULT_MODEL_DIR),
+        threads=int(environ.get("MODEL_SERVER_THREADS") or 0),
+        model_version=environ.get("MODEL_VERSION") or None,
+    )
 
 
 def serve(
@@ -224,35 +273,61 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     *,
+    workers: int = 1,
     threads: int = 0,
+    timeout_s: int = 60,
     model_version: str | None = None,
 ) -> int:
-    """Serve `model_dir` on host:port until interrupted."""
-    server = build_server(model_dir, host, port, threads=threads, model_version=model_version)
-    print(f"model server on http://{host}:{port} serving {model_dir}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
+    """Serve `model_dir` on host:port with `workers` processes until SIGTERM or Ctrl-C.
+
+    The model is loaded (checksum first) before anything listens, so a bad artifact stops the
+    server at once. Each worker scores with `threads` XGBoost threads (0: its share of the cores).
+    On SIGTERM the requests in flight get `timeout_s` to finish; a worker that does not answer
+    uvicorn's health check for `timeout_s` is replaced.
+    """
+    from fraud_pipeline.serving import http_server
+
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    scoring = build_app(model_dir, threads=threads, model_version=model_version)
+    app: ScoringApp | str = scoring
+    if workers > 1:  # spawned processes: they read the model's settings from the environment
+        os.environ.update(
+            SM_MODEL_DIR=str(model_dir),
+            MODEL_SERVER_THREADS=str(threads),
+            MODEL_VERSION=scoring.model.version,
+        )
+        app = "fraud_pipeline.serving.model_server:app_from_environment"
+    print(
+        f"model server on http://{host}:{port} serving {model_dir} "
+        f"(model {scoring.model.version}, {workers} worker(s) x {threads} thread(s))",
+        flush=True,
+    )
+    config = http_server.config(app, host, port, workers=workers, timeout_s=timeout_s)
+    return http_server.run(config)
 
 
 def main(environ: Mapping[str, str] = os.environ) -> int:
     """The container's entry point: settings from SageMaker's environment variables.
 
     SM_MODEL_DIR (default /opt/ml/model, where SageMaker extracts model.tar.gz),
-    SAGEMAKER_BIND_TO_PORT (8080), MODEL_SERVER_HOST (0.0.0.0), MODEL_SERVER_THREADS (0 = every
-    core) and MODEL_VERSION (set on the SageMaker model by the deploy step).
+    SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MODEL_SERVER_WORKERS (worker processes, default one
+    per core, as SageMaker's own containers), SAGEMAKER_MODEL_SERVER_TIMEOUT (seconds the requests
+    in flight get to finish at shutdown, and a worker may go unresponsive before it is replaced;
+    60), MODEL_SERVER_HOST (0.0.0.0), MODEL_SERVER_THREADS
+    (XGBoost threads per worker, default its share of the cores) and MODEL_VERSION (set on the
+    SageMaker model by the deploy step).
     """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         return serve(
-            Path(environ.get("SM_MODEL_DIR") or "/opt/ml/model"),
+            Path(environ.get("SM_MODEL_DIR") or DEFAULT_MODEL_DIR),
             environ.get("MODEL_SERVER_HOST") or "0.0.0.0",  # noqa: S104 - the container's port
             int(environ.get("SAGEMAKER_BIND_TO_PORT") or 8080),
+            workers=int(environ.get("SAGEMAKER_MODEL_SERVER_WORKERS") or os.cpu_count() or 1),
             threads=int(environ.get("MODEL_SERVER_THREADS") or 0),
+            timeout_s=int(environ.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or 60),
             model_version=environ.get("MODEL_VERSION") or None,
         )
     except KeyboardInterrupt:
