@@ -55,7 +55,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from fraud_pipeline.model.evaluate import main
 
-    return main(data=args.data, as_json=args.json, since=args.since, out=args.out)
+    return main(data=args.data, as_json=args.json, since=args.since, split=args.split, out=args.out)
 
 
 def _serve_mail(args: argparse.Namespace) -> int:
@@ -224,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument(
         "--since", help="measure only payments from this time on (earlier ones give history)"
+    )
+    evaluate.add_argument(
+        "--split",
+        help="unseen-customers: only the training file's held-out customers, from their first"
+        " payment",
     )
     evaluate.add_argument("--out", help="directory for the PR-curve and confusion-matrix PNGs")
     evaluate.set_defaults(handler=_evaluate)
