@@ -64,6 +64,9 @@ def test_metadata_reports_what_evaluate_measures_at_the_saved_threshold(generate
         assert metrics[key] == saved[key], key
     for key in ("pr_auc", "roc_auc", "precision", "recall"):
         assert metrics[key] == pytest.approx(saved[key], abs=1e-9), key
+    later, _, _ = evaluate_file(GENERATED_FILE, model, split="known-customers-later")
+    known = model.metadata["metrics"]["test_known_customers_later"]
+    assert [later[k] for k in ("n", "tp", "fp")] == [known[k] for k in ("n", "tp", "fp")]
     # The product's bar on customers the model never trained on, from their first payment.
     assert metrics["n_fraud"] > 250
     assert metrics["pr_auc"] >= 0.96

@@ -227,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--split",
-        help="unseen-customers: only the training file's held-out customers, from their first"
-        " payment",
+        help="a part of the training file: unseen-customers (held-out customers, from their first"
+        " payment) or known-customers-later (training customers, from 2019-08-01)",
     )
     evaluate.add_argument("--out", help="directory for the PR-curve and confusion-matrix PNGs")
     evaluate.set_defaults(handler=_evaluate)

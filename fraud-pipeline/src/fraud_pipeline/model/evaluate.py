@@ -13,11 +13,13 @@ import pandas as pd
 from fraud_pipeline.ingest.payments import local_wall_clock, read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import Model, load_model
 from fraud_pipeline.model.metrics import binary_metrics
-from fraud_pipeline.model.split import cold_start_rows
+from fraud_pipeline.model.split import UNSEEN_START, cold_start_rows, row_groups
 
-# `--split unseen-customers`: the training file's held-out customers, from their first payment
-# (model.split), the figures training reports as test_new_customers.
-SPLITS = ("unseen-customers",)
+# Parts of the training file (model.split) that training reports on, measured again:
+# - unseen-customers: the held-out customers from their first payment (test_new_customers);
+# - known-customers-later: the training customers' payments from UNSEEN_START on, with their
+#   earlier payments as history (test_known_customers_later).
+SPLITS = ("unseen-customers", "known-customers-later")
 
 JSON_KEYS = (
     "pr_auc",
@@ -40,19 +42,16 @@ def evaluate_file(
 
     With `since` (a wall-clock time, as in the file) only later payments are measured, but the
     earlier ones still feed the card-history features, as they would in production. With
-    `split="unseen-customers"` only the held-out customers' payments are kept, from their first
-    one on (their earlier rows are not history: the model meets them cold).
+    `split`, only one part of the training file is measured (SPLITS, `_split_rows`).
     """
     model = model or load_model()
     raw = read_sparkov_csv(path)
     if "is_fraud" not in raw.columns:
         raise ValueError(f"{path}: evaluate needs the is_fraud label column")
     if split is not None:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
-        raw = raw[cold_start_rows(raw, "unseen")].reset_index(drop=True)
+        raw, since = _split_rows(raw, split, since)
         if raw.empty:
-            raise ValueError(f"{path}: no payment of the unseen customers")
+            raise ValueError(f"{path}: no payment in the split {split}")
     payments = to_payments(raw)
     score = model.predict(model.features(payments))
     if since is not None:
@@ -64,6 +63,21 @@ def evaluate_file(
     metrics = binary_metrics(label, score, model.threshold)
     metrics["model_version"] = model.version
     return metrics, label, score
+
+
+def _split_rows(
+    raw: pd.DataFrame, split: str, since: str | None
+) -> tuple[pd.DataFrame, str | None]:
+    """The rows of `split` and the time measuring starts from.
+
+    Unseen customers keep only their payments from their first one on: earlier rows are not
+    history, the model meets them cold. Known customers keep all theirs, measured from UNSEEN_START.
+    """
+    if split == "unseen-customers":
+        return raw[cold_start_rows(raw, "unseen")].reset_index(drop=True), since
+    if split == "known-customers-later":
+        return raw[row_groups(raw) == "train"].reset_index(drop=True), since or str(UNSEEN_START)
+    raise ValueError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
 
 
 def write_plots(
@@ -132,8 +146,8 @@ def main(
     """`fraud-pipeline evaluate`: score the Sparkov CSV `data` and print its metrics.
 
     `as_json` prints one JSON object instead; `since` measures only payments from that time on
-    (earlier ones give history); `split` keeps one held-out part of the training file
-    (`unseen-customers`); `out` is a directory for the PR-curve and confusion-matrix PNGs.
+    (earlier ones give history); `split` measures one part of the training file (SPLITS);
+    `out` is a directory for the PR-curve and confusion-matrix PNGs.
     """
     path = Path(data)
     if not path.exists():
