@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--goal",
         choices=["f1", "recall_at_precision"],
         default="f1",
-        help="how the decision threshold is chosen on the validation window",
+        help="how the decision threshold is chosen on the (new) validation customers",
     )
     train.add_argument(
         "--min-precision",
