@@ -63,7 +63,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from fraud_pipeline.model.evaluate import main
 
-    return main(data=args.data, as_json=args.json, since=args.since, out=args.out)
+    return main(data=args.data, as_json=args.json, since=args.since, split=args.split, out=args.out)
 
 
 def _serve_mail(args: argparse.Namespace) -> int:
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--goal",
         choices=["f1", "recall_at_precision"],
         default="f1",
-        help="how the decision threshold is chosen on the validation window",
+        help="how the decision threshold is chosen on the (new) validation customers",
     )
     train.add_argument(
         "--min-precision",
@@ -236,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument(
         "--since", help="measure only payments from this time on (earlier ones give history)"
+    )
+    evaluate.add_argument(
+        "--split",
+        help="a part of the training file: unseen-customers (held-out customers, from their first"
+        " payment) or known-customers-later (training customers, from 2019-08-01)",
     )
     evaluate.add_argument("--out", help="directory for the PR-curve and confusion-matrix PNGs")
     evaluate.set_defaults(handler=_evaluate)

@@ -13,6 +13,13 @@ import pandas as pd
 from fraud_pipeline.ingest.payments import local_wall_clock, read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import Model, load_model
 from fraud_pipeline.model.metrics import binary_metrics
+from fraud_pipeline.model.split import UNSEEN_START, cold_start_rows, row_groups
+
+# Parts of the training file (model.split) that training reports on, measured again:
+# - unseen-customers: the held-out customers from their first payment (test_new_customers);
+# - known-customers-later: the training customers' payments from UNSEEN_START on, with their
+#   earlier payments as history (test_known_customers_later).
+SPLITS = ("unseen-customers", "known-customers-later")
 
 JSON_KEYS = (
     "pr_auc",
@@ -20,6 +27,7 @@ JSON_KEYS = (
     "precision",
     "recall",
     "f1",
+    "fpr",
     "threshold",
     "n",
     "n_fraud",
@@ -28,17 +36,22 @@ JSON_KEYS = (
 
 
 def evaluate_file(
-    path: Path, model: Model | None = None, since: str | None = None
+    path: Path, model: Model | None = None, since: str | None = None, split: str | None = None
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Metrics at the saved threshold, with the labels and scores they came from.
 
     With `since` (a wall-clock time, as in the file) only later payments are measured, but the
-    earlier ones still feed the card-history features, as they would in production.
+    earlier ones still feed the card-history features, as they would in production. With
+    `split`, only one part of the training file is measured (SPLITS, `_split_rows`).
     """
     model = model or load_model()
     raw = read_sparkov_csv(path)
     if "is_fraud" not in raw.columns:
         raise ValueError(f"{path}: evaluate needs the is_fraud label column")
+    if split is not None:
+        raw, since = _split_rows(raw, split, since)
+        if raw.empty:
+            raise ValueError(f"{path}: no payment in the split {split}")
     payments = to_payments(raw)
     score = model.predict(model.features(payments))
     if since is not None:
@@ -50,6 +63,21 @@ def evaluate_file(
     metrics = binary_metrics(label, score, model.threshold)
     metrics["model_version"] = model.version
     return metrics, label, score
+
+
+def _split_rows(
+    raw: pd.DataFrame, split: str, since: str | None
+) -> tuple[pd.DataFrame, str | None]:
+    """The rows of `split` and the time measuring starts from.
+
+    Unseen customers keep only their payments from their first one on: earlier rows are not
+    history, the model meets them cold. Known customers keep all theirs, measured from UNSEEN_START.
+    """
+    if split == "unseen-customers":
+        return raw[cold_start_rows(raw, "unseen")].reset_index(drop=True), since
+    if split == "known-customers-later":
+        return raw[row_groups(raw) == "train"].reset_index(drop=True), since or str(UNSEEN_START)
+    raise ValueError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
 
 
 def write_plots(
@@ -112,19 +140,21 @@ def main(
     data: str | Path,
     as_json: bool = False,
     since: str | None = None,
+    split: str | None = None,
     out: str | Path | None = None,
 ) -> int:
     """`fraud-pipeline evaluate`: score the Sparkov CSV `data` and print its metrics.
 
     `as_json` prints one JSON object instead; `since` measures only payments from that time on
-    (earlier ones give history); `out` is a directory for the PR-curve and confusion-matrix PNGs.
+    (earlier ones give history); `split` measures one part of the training file (SPLITS);
+    `out` is a directory for the PR-curve and confusion-matrix PNGs.
     """
     path = Path(data)
     if not path.exists():
         print(f"evaluate: {path} does not exist", file=sys.stderr)
         return 2
     try:
-        metrics, label, score = evaluate_file(path, since=since)
+        metrics, label, score = evaluate_file(path, since=since, split=split)
     except ValueError as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
@@ -135,13 +165,14 @@ def main(
         return 0
     print(
         f"model {metrics['model_version']} on {path.name}: {metrics['n']:,} payments, "
-        f"{metrics['n_fraud']:,} frauds"
+        f"{metrics['n_fraud']:,} frauds" + (f" ({split})" if split else "")
     )
     print(f"PR-AUC {metrics['pr_auc']:.4f}  ROC-AUC {metrics['roc_auc']:.4f}")
     print(
         f"at threshold {metrics['threshold']:.4f}: precision {metrics['precision']:.4f}, "
         f"recall {metrics['recall']:.4f}, F1 {metrics['f1']:.4f}"
     )
+    print(f"false-positive rate {metrics['fpr']:.4%}")
     print(f"TP {metrics['tp']:,}  FP {metrics['fp']:,}  FN {metrics['fn']:,}  TN {metrics['tn']:,}")
     if out:
         print(f"plots written to {out}")

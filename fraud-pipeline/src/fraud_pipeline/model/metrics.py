@@ -8,7 +8,7 @@ import numpy as np
 
 
 def binary_metrics(label: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, Any]:
-    """PR-AUC, ROC-AUC, and precision/recall/F1 with counts at `threshold`."""
+    """PR-AUC, ROC-AUC, and precision/recall/F1/false-positive rate with counts at `threshold`."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     label = np.asarray(label, dtype=int)
@@ -26,6 +26,7 @@ def binary_metrics(label: np.ndarray, score: np.ndarray, threshold: float) -> di
         "precision": precision,
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "fpr": fp / (fp + tn) if fp + tn else 0.0,
         "threshold": float(threshold),
         "n": len(label),
         "n_fraud": int(label.sum()),
