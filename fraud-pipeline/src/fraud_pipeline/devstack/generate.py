@@ -8,7 +8,8 @@ committed as a small table (PROFILES, written by `python -m fraud_pipeline.devst
 the training cards are grouped by their category mix, and each group keeps only pooled figures
 (at least MIN_CARDS cards each) and its demographics (share of men, age and city-size spread), so
 no card of the training file is copied. Customers are new: a profile, then a gender, an age, a
-city of the profile's size class, a name, a street and a job drawn independently.
+city of the profile's size class, a first name, a last name, a street and a job drawn
+independently from the table's lists (the generator never reads the training file).
 
 Fraud follows the data too: an episode of about nine payments over two days on a compromised
 card, in the profile's fraud categories (pooled with all frauds), with the fraud hours and amounts
@@ -127,6 +128,8 @@ def derive_profiles(source: Path = SOURCE) -> dict[str, Any]:
             }
         )
     episode = fraud.groupby("cc_num").size()
+    people = data.drop_duplicates("cc_num")
+    cities = data.drop_duplicates(["city", "state"]).sort_values(["state", "city"])
     fraud_by_category = fraud.groupby("category")
     return {
         "source": source.name,
@@ -148,6 +151,17 @@ def derive_profiles(source: Path = SOURCE) -> dict[str, Any]:
             _amount_quantiles(fraud_by_category["amt"].get_group(c)) for c in categories
         ],
         "profiles": profiles,
+        # What a new customer's identity is drawn from, each part on its own.
+        "merchants": [sorted(g.unique()) for _, g in data.groupby("category")["merchant"]],
+        "cities": cities[["city", "state", "zip", "lat", "long", "city_pop"]].to_dict("split")[
+            "data"
+        ],
+        "first_names": {
+            g: sorted(people.loc[people["gender"] == g, "first"].unique()) for g in ("F", "M")
+        },
+        "last_names": sorted(people["last"].unique()),
+        "streets": sorted(people["street"].str.replace(r"^\d+\s+", "", regex=True).unique()),
+        "jobs": sorted(people["job"].unique()),
     }
 
 
@@ -193,24 +207,17 @@ def _padded(groups: list[np.ndarray]) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def parameters(source: Path = SOURCE, profiles_file: Path = PROFILES) -> Parameters:
-    """The committed profiles, plus merchants, cities, names and jobs from the training year."""
+def parameters(profiles_file: Path = PROFILES) -> Parameters:
+    """The committed profile table, as arrays."""
     table = json.loads(profiles_file.read_text())
     profiles = table["profiles"]
-    categories = np.array(table["categories"])
-    data = pd.read_csv(source, dtype={"zip": str, "cc_num": str}, engine="pyarrow")
     morning = np.array([p["morning_share"] for p in profiles])
     weight = np.array([p["category_weight"] for p in profiles])
     fraud_hour = np.array(table["fraud_hour"], dtype=float).reshape(2, 12)
     sizes = {int(k): v for k, v in table["episode_size"].items()}
-    people = data.drop_duplicates("cc_num")
-    merchants = [np.array(sorted(g.unique())) for _, g in data.groupby("category")["merchant"]]
-    cities = data.drop_duplicates(["city", "state"])[["city", "state", "zip", "lat", "long"]]
-    cities = cities.assign(
-        city_pop=data.drop_duplicates(["city", "state"])["city_pop"].to_numpy()
-    ).sort_values(["state", "city"])
+    columns = ["city", "state", "zip", "lat", "long", "city_pop"]
     return Parameters(
-        categories=categories,
+        categories=np.array(table["categories"]),
         schedule=np.array(table["schedule"]),
         share=np.array([p["cards"] for p in profiles]) / sum(p["cards"] for p in profiles),
         male_share=np.array([p["male_share"] for p in profiles]),
@@ -230,16 +237,13 @@ def parameters(source: Path = SOURCE, profiles_file: Path = PROFILES) -> Paramet
         fraud_morning=np.array(table["fraud_morning_share"]),
         fraud_hour=fraud_hour / fraud_hour.sum(axis=1, keepdims=True),
         fraud_amount=np.array(table["fraud_amount"]),
-        merchants=_padded(merchants),
-        merchant_count=np.array([len(m) for m in merchants]),
-        cities=cities.reset_index(drop=True),
-        first_names={
-            g: np.array(sorted(people.loc[people["gender"] == g, "first"].unique()))
-            for g in ("F", "M")
-        },
-        last_names=np.array(sorted(people["last"].unique())),
-        streets=np.array(sorted(people["street"].str.replace(r"^\d+\s+", "", regex=True).unique())),
-        jobs=np.array(sorted(people["job"].unique())),
+        merchants=_padded([np.array(m, dtype=object) for m in table["merchants"]]),
+        merchant_count=np.array([len(m) for m in table["merchants"]]),
+        cities=pd.DataFrame(table["cities"], columns=columns).astype({"zip": str}),
+        first_names={g: np.array(names) for g, names in table["first_names"].items()},
+        last_names=np.array(table["last_names"]),
+        streets=np.array(table["streets"]),
+        jobs=np.array(table["jobs"]),
     )
 
 
