@@ -123,6 +123,34 @@ def test_each_card_keeps_the_habits_of_a_training_card(week, training_year):
             assert ours[habit].quantile(q) == pytest.approx(expected, abs=tolerance), (habit, q)
 
 
+def _mixed_days(frame: pd.DataFrame) -> tuple[float, float]:
+    """Of the card-days with two payments or more: the share spanning both halves of the day, and
+    the share with more than one category."""
+    legit = frame[frame["is_fraud"] == 0]
+    times = pd.to_datetime(legit["trans_date_trans_time"])
+    days = pd.DataFrame(
+        {
+            "card": legit["cc_num"].to_numpy(),
+            "day": times.dt.normalize().to_numpy(),
+            "morning": (times.dt.hour < 12).to_numpy(),
+            "category": legit["category"].to_numpy(),
+        }
+    ).groupby(["card", "day"])
+    several = days.size() >= 2
+    return (
+        float((days["morning"].nunique()[several] > 1).mean()),
+        float((days["category"].nunique()[several] > 1).mean()),
+    )
+
+
+def test_a_card_buys_in_one_category_and_one_half_of_the_day_on_a_day(week, training_year):
+    """Sparkov's days: 0.2% of a training card's days span morning and afternoon, 2% have two
+    categories (the day it moves on to the next one)."""
+    halves, categories = _mixed_days(week)
+    real_halves, real_categories = _mixed_days(training_year)
+    assert halves <= real_halves + 0.01 and categories <= real_categories + 0.03
+
+
 def test_customers_are_new(week, training_year):
     """No card, person or address of the training file, and a profile table of pooled figures."""
     assert set(week["cc_num"]).isdisjoint(training_year["cc_num"])
