@@ -1,9 +1,19 @@
-"""A seeded, deterministic generator of realistic Sparkov-format payments.
+"""A seeded, deterministic generator of Sparkov-format payments by customers the model never saw.
 
-Its parameters are learnt from the Sparkov training year (customers and their home locations,
-merchants by category, the hour-by-category and weekday rhythms, amounts by category) and fraud
-follows the data: episodes of about nine payments over two days on a compromised card, mostly
-between 22:00 and 03:59, in the fraud-heavy categories, with large amounts.
+It works as the original Sparkov generator does: every customer belongs to a profile, and the
+profile fixes the habits — how many payments a day (each customer draws its own rate), which
+categories, whether a category is bought in the morning half of the day (00:00-11:59) or the
+afternoon half, and the amounts by category. The profiles are learnt from the training year and
+committed as a small table (PROFILES, written by `python -m fraud_pipeline.devstack.generate`):
+the training cards are grouped by their category mix, and each group keeps only pooled figures
+(at least MIN_CARDS cards each) and its demographics (share of men, age and city-size spread), so
+no card of the training file is copied. Customers are new: a profile, then a gender, an age, a
+city of the profile's size class, a first name, a last name, a street and a job drawn
+independently from the table's lists (the generator never reads the training file).
+
+Fraud follows the data too: an episode of about nine payments over two days on a compromised
+card, in the profile's fraud categories (pooled with all frauds), with the fraud hours and amounts
+of the data; as in Sparkov, the card's own payments stop on those two days.
 
 Determinism is per minute: the payments of minute m depend only on (seed, m) and fraud episodes
 only on (seed, day), so any window gives the same payments every time and adjacent windows
@@ -13,11 +23,13 @@ partition the stream. That is what the windowed payments API and the benchmarks 
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,100 +39,308 @@ from fraud_pipeline.config import PACKAGE_ROOT, get_settings
 from fraud_pipeline.schema import SPARKOV_COLUMNS
 
 SOURCE = PACKAGE_ROOT / "data" / "sparkov_train_2019.csv.gz"
-PROFILE_COLUMNS = [
-    "first",
-    "last",
-    "gender",
-    "street",
-    "city",
-    "state",
-    "zip",
-    "lat",
-    "long",
-    "city_pop",
-    "job",
-    "dob",
-]
-FRAUD_RATE = 0.0058  # the Sparkov training year's
-EPISODE_PAYMENTS = (6, 13)  # frauds per episode: uniform in [6, 13)
-EPISODE_DAYS = 2.0
-PAYMENTS_PER_CARD_PER_DAY = 2.2
-CATEGORY_PERIOD_DAYS = 14  # Sparkov cards keep one category for about two weeks
-OTHER_CATEGORY_SHARE = 0.1  # the rest of the time they follow the hour's category mix
+PROFILES = PACKAGE_ROOT / "data" / "generator_profiles.json"
+N_PROFILES = 12  # as many as Sparkov's (3 age bands x 2 genders x urban/rural)
+MIN_CARDS = 10  # a profile pools at least this many training cards
+FRAUD_PRIOR = 50  # a profile's fraud categories: its frauds plus this many of everyone's
+QUANTILES = np.linspace(0, 1, 11)
+AMOUNT_QUANTILES = np.concatenate([np.linspace(0, 0.95, 20), [0.975, 0.99, 0.995, 0.999, 1]])
+AGE_AT = pd.Timestamp("2019-07-01")  # training ages are measured here...
+BORN_BEFORE = pd.Timestamp("2026-07-01")  # ...and new customers have those ages here
+URBAN_POP = 2_500  # Sparkov's urban/rural line
+AGE_BANDS = ((0, 25, "young_adults"), (25, 50, "adults_2550"), (50, 200, "adults_50up"))
+YEAR_DAYS = 365  # a card goes through its profile's categories once a year
+
+
+# --- Profiles: learnt once from the training year, committed as PROFILES ------------------------
+
+
+def _amount_quantiles(amounts: pd.Series) -> list[float]:
+    return [round(float(a), 2) for a in amounts.quantile(AMOUNT_QUANTILES)]
+
+
+def _segment(male: float, age: float, urban: float) -> str:
+    band = next(name for lo, hi, name in AGE_BANDS if lo <= age < hi)
+    return f"{band}_{'male' if male >= 0.5 else 'female'}_{'urban' if urban >= 0.5 else 'rural'}"
+
+
+def derive_profiles(source: Path = SOURCE) -> dict[str, Any]:
+    """The profile table, from the training year's payments (pooled figures only)."""
+    from sklearn.cluster import KMeans
+
+    data = pd.read_csv(source, dtype={"zip": str, "cc_num": str}, engine="pyarrow")
+    times = pd.to_datetime(data["trans_date_trans_time"])
+    data = data.assign(am=times.dt.hour < 12, day=times.dt.normalize(), hour=times.dt.hour)
+    fraud, legit = data[data["is_fraud"] == 1], data[data["is_fraud"] == 0]
+    categories = sorted(data["category"].unique())
+    mix = pd.crosstab(legit["cc_num"], legit["category"], normalize="index")
+    mix = mix.reindex(columns=categories, fill_value=0.0)
+    kmeans = KMeans(N_PROFILES, n_init=10, random_state=0).fit(mix.to_numpy())
+    sizes = np.bincount(kmeans.labels_)
+    kept = np.flatnonzero(sizes >= MIN_CARDS)
+    distance = ((mix.to_numpy()[:, None, :] - kmeans.cluster_centers_[None, kept]) ** 2).sum(-1)
+    group = pd.Series(kept[distance.argmin(axis=1)], index=mix.index)  # small groups: nearest
+
+    cards = data.drop_duplicates("cc_num").set_index("cc_num").loc[mix.index]
+    age = (AGE_AT - pd.to_datetime(cards["dob"])).dt.days / 365.25
+    active = legit.groupby("cc_num")["day"].agg(lambda d: (d.max() - d.min()).days + 1)
+    rate = legit.groupby("cc_num").size() / active
+    global_amount = {c: _amount_quantiles(g) for c, g in legit.groupby("category")["amt"]}
+    fraud_mix = fraud["category"].value_counts().reindex(categories, fill_value=0)
+    # The order in which a card's categories follow one another through its year.
+    schedule = legit.groupby("category")["day"].median().sort_values().index
+    profiles = []
+    for g in sorted(set(group)):
+        members = group.index[group == g]
+        rows = legit[legit["cc_num"].isin(members)]
+        by_category = rows.groupby("category")
+        counts = by_category.size().reindex(categories, fill_value=0)
+        amount = {
+            c: _amount_quantiles(a) if len(a) >= 100 else global_amount[c]
+            for c, a in by_category["amt"]
+        }
+        own_fraud = fraud[fraud["cc_num"].isin(members)]["category"].value_counts()
+        fraud_weight = own_fraud.reindex(categories, fill_value=0) + FRAUD_PRIOR * (
+            fraud_mix / fraud_mix.sum()
+        )
+        male = float((cards.loc[members, "gender"] == "M").mean())
+        urban = float((cards.loc[members, "city_pop"] >= URBAN_POP).mean())
+        ages = age.loc[members]
+        profiles.append(
+            {
+                "segment": _segment(male, float(ages.median()), urban),
+                "cards": len(members),
+                "male_share": round(male, 3),
+                "urban_share": round(urban, 3),
+                "age_quantiles": [round(float(a), 1) for a in ages.quantile(QUANTILES)],
+                "rate_quantiles": [
+                    round(float(r), 3) for r in rate.loc[members].quantile(QUANTILES)
+                ],
+                "category_weight": [round(float(v), 5) for v in counts / counts.sum()],
+                "morning_share": [
+                    round(float(v), 4)
+                    for v in by_category["am"].mean().reindex(categories, fill_value=0.5)
+                ],
+                "amount": [amount.get(c, global_amount[c]) for c in categories],
+                "fraud_category_weight": [
+                    round(float(v), 5) for v in fraud_weight / fraud_weight.sum()
+                ],
+            }
+        )
+    episode = fraud.groupby("cc_num").size()
+    people = data.drop_duplicates("cc_num")
+    cities = data.drop_duplicates(["city", "state"]).sort_values(["state", "city"])
+    fraud_by_category = fraud.groupby("category")
+    return {
+        "source": source.name,
+        "categories": categories,
+        "schedule": [categories.index(c) for c in schedule],
+        "fraud_rate": round(float(data["is_fraud"].mean()), 5),
+        "weekday_weight": [
+            round(float(v), 4)
+            for v in legit["day"].dt.day_of_week.value_counts(normalize=True).sort_index() * 7
+        ],
+        "episode_size": {str(k): int(v) for k, v in episode.value_counts().sort_index().items()},
+        "fraud_morning_share": [
+            round(float(v), 4) for v in fraud_by_category["am"].mean().reindex(categories)
+        ],
+        "fraud_hour": [  # frauds per hour of the day (the morning and afternoon halves apart)
+            int(v) for v in np.bincount(fraud["hour"], minlength=24)
+        ],
+        "fraud_amount": [
+            _amount_quantiles(fraud_by_category["amt"].get_group(c)) for c in categories
+        ],
+        "profiles": profiles,
+        # What a new customer's identity is drawn from, each part on its own.
+        "merchants": [sorted(g.unique()) for _, g in data.groupby("category")["merchant"]],
+        "cities": cities[["city", "state", "zip", "lat", "long", "city_pop"]].to_dict("split")[
+            "data"
+        ],
+        "first_names": {
+            g: sorted(people.loc[people["gender"] == g, "first"].unique()) for g in ("F", "M")
+        },
+        "last_names": sorted(people["last"].unique()),
+        "streets": sorted(people["street"].str.replace(r"^\d+\s+", "", regex=True).unique()),
+        "jobs": sorted(people["job"].unique()),
+    }
+
+
+# --- The tables the generator draws from ---------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
 class Parameters:
-    """What the generator learnt from the data."""
+    """The profile table as arrays, and the lists a new customer is drawn from."""
 
-    profiles: pd.DataFrame  # one row per real customer profile
-    merchants: dict[str, np.ndarray]  # category -> merchant names
-    categories: np.ndarray
-    hour_category: np.ndarray  # P(category | hour), 24 x C, legitimate payments
-    hour_weight: np.ndarray  # relative activity per hour, mean 1
-    weekday_weight: np.ndarray  # relative activity per weekday, mean 1
-    category_mix: np.ndarray  # P(category), legitimate payments
-    amount: dict[str, np.ndarray]  # category -> observed legitimate amounts (resampled)
-    fraud_category: np.ndarray  # P(category) for frauds
-    fraud_hour: np.ndarray  # P(hour) for frauds
-    fraud_amount: dict[str, np.ndarray]
+    categories: np.ndarray  # C names
+    schedule: np.ndarray  # C category indices, in the order a card's year goes through them
+    share: np.ndarray  # P, share of customers per profile
+    male_share: np.ndarray  # P
+    urban_share: np.ndarray  # P
+    age_quantiles: np.ndarray  # P x Q
+    rate_quantiles: np.ndarray  # P x Q, payments per day
+    boundaries: np.ndarray  # P x C: where each scheduled category ends in a card's year (0-1]
+    morning: np.ndarray  # P x C: the share of a category's stretch bought in the morning half
+    amount: np.ndarray  # P x C x AMOUNT_QUANTILES, legitimate amounts
+    weekday_weight: np.ndarray  # 7, mean 1
+    fraud_rate: float
+    episode_sizes: np.ndarray
+    episode_p: np.ndarray
+    fraud_boundaries: np.ndarray  # P x C: as `boundaries`, through a fraud episode
+    fraud_morning: np.ndarray  # C
+    fraud_hour: np.ndarray  # 2 x 12: P(hour | half of the day)
+    fraud_amount: np.ndarray  # C x AMOUNT_QUANTILES
+    merchants: np.ndarray  # C x M padded merchant names
+    merchant_count: np.ndarray  # C
+    cities: pd.DataFrame  # city, state, zip, lat, long, city_pop
+    first_names: dict[str, np.ndarray]  # gender -> first names
+    last_names: np.ndarray
+    streets: np.ndarray  # street names without their number
+    jobs: np.ndarray
+
+
+def _padded(groups: list[np.ndarray]) -> np.ndarray:
+    table = np.full((len(groups), max(map(len, groups))), "", dtype=object)
+    for row, values in enumerate(groups):
+        table[row, : len(values)] = values
+    return table
 
 
 @lru_cache(maxsize=1)
-def parameters(source: Path = SOURCE) -> Parameters:
-    data = pd.read_csv(source, dtype={"zip": str, "cc_num": str}, engine="pyarrow")
-    times = pd.to_datetime(data["trans_date_trans_time"])
-    hour, weekday = times.dt.hour.to_numpy(), times.dt.day_of_week.to_numpy()
-    fraud = data["is_fraud"].to_numpy() == 1
-    categories = np.array(sorted(data["category"].unique()))
-    legit = data[~fraud]
-    table = pd.crosstab(hour[~fraud], legit["category"]).reindex(columns=categories, fill_value=0)
-    hour_counts = np.bincount(hour[~fraud], minlength=24).astype(float)
-    weekday_counts = np.bincount(weekday, minlength=7).astype(float)
-
-    def amounts(rows: pd.DataFrame) -> dict[str, np.ndarray]:
-        return {c: np.sort(g.to_numpy()) for c, g in rows.groupby("category")["amt"]}
-
-    frauds = data[fraud]
+def parameters(profiles_file: Path = PROFILES) -> Parameters:
+    """The committed profile table, as arrays."""
+    table = json.loads(profiles_file.read_text())
+    profiles = table["profiles"]
+    morning = np.array([p["morning_share"] for p in profiles])
+    weight = np.array([p["category_weight"] for p in profiles])
+    fraud_hour = np.array(table["fraud_hour"], dtype=float).reshape(2, 12)
+    sizes = {int(k): v for k, v in table["episode_size"].items()}
+    columns = ["city", "state", "zip", "lat", "long", "city_pop"]
     return Parameters(
-        profiles=data.drop_duplicates("cc_num")[PROFILE_COLUMNS].reset_index(drop=True),
-        merchants={
-            c: np.array(sorted(g.unique())) for c, g in data.groupby("category")["merchant"]
-        },
-        categories=categories,
-        hour_category=(table.to_numpy() / table.to_numpy().sum(axis=1, keepdims=True)),
-        hour_weight=hour_counts / hour_counts.mean(),
-        weekday_weight=weekday_counts / weekday_counts.mean(),
-        category_mix=legit["category"]
-        .value_counts(normalize=True)
-        .reindex(categories, fill_value=0)
-        .to_numpy(),
-        amount=amounts(legit),
-        fraud_category=frauds["category"]
-        .value_counts(normalize=True)
-        .reindex(categories, fill_value=0)
-        .to_numpy(),
-        fraud_hour=np.bincount(hour[fraud], minlength=24) / fraud.sum(),
-        fraud_amount=amounts(frauds),
+        categories=np.array(table["categories"]),
+        schedule=np.array(table["schedule"]),
+        share=np.array([p["cards"] for p in profiles]) / sum(p["cards"] for p in profiles),
+        male_share=np.array([p["male_share"] for p in profiles]),
+        urban_share=np.array([p["urban_share"] for p in profiles]),
+        age_quantiles=np.array([p["age_quantiles"] for p in profiles]),
+        rate_quantiles=np.array([p["rate_quantiles"] for p in profiles]),
+        boundaries=np.cumsum(weight[:, table["schedule"]], axis=1),
+        morning=morning,
+        amount=np.array([p["amount"] for p in profiles]),
+        weekday_weight=np.array(table["weekday_weight"]),
+        fraud_rate=float(table["fraud_rate"]),
+        episode_sizes=np.array(sorted(sizes)),
+        episode_p=np.array([sizes[k] for k in sorted(sizes)]) / sum(sizes.values()),
+        fraud_boundaries=np.cumsum(
+            np.array([p["fraud_category_weight"] for p in profiles])[:, table["schedule"]], axis=1
+        ),
+        fraud_morning=np.array(table["fraud_morning_share"]),
+        fraud_hour=fraud_hour / fraud_hour.sum(axis=1, keepdims=True),
+        fraud_amount=np.array(table["fraud_amount"]),
+        merchants=_padded([np.array(m, dtype=object) for m in table["merchants"]]),
+        merchant_count=np.array([len(m) for m in table["merchants"]]),
+        cities=pd.DataFrame(table["cities"], columns=columns).astype({"zip": str}),
+        first_names={g: np.array(names) for g, names in table["first_names"].items()},
+        last_names=np.array(table["last_names"]),
+        streets=np.array(table["streets"]),
+        jobs=np.array(table["jobs"]),
     )
+
+
+# --- The customers -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
 class Population:
     card_numbers: np.ndarray
-    profile_index: np.ndarray  # card -> row of Parameters.profiles
-    activity_cdf: np.ndarray  # cumulative share of legitimate payments (heavy and light users)
-    phase: np.ndarray  # card -> offset in days of its category periods
+    profile: np.ndarray  # card -> profile
+    customers: pd.DataFrame  # one row per card: first, last, gender, street, city, ..., dob
+    rate: np.ndarray  # card -> payments per day
+    phase: np.ndarray  # card -> where in its year the card stood on day 0 (days)
+
+
+def _interpolate(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Draws from per-row quantile tables (one row per draw), linear between quantiles."""
+    position = u * (quantiles.shape[1] - 1)
+    low = np.minimum(position.astype(int), quantiles.shape[1] - 2)
+    rows = np.arange(len(u))
+    frac = position - low
+    return quantiles[rows, low] * (1 - frac) + quantiles[rows, low + 1] * frac
 
 
 @lru_cache(maxsize=8)
 def population(seed: int, n_cards: int) -> Population:
+    """`n_cards` new customers: each a profile, its own rate, and its own identity."""
+    params = parameters()
     rng = np.random.default_rng([seed, 1])
     numbers = np.char.add("4", rng.integers(10**14, 10**15, size=n_cards).astype(str))
-    profiles = rng.integers(0, len(parameters().profiles), size=n_cards)
-    activity = rng.gamma(2.5, size=n_cards)
-    phase = rng.integers(0, CATEGORY_PERIOD_DAYS, size=n_cards)
-    return Population(numbers, profiles, np.cumsum(activity) / activity.sum(), phase)
+    profile = rng.choice(len(params.share), size=n_cards, p=params.share)
+    rate = _interpolate(params.rate_quantiles[profile], rng.random(n_cards))
+    male = rng.random(n_cards) < params.male_share[profile]
+    age = _interpolate(params.age_quantiles[profile], rng.random(n_cards))
+    urban = rng.random(n_cards) < params.urban_share[profile]
+    city_urban = np.flatnonzero(params.cities["city_pop"].to_numpy() >= URBAN_POP)
+    city_rural = np.flatnonzero(params.cities["city_pop"].to_numpy() < URBAN_POP)
+    city = np.where(
+        urban | (len(city_rural) == 0),
+        city_urban[rng.integers(0, len(city_urban), n_cards)],
+        city_rural[rng.integers(0, max(len(city_rural), 1), n_cards) % max(len(city_rural), 1)],
+    )
+    first = np.where(
+        male,
+        params.first_names["M"][rng.integers(0, len(params.first_names["M"]), n_cards)],
+        params.first_names["F"][rng.integers(0, len(params.first_names["F"]), n_cards)],
+    )
+    streets = params.streets[rng.integers(0, len(params.streets), n_cards)]
+    dob = BORN_BEFORE - pd.to_timedelta(np.round(age * 365.25), unit="D")
+    customers = params.cities.iloc[city].reset_index(drop=True)
+    customers = customers.assign(
+        first=first,
+        last=params.last_names[rng.integers(0, len(params.last_names), n_cards)],
+        gender=np.where(male, "M", "F"),
+        street=np.char.add(np.char.add(rng.integers(1, 99999, n_cards).astype(str), " "), streets),
+        job=params.jobs[rng.integers(0, len(params.jobs), n_cards)],
+        dob=dob.strftime("%Y-%m-%d"),
+    )
+    return Population(numbers, profile, customers, rate, rng.integers(0, YEAR_DAYS, n_cards))
+
+
+@dataclass(frozen=True, eq=False)
+class Day:
+    """What each card buys on one day, and how the day's payments spread over the cards."""
+
+    category: np.ndarray  # card -> category index
+    card_cdf: np.ndarray  # 2 x cards: cumulative P(card | half of the day)
+    per_hour: np.ndarray  # 2: expected payments per hour of each half (before the weekday weight)
+
+
+def _scheduled(
+    boundaries: np.ndarray, morning: np.ndarray, schedule: np.ndarray, u: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Category and morning flag at position u of each row's schedule (Sparkov draws the date,
+    the category and the half of the day from one number, so they move together)."""
+    rows = np.arange(len(u))
+    step = np.minimum((boundaries <= u[:, None]).sum(axis=1), boundaries.shape[1] - 1)
+    low = np.where(step > 0, boundaries[rows, np.maximum(step - 1, 0)], 0.0)
+    within = (u - low) / np.maximum(boundaries[rows, step] - low, 1e-12)
+    category = schedule[step]
+    return category, within < morning[rows, category]
+
+
+@lru_cache(maxsize=16)
+def _day(seed: int, n_cards: int, day: int) -> Day:
+    params, pop = parameters(), population(seed, n_cards)
+    u = ((day + pop.phase) % YEAR_DAYS + 0.5) / YEAR_DAYS
+    category, morning = _scheduled(
+        params.boundaries[pop.profile], params.morning[pop.profile], params.schedule, u
+    )
+    per_card = np.stack([np.where(morning, pop.rate, 0.0), np.where(morning, 0.0, pop.rate)]) / 12
+    cdf = np.cumsum(per_card, axis=1)
+    per_hour = cdf[:, -1].copy()
+    return Day(category, cdf / np.maximum(per_hour[:, None], 1e-12), per_hour)
+
+
+# --- The payments ---------------------------------------------------------------------------------
 
 
 def _mix(*values: np.ndarray | int) -> np.ndarray:
@@ -137,24 +357,24 @@ def _mix(*values: np.ndarray | int) -> np.ndarray:
     return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def _resample(pool: dict[str, np.ndarray], categories: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Amounts drawn from the observed amounts of each payment's category."""
-    out = np.empty(len(categories))
-    for category in np.unique(categories):
-        rows = categories == category
-        values = pool[category]
-        out[rows] = values[(u[rows] * len(values)).astype(int)]
-    return out
+def _pick(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per row, the index drawn from that row's (unnormalised) weights with uniform u."""
+    cdf = np.cumsum(weights, axis=-1)
+    target = u * cdf[:, -1]
+    return np.minimum((cdf <= target[:, None]).sum(axis=1), weights.shape[-1] - 1)
 
 
-@lru_cache(maxsize=1)
-def _merchant_table(params: Parameters) -> tuple[np.ndarray, np.ndarray]:
-    """Merchants as a padded (category x merchant) array, for vectorised picks."""
-    names = [params.merchants[c] for c in params.categories]
-    table = np.full((len(names), max(map(len, names))), "", dtype=object)
-    for row, merchants in enumerate(names):
-        table[row, : len(merchants)] = merchants
-    return table, np.array([len(m) for m in names])
+def _amounts(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Amounts drawn from per-row quantile tables, log-linear between the quantiles."""
+    step = np.searchsorted(AMOUNT_QUANTILES, u, side="right") - 1
+    step = np.clip(step, 0, len(AMOUNT_QUANTILES) - 2)
+    low, high = AMOUNT_QUANTILES[step], AMOUNT_QUANTILES[step + 1]
+    frac = (u - low) / (high - low)
+    rows = np.arange(len(u))
+    log = np.log(np.maximum(quantiles[rows, step], 0.01)) * (1 - frac) + frac * np.log(
+        np.maximum(quantiles[rows, step + 1], 0.01)
+    )
+    return np.exp(log)
 
 
 def _trans_num(*parts: int) -> str:
@@ -168,7 +388,7 @@ def _draws(
     rng: np.random.Generator,
     when: np.ndarray,
     cards: np.ndarray,
-    categories: np.ndarray,
+    category: np.ndarray,
     amounts: np.ndarray,
     ids: list[str],
     is_fraud: int,
@@ -178,7 +398,7 @@ def _draws(
     return {
         "when": when.astype("datetime64[s]"),
         "card": cards,
-        "category": categories,
+        "category": category,
         "amt": np.round(amounts, 2),
         "trans_num": np.array(ids, dtype=object),
         "merchant_u": rng.random(n),
@@ -191,67 +411,86 @@ def _draws(
 def _assemble(params: Parameters, pop: Population, parts: list[Draws]) -> pd.DataFrame:
     """Sparkov rows from the draws of many minutes and episodes, built in one go."""
     d = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-    profiles = params.profiles.iloc[pop.profile_index[d["card"]]].reset_index(drop=True)
-    table, sizes = _merchant_table(params)
-    category_index = np.searchsorted(params.categories, d["category"])
+    customers = pop.customers.iloc[d["card"]].reset_index(drop=True)
+    category = d["category"]
     when = pd.DatetimeIndex(d["when"])
-    frame = profiles.assign(
+    frame = customers.assign(
         trans_date_trans_time=when.strftime("%Y-%m-%d %H:%M:%S"),
         cc_num=pop.card_numbers[d["card"]],
-        merchant=table[category_index, (d["merchant_u"] * sizes[category_index]).astype(int)],
-        category=d["category"],
+        merchant=params.merchants[
+            category, (d["merchant_u"] * params.merchant_count[category]).astype(int)
+        ],
+        category=params.categories[category],
         amt=d["amt"],
         trans_num=d["trans_num"],
         unix_time=when.astype("int64") // 10**9 if when.unit == "ns" else when.astype("int64"),
-        merch_lat=np.round(profiles["lat"].to_numpy() + d["dlat"], 6),
-        merch_long=np.round(profiles["long"].to_numpy() + d["dlong"], 6),
+        merch_lat=np.round(customers["lat"].to_numpy() + d["dlat"], 6),
+        merch_long=np.round(customers["long"].to_numpy() + d["dlong"], 6),
         is_fraud=d["is_fraud"],
     )
     order = np.lexsort((frame["trans_num"].to_numpy().astype(str), d["when"]))
     return frame.iloc[order].loc[:, list(SPARKOV_COLUMNS)].reset_index(drop=True)
 
 
-def _legit_minute(
-    params: Parameters, pop: Population, seed: int, minute: pd.Timestamp, rate_per_min: float
-) -> Draws:
+def _legit_minute(params: Parameters, pop: Population, seed: int, minute: pd.Timestamp) -> Draws:
+    """A minute's payments: the cards buying in this half of the day, in their category of the
+    day, with their profile's amounts."""
     key = int(minute.timestamp() // 60)
     rng = np.random.default_rng([seed, 2, key])
-    weight = params.hour_weight[minute.hour] * params.weekday_weight[minute.day_of_week]
-    n = int(rng.poisson(rate_per_min * weight))
-    cards = np.minimum(np.searchsorted(pop.activity_cdf, rng.random(n)), len(pop.card_numbers) - 1)
-    period = (key // 1440 + pop.phase[cards]) // CATEGORY_PERIOD_DAYS
-    usual = np.searchsorted(np.cumsum(params.category_mix), _mix(seed, cards, period), side="right")
-    usual = params.categories[np.minimum(usual, len(params.categories) - 1)]
-    other = rng.choice(params.categories, size=n, p=params.hour_category[minute.hour])
-    categories = np.where(rng.random(n) < OTHER_CATEGORY_SHARE, other, usual)
-    amounts = _resample(params.amount, categories, rng.random(n))
+    half = int(minute.hour >= 12)
+    day = _day(seed, len(pop.profile), key // 1440)
+    n = int(rng.poisson(day.per_hour[half] / 60 * params.weekday_weight[minute.day_of_week]))
+    cards = np.minimum(np.searchsorted(day.card_cdf[half], rng.random(n)), len(pop.profile) - 1)
+    category = day.category[cards]
+    amounts = _amounts(params.amount[pop.profile[cards], category], rng.random(n))
     seconds = np.sort(rng.integers(0, 60, size=n))
     when = np.datetime64(minute.to_datetime64(), "s") + seconds.astype("timedelta64[s]")
-    return _draws(
-        rng, when, cards, categories, amounts, [_trans_num(seed, key, i) for i in range(n)], 0
-    )
+    ids = [_trans_num(seed, key, i) for i in range(n)]
+    return _draws(rng, when, cards, category, amounts, ids, 0)
 
 
 def _fraud_day(
-    params: Parameters, pop: Population, seed: int, day: pd.Timestamp, rate_per_min: float
+    params: Parameters, pop: Population, seed: int, day: pd.Timestamp, payments_per_day: float
 ) -> list[Draws]:
-    """The fraud episodes that start on `day` (they may run into the next days)."""
+    """The fraud episodes that start on `day`: they cover that day and the next."""
     key = int(day.timestamp() // 86_400)
     rng = np.random.default_rng([seed, 3, key])
-    episodes_per_day = rate_per_min * 1440 * FRAUD_RATE / np.mean(EPISODE_PAYMENTS)
+    mean_size = float(params.episode_sizes @ params.episode_p)
+    expected = payments_per_day * params.weekday_weight[day.day_of_week] * params.fraud_rate
     episodes = []
-    for episode in range(int(rng.poisson(episodes_per_day))):
-        card = int(rng.integers(0, len(pop.card_numbers)))
-        k = int(rng.integers(*EPISODE_PAYMENTS))
-        hours = rng.choice(24, size=k, p=params.fraud_hour)
-        days = np.sort(rng.uniform(0, EPISODE_DAYS, size=k)).astype(int)
-        offsets = days * 86_400 + hours * 3_600 + rng.integers(0, 3_600, size=k)
+    for episode in range(int(rng.poisson(expected / mean_size))):
+        card = int(rng.integers(0, len(pop.profile)))
+        k = int(rng.choice(params.episode_sizes, p=params.episode_p))
+        u = np.sort(rng.random(k))  # through the two days, as through a card's year
+        category, morning = _scheduled(
+            np.tile(params.fraud_boundaries[pop.profile[card]], (k, 1)),
+            np.tile(params.fraud_morning, (k, 1)),
+            params.schedule,
+            u,
+        )
+        afternoon = (~morning).astype(int)
+        hours = _pick(params.fraud_hour[afternoon], rng.random(k)) + 12 * afternoon
+        offsets = (u >= 0.5) * 86_400 + hours * 3_600 + rng.integers(0, 3_600, k)
         when = np.datetime64(day.to_datetime64(), "s") + offsets.astype("timedelta64[s]")
-        categories = rng.choice(params.categories, size=k, p=params.fraud_category)
-        amounts = _resample(params.fraud_amount, categories, rng.random(k))
+        amounts = _amounts(params.fraud_amount[category], rng.random(k))
         ids = [_trans_num(seed, key, 1_000_000 + episode, j) for j in range(k)]
-        episodes.append(_draws(rng, when, np.full(k, card), categories, amounts, ids, 1))
+        episodes.append(_draws(rng, when, np.full(k, card), category, amounts, ids, 1))
     return episodes
+
+
+def _card_days(part: Draws) -> np.ndarray:
+    """One integer per payment for its (card, calendar day)."""
+    return part["card"].astype(np.int64) * 1_000_000 + part["when"].astype("datetime64[D]").astype(
+        np.int64
+    )
+
+
+def _keep(part: Draws, lo: np.datetime64, hi: np.datetime64, blocked: np.ndarray) -> Draws:
+    """The payments inside [lo, hi), without a card's own payments on its fraud days."""
+    keep = (part["when"] >= lo) & (part["when"] < hi)
+    if not part["is_fraud"].any():
+        keep &= ~np.isin(_card_days(part), blocked)
+    return {key: values[keep] for key, values in part.items()}
 
 
 def payments_between(
@@ -266,22 +505,23 @@ def payments_between(
     start_ts = start_ts.tz_localize(tz) if start_ts.tzinfo is None else start_ts.tz_convert(tz)
     end_ts = end_ts.tz_localize(tz) if end_ts.tzinfo is None else end_ts.tz_convert(tz)
     params = parameters()
-    pop = population(seed, max(50, int(rate_per_min * 1440 / PAYMENTS_PER_CARD_PER_DAY)))
+    mean_rate = float(params.share @ np.trapezoid(params.rate_quantiles, QUANTILES, axis=1))
+    pop = population(seed, max(50, int(rate_per_min * 1440 / mean_rate)))
     # Work in naive local wall-clock time, as Sparkov does.
     lo, hi = start_ts.tz_localize(None), end_ts.tz_localize(None)
     minutes = pd.date_range(lo.floor("min"), hi.ceil("min"), freq="min", inclusive="left")
-    parts = [_legit_minute(params, pop, seed, minute, rate_per_min) for minute in minutes]
-    first_day = (lo - pd.Timedelta(days=EPISODE_DAYS + 1)).normalize()
-    for day in pd.date_range(first_day, hi.normalize(), freq="D"):
-        parts += _fraud_day(params, pop, seed, day, rate_per_min)
-    inside = [p for p in parts if len(p["card"])]
-    if not inside:
-        return pd.DataFrame(columns=list(SPARKOV_COLUMNS))
-    for part in inside:  # keep only event times inside the window
-        keep = (part["when"] >= np.datetime64(lo, "s")) & (part["when"] < np.datetime64(hi, "s"))
-        for key in part:
-            part[key] = part[key][keep]
-    inside = [p for p in inside if len(p["card"])]
+    frauds: list[Draws] = []
+    for day in pd.date_range(lo.normalize() - pd.Timedelta(days=1), hi.normalize(), freq="D"):
+        frauds += _fraud_day(params, pop, seed, day, rate_per_min * 1440)
+    blocked = np.concatenate([_card_days(p) for p in frauds] + [np.zeros(0, np.int64)])
+    parts = [_legit_minute(params, pop, seed, minute) for minute in minutes] + frauds
+    inside = [
+        kept
+        for kept in (
+            _keep(p, np.datetime64(lo, "s"), np.datetime64(hi, "s"), blocked) for p in parts
+        )
+        if len(kept["card"])
+    ]
     if not inside:
         return pd.DataFrame(columns=list(SPARKOV_COLUMNS))
     return _assemble(params, pop, inside)
@@ -325,3 +565,8 @@ def main(
     frame.to_csv(out, index=False)
     print(f"wrote {len(frame):,} payments ({int(frame['is_fraud'].sum()):,} frauds) to {out}")
     return 0
+
+
+if __name__ == "__main__":  # re-learn the committed profile table from the training year
+    PROFILES.write_text(json.dumps(derive_profiles(), indent=1) + "\n")
+    print(f"wrote {PROFILES}")
