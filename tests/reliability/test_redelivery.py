@@ -9,33 +9,14 @@ every row byte-identical, `scored_at` and `updated_at` included.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import psycopg2
 import pytest
 
 from fraud_pipeline.devstack.generate import payments_between
-from fraud_pipeline.pipeline import backfill
 from fraud_pipeline.pipeline.steps import REDELIVERED
-from tests.support.reliability import Stack
-from tests.support.runs import alerted, outcome, run_all, table_dump, warm_up
-
-Run = Callable[[Stack, str], None]
-
-
-def dag_runs(stack: Stack, url: str) -> None:
-    assert run_all(stack, url) == []
-
-
-def cli_backfill(stack: Stack, url: str) -> None:
-    """`fraud-pipeline run-interval --start --end --chunk-minutes 15` (its settings: the env)."""
-    start, end = stack.window
-    code = backfill.main(start=start.isoformat(), end=end.isoformat(), chunk_minutes=15)
-    assert code == 0
-
-
-PATHS: dict[str, Run] = {"DAG steps": dag_runs, "run-interval back-fill": cli_backfill}
+from tests.support.runs import PATHS, alerted, outcome, table_dump, warm_up
 
 
 def quarantined(url: str) -> list[tuple[str, str, str]]:

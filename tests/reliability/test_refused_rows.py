@@ -17,9 +17,8 @@ import pytest
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.features import FEATURE_COLUMNS
-from fraud_pipeline.pipeline import backfill
 from tests.support.reliability import Stack
-from tests.support.runs import count, outcome, run_all, warm_up
+from tests.support.runs import PATHS, count, outcome, run_all, warm_up
 
 AMT = FEATURE_COLUMNS.index("amt")
 
@@ -38,16 +37,6 @@ def chosen(stack: Stack, model: Any) -> tuple[frozenset[str], np.ndarray]:
     return frozenset(payments.loc[hit, "trans_num"]), amounts
 
 
-def dag_runs(stack: Stack, url: str) -> None:
-    assert run_all(stack, url) == []
-
-
-def cli_backfill(stack: Stack, url: str) -> None:
-    start, end = stack.window
-    assert backfill.main(start=start.isoformat(), end=end.isoformat(), chunk_minutes=15) == 0
-
-
-PATHS = {"DAG steps": dag_runs, "run-interval back-fill": cli_backfill}
 FAULTS = {"refuses them (400)": "refuse_rows", "scores them NaN": "nan_rows"}
 
 
