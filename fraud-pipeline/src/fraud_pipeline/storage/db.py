@@ -112,8 +112,12 @@ def socket_dir(url: str) -> str | None:
     return str(host)
 
 
-def connect(url: str | None = None) -> psycopg2.extensions.connection:
-    return psycopg2.connect(url or database_url(), application_name="fraud_pipeline")
+def connect(
+    url: str | None = None, *, timeout_s: int | None = None
+) -> psycopg2.extensions.connection:
+    """A connection; `timeout_s` bounds the wait for an unreachable server (libpq waits forever)."""
+    options = {} if timeout_s is None else {"connect_timeout": timeout_s}
+    return psycopg2.connect(url or database_url(), application_name="fraud_pipeline", **options)
 
 
 @contextmanager

@@ -21,20 +21,23 @@ _QUERY = sql.SQL(
     " WHERE card_token = ANY(%s) AND trans_time >= %s AND trans_time < %s"
     " ORDER BY card_token, trans_time, trans_num"
 )
+
+
+def payment_columns(columns: Sequence[str], table: str | None = None) -> sql.Composed:
+    """A SELECT list of stored payment columns, quoted by psycopg2 (`amt` as float8: numeric
+    would come back as Decimal), optionally qualified by a table alias."""
+    return sql.SQL(", ").join(
+        sql.SQL("{}::float8" if c == "amt" else "{}").format(
+            sql.Identifier(table, c) if table else sql.Identifier(c)
+        )
+        for c in columns
+    )
+
+
 # Two fixed statements, their column lists quoted by psycopg2 (no text spliced at run time):
 # every stored column, or only those the card-history features read.
-_SELECT_ALL = _QUERY.format(
-    columns=sql.SQL(", ").join(
-        sql.SQL("{}::float8" if c == "amt" else "{}").format(sql.Identifier(c))
-        for c in PAYMENT_COLUMNS
-    )
-)
-_SELECT_FEATURE_INPUT = _QUERY.format(
-    columns=sql.SQL(", ").join(
-        sql.SQL("{}::float8" if c == "amt" else "{}").format(sql.Identifier(c))
-        for c in HISTORY_COLUMNS
-    )
-)
+_SELECT_ALL = _QUERY.format(columns=payment_columns(PAYMENT_COLUMNS))
+_SELECT_FEATURE_INPUT = _QUERY.format(columns=payment_columns(HISTORY_COLUMNS))
 
 
 def load_card_history(
@@ -66,10 +69,10 @@ def load_card_history(
         raise ValueError(f"no history query for columns {list(columns)}")
     tokens = sorted(set(card_tokens))
     if not tokens:
-        return _frame([], columns)
+        return payments_frame([], columns)
     with conn.cursor() as cur:
         cur.execute(statement, (tokens, since or before - LOOKBACK, before))
-        return _frame(cur.fetchall(), columns)
+        return payments_frame(cur.fetchall(), columns)
 
 
 def load_batch_history(
@@ -77,7 +80,7 @@ def load_batch_history(
 ) -> pd.DataFrame:
     """Stored payments of the batch's cards, from LOOKBACK before its first payment to its last."""
     if payments.empty:
-        return _frame([], HISTORY_COLUMNS)
+        return payments_frame([], HISTORY_COLUMNS)
     times = payments["trans_time"]
     return load_card_history(
         conn,
@@ -88,7 +91,8 @@ def load_batch_history(
     )
 
 
-def _frame(rows: list[tuple[object, ...]], columns: Sequence[str]) -> pd.DataFrame:
+def payments_frame(rows: list[tuple[object, ...]], columns: Sequence[str]) -> pd.DataFrame:
+    """Fetched payments_scored rows as a payments frame (the types `to_payments` gives)."""
     frame = pd.DataFrame(rows, columns=list(columns))
     frame["trans_time"] = pd.to_datetime(frame["trans_time"], utc=True)
     frame["amt"] = frame["amt"].astype(float)
