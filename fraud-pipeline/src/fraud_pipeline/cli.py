@@ -57,6 +57,7 @@ def _train(args: argparse.Namespace) -> int:
         goal=args.goal,
         min_precision=args.min_precision,
         sample_rows=args.sample_rows,
+        with_reviews=args.with_reviews,
     )
 
 
@@ -229,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --goal recall_at_precision: the precision to keep",
     )
     train.add_argument("--sample-rows", type=int, help="train on the first N rows (quick runs)")
+    train.add_argument(
+        "--with-reviews",
+        action="store_true",
+        help="also learn from the analysts' verdicts on scored payments (PostgreSQL): confirmed"
+        " frauds as frauds, false alarms as legitimate; train part only",
+    )
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a Sparkov CSV and print the metrics")

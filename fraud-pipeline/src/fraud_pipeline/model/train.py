@@ -9,6 +9,9 @@ The generated year (`sparkov_train_2019.csv.gz`) is split by card (`model.split`
 - unseen: still other customers, cold start too, only measured: the figures new customers get.
 The training customers' later months and the real test period are only measured too. Same data
 and seed give the same model, metrics and artifacts (`make train`).
+
+`--with-reviews` adds the analysts' verdicts on scored payments (`model.reviews`) to the train
+part only, never to what is measured; without it, nothing reads the database.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from fraud_pipeline.ingest.payments import read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import save_model
 from fraud_pipeline.model.features import CATEGORICAL, FEATURE_COLUMNS, NUMERIC, feature_frame
 from fraud_pipeline.model.metrics import binary_metrics, choose_threshold, recall_at_fpr
+from fraud_pipeline.model.reviews import ReviewedExamples, load_reviewed_examples
 from fraud_pipeline.model.split import (
     SHARES,
     SPLIT_SEED,
@@ -48,6 +52,7 @@ REAL_TEST_START = pd.Timestamp("2020-06-21 12:14:25")
 # are sampled differently (the first rows of fraudTest.csv, on cards with their frauds in view).
 REAL_MAX_FPR = 0.003
 REAL_WEIGHT = 3.0  # real rows are few; weigh them so the model also learns their shape
+REVIEW_WEIGHT = REAL_WEIGHT  # reviewed payments too: few, real, and labelled by people
 
 PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -123,11 +128,17 @@ def train(
     goal: Literal["f1", "recall_at_precision"] = "f1",
     min_precision: float = 0.9,
     sample_rows: int | None = None,
+    with_reviews: bool = False,
 ) -> dict[str, Any]:
-    """Train, choose the threshold, measure, and write the artifacts; return the metadata."""
+    """Train, choose the threshold, measure, and write the artifacts; return the metadata.
+
+    `with_reviews` also trains on the reviewed payments in PostgreSQL (read first: an unreachable
+    database fails before the long work).
+    """
     import xgboost
 
     settings = get_settings()
+    reviewed = load_reviewed_examples() if with_reviews else None
     log.info("reading and featurising %s", GENERATED_FILE.name)
     gen_raw, gen_pay = labelled(GENERATED_FILE, sample_rows=sample_rows)
     gen_feat = feature_frame(gen_pay)  # training customers: history from the whole file
@@ -159,6 +170,21 @@ def train(
     train_weight = np.concatenate(
         [np.ones(gen_train.sum()), np.full(real_train.sum(), REAL_WEIGHT)]
     )
+    added: ReviewedExamples | None = None
+    if reviewed is not None:
+        # Not a card whose rows are measured (validation, test) nor a row of the files.
+        measured_cards = pd.concat(
+            [gen_pay.card_token[~gen_train], real_pay.card_token[~real_train]]
+        )
+        added = reviewed.outside(measured_cards, pd.concat([gen_pay.trans_num, real_pay.trans_num]))
+        log.info(
+            "adding %d reviewed payments to the train part (%d on measured cards left out)",
+            len(added),
+            len(reviewed) - len(added),
+        )
+        train_frame = pd.concat([train_frame, added.features])
+        train_label = np.concatenate([train_label, added.labels])
+        train_weight = np.concatenate([train_weight, np.full(len(added), REVIEW_WEIGHT)])
 
     preprocess = build_preprocess().fit(train_frame.loc[:, list(FEATURE_COLUMNS)])
     names = [str(n) for n in preprocess.get_feature_names_out()]
@@ -213,8 +239,11 @@ def train(
         }
 
     digest = files_digest([GENERATED_FILE, REAL_FILE])
-    params_digest = hashlib.sha256(repr((PARAMS, best, sample_rows)).encode()).hexdigest()
-    metadata = {
+    identity = repr((PARAMS, best, sample_rows))
+    if added is not None and len(added):
+        identity += added.digest()
+    params_digest = hashlib.sha256(identity.encode()).hexdigest()
+    metadata: dict[str, Any] = {
         "model_version": f"xgb-{digest[:8]}-{params_digest[:8]}",
         "threshold": threshold,
         "threshold_goal": {
@@ -250,6 +279,14 @@ def train(
         "best_iteration": best,
         "metrics": metrics,
     }
+    if reviewed is not None and added is not None:
+        metadata["reviewed_examples"] = added.counts()
+        metadata["training_data"]["reviews"] = {
+            "source": "payments_scored joined with v_alert_verdicts (latest verdict)",
+            "weight": REVIEW_WEIGHT,
+            "left_out_measured_cards": len(reviewed) - len(added),
+            **added.ranges(),
+        }
     return save_model(out_dir, preprocess, booster, metadata)
 
 
@@ -259,15 +296,39 @@ def main(
     goal: Literal["f1", "recall_at_precision"] = "f1",
     min_precision: float = 0.9,
     sample_rows: int | None = None,
+    with_reviews: bool = False,
 ) -> int:
     """`fraud-pipeline train`: train, write the artifacts to `out` (default ARTIFACTS_DIR), report.
 
     `goal` picks the decision threshold on the validation customers; `min_precision` is the
-    precision kept with `recall_at_precision`; `sample_rows` trains on the first N rows.
+    precision kept with `recall_at_precision`; `sample_rows` trains on the first N rows;
+    `with_reviews` adds the analysts' verdicts from PostgreSQL to the train part.
     """
     out_dir = Path(out or get_settings().artifacts_dir)
-    metadata = train(out_dir, goal=goal, min_precision=min_precision, sample_rows=sample_rows)
+    metadata = train(
+        out_dir,
+        goal=goal,
+        min_precision=min_precision,
+        sample_rows=sample_rows,
+        with_reviews=with_reviews,
+    )
     print(f"model {metadata['model_version']} written to {out_dir}")
+    if with_reviews:
+        counts = metadata["reviewed_examples"]
+        reviews = metadata["training_data"]["reviews"]
+        if sum(counts.values()):
+            print(
+                f"reviewed examples added to the train part: {counts['confirmed_fraud']} "
+                f"confirmed frauds, {counts['false_alarm']} false alarms "
+                f"(payments {' to '.join(reviews['trans_time_range'])}; "
+                f"{reviews['left_out_measured_cards']} left out: measured cards)"
+            )
+        else:
+            print(
+                "--with-reviews: no reviewed payment to add "
+                f"({reviews['left_out_measured_cards']} left out: measured cards): "
+                "trained on the files only"
+            )
     print(f"threshold {metadata['threshold']:.4f} ({goal}, chosen on new validation customers)")
     for name, figures in metadata["metrics"].items():
         print(
