@@ -346,15 +346,25 @@ def record(episode: list[str], verdict: reviews.Verdict, note_key: str, what: st
 
 def verdict_buttons(trans_nums: list[str], key: str, what: str, bulk: bool = False) -> None:
     note_key = f"note-{key}"
-    note, confirm, alarm = st.columns([3, 1, 1], vertical_alignment="bottom")
-    note.text_input("Note (optional)", key=note_key, max_chars=reviews.MAX_NOTE)
-    suffix = f" · all {len(trans_nums)}" if bulk else ""
-    for column, verdict, icon in (
-        (confirm, reviews.CONFIRMED, ":material/gpp_bad:"),
-        (alarm, reviews.FALSE_ALARM, ":material/verified_user:"),
+    st.text_input(
+        "Note (optional)",
+        key=note_key,
+        max_chars=reviews.MAX_NOTE,
+        label_visibility="collapsed",
+        placeholder="Note (optional)",
+    )
+    labels = {
+        reviews.CONFIRMED: f"All {len(trans_nums)}: fraud" if bulk else "Confirmed fraud",
+        reviews.FALSE_ALARM: f"All {len(trans_nums)}: false alarms" if bulk else "False alarm",
+    }
+    for column, verdict, icon in zip(
+        st.columns(2),
+        (reviews.CONFIRMED, reviews.FALSE_ALARM),
+        (":material/gpp_bad:", ":material/verified_user:"),
+        strict=True,
     ):
         column.button(
-            reviews.VERDICT_WORDS[verdict] + suffix,
+            labels[verdict],
             key=f"{verdict}-{key}",
             icon=icon,
             on_click=record,
@@ -364,15 +374,17 @@ def verdict_buttons(trans_nums: list[str], key: str, what: str, bulk: bool = Fal
 
 
 def alert_card(alert: reviews.Alert) -> None:
-    st.markdown(
+    facts, actions = st.columns([3, 2])
+    facts.markdown(
         f"**{alert.time:%a %d %b %H:%M}** · {alert.merchant} ({alert.category}) · "
         f"**{wording.format_money(alert.amount)}** · {alert.place} · "
         f"probability **{wording.format_percent(alert.probability)}** · "
         f"model {alert.model_version} · `{alert.trans_num}`"
     )
     if alert.reasons:
-        st.markdown("\n".join(f"- {reason}" for reason in alert.reasons))
-    verdict_buttons([alert.trans_num], alert.trans_num, f"Payment {alert.trans_num}")
+        facts.markdown("\n".join(f"- {reason}" for reason in alert.reasons))
+    with actions:
+        verdict_buttons([alert.trans_num], alert.trans_num, f"Payment {alert.trans_num}")
 
 
 def review_page() -> None:
@@ -402,12 +414,19 @@ def review_page() -> None:
             )
             for alert in episode.alerts:
                 alert_card(alert)
-                st.divider()
             if len(episode.alerts) > 1:
-                st.markdown("**The whole episode** (every unreviewed alert of this card)")
-                verdict_buttons(
-                    episode.trans_nums, f"episode-{episode.key}", f"Card {episode.card}", bulk=True
+                facts, actions = st.columns([3, 2])
+                facts.markdown(
+                    f"**The whole episode**: the {len(episode.alerts)} unreviewed alerts "
+                    "of this card"
                 )
+                with actions:
+                    verdict_buttons(
+                        episode.trans_nums,
+                        f"episode-{episode.key}",
+                        f"Card {episode.card}",
+                        bulk=True,
+                    )
             st.caption(f"This card's payments from {reviews.CARD_HISTORY_DAYS} days before on")
             st.dataframe(
                 reviews.card_payments(engine(url), first.trans_num),

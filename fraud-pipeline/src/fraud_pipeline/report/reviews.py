@@ -130,7 +130,7 @@ def card_payments(conn: Db, trans_num: str, days: int = CARD_HISTORY_DAYS) -> pd
         trans_num=trans_num,
         days=days,
     )
-    table = display_table(rows, with_reasons=False)
+    table = display_table(rows, with_reasons=False).drop(columns=["Cardholder", "Model"])
     table.insert(
         table.columns.get_loc("Transaction"), "Verdict", rows["verdict"].map(verdict_words)
     )
