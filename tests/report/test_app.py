@@ -6,29 +6,14 @@ import re
 import uuid
 from datetime import timedelta
 
-import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from fraud_pipeline.config import REPO_ROOT, get_settings
+from fraud_pipeline.config import get_settings
 from fraud_pipeline.net import free_port
 from fraud_pipeline.storage import db
-from tests.support.report import PASSWORD, SeededDay
+from tests.support.report import PASSWORD, SeededDay, metrics, signed_in, table_with
 
-APP = str(REPO_ROOT / "fraud-dashboard" / "app.py")
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
-
-
-def signed_in(password: str = PASSWORD, user: str = "analyst", **query: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.query_params.update(query)
-    app.run()
-    assert not app.exception, app.exception
-    app.text_input(key="login_user").input(user)
-    app.text_input(key="login_password").input(password)
-    app.button[0].click().run()
-    assert not app.exception, app.exception
-    return app
 
 
 def number(text: str) -> float:
@@ -36,17 +21,6 @@ def number(text: str) -> float:
     match = re.search(r"[-+−]?\$?[\d,]+(\.\d+)?", text)
     assert match, text
     return float(match.group().replace("$", "").replace(",", "").replace("−", "-"))
-
-
-def table_with(app: AppTest, column: str) -> pd.DataFrame:
-    """The page's tables that have `column`, in page order (their position moves as it grows)."""
-    tables = [d.value for d in app.dataframe if column in d.value.columns]
-    assert tables, f"no table with a {column!r} column"
-    return tables
-
-
-def metrics(app: AppTest) -> dict[str, tuple[str, str | None]]:
-    return {m.label: (m.value, m.delta) for m in app.metric}
 
 
 @pytest.mark.clock

@@ -14,8 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fraud_pipeline.config import get_settings
-from tests.report.test_app import metrics, signed_in, table_with
-from tests.support.report import SeededDay
+from tests.support.report import SeededDay, metrics, signed_in, table_with
 
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
 
