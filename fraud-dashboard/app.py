@@ -108,6 +108,7 @@ def signed_in(settings: Settings) -> bool:
         if submitted:
             if queries.credentials_ok(user, password, settings):
                 st.session_state["signed_in"] = True
+                st.session_state["analyst"] = user  # who signs the verdicts
                 st.rerun()
             st.error("Wrong user or password.")
     return False
@@ -328,7 +329,10 @@ CARD_COLUMNS = {key: TABLE_COLUMNS[key] for key in ("Time", "Amount", "Probabili
 
 def record(episode: list[str], verdict: reviews.Verdict, note_key: str, what: str) -> None:
     """A button's callback: the verdict, by the signed-in user, through the reviewer role."""
-    analyst = get_settings().dashboard_user  # the login's user: never a typed name
+    analyst = st.session_state.get("analyst")  # the login's user: never a typed name
+    if not st.session_state.get("signed_in") or not analyst:
+        st.session_state["review_error"] = "Sign in to record a verdict."
+        return
     url = reviews.review_database_url()
     try:
         written = reviews.record_verdicts(
@@ -478,7 +482,7 @@ def explain(error: SQLAlchemyError, url: str) -> str:
     where = make_url(url)
     target = f"database `{where.database}` on {where.host or 'local socket'}:{where.port or 5432}"
     message = str(getattr(error, "orig", error)).strip().splitlines()[0]
-    if "does not exist" in message and "fraud_report" in message:
+    if "does not exist" in message and "fraud_" in message:
         return (
             f"The report's SQL objects are missing in {target}: run `fraud-pipeline db migrate`. "
             f"({message})"
