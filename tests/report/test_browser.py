@@ -46,7 +46,7 @@ def report_server(seeded: SeededDay, tmp_path: Path) -> Iterator[str]:
 def test_chromium_signs_in_and_reads_the_report(
     report_server: str, seeded: SeededDay, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     payments = seeded.one(f"SELECT count(*) {DAY_ROWS}")
     frauds = seeded.one(f"SELECT count(*) {DAY_ROWS} AND is_fraud_pred")
@@ -57,10 +57,13 @@ def test_chromium_signs_in_and_reads_the_report(
             page = browser.new_page(viewport={"width": 1500, "height": 2400})
             sign_in(page, report_server, "analyst", PASSWORD)
             assert page.title() == "Morning fraud report"
-            values = [
-                v.inner_text() for v in page.query_selector_all('[data-testid="stMetricValue"]')
-            ]
-            assert values[:3] == [f"{payments:,}", f"{frauds:,}", f"${at_risk:,.2f}"]
+            # The page streams in: wait for each figure rather than read a half-drawn page.
+            for label, value in (
+                ("Payments", f"{payments:,}"),
+                ("Frauds detected", f"{frauds:,}"),
+                ("Amount at risk", f"${at_risk:,.2f}"),
+            ):
+                expect(metric_value(page, label)).to_have_text(value, timeout=30_000)
             assert page.get_by_text(f"{seeded.day:%A %d %B %Y}").count() == 1
             page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=30_000)
             page.screenshot(path=tmp_path / "report.png")
@@ -104,7 +107,7 @@ def test_chromium_triages_two_alerts_and_the_report_measures_them(
         try:
             page = browser.new_page(viewport={"width": REVIEW_WIDTH, "height": 1800})
             sign_in(page, report_server, "analyst", PASSWORD)
-            expect(metric_value(page, "Confirmed precision")).to_have_text("—")
+            expect(metric_value(page, "Confirmed precision")).to_have_text("—", timeout=30_000)
 
             nav = page.locator('[data-testid="stSidebarNavLink"]')
             nav.filter(has_text="To review").click()
@@ -122,7 +125,7 @@ def test_chromium_triages_two_alerts_and_the_report_measures_them(
 
             nav.filter(has_text="Morning report").click()
             expect(metric_value(page, "Confirmed precision")).to_have_text("50.0%", timeout=60_000)
-            expect(metric_value(page, "Frauds confirmed")).to_have_text("1")
+            expect(metric_value(page, "Frauds confirmed")).to_have_text("1", timeout=30_000)
         finally:
             browser.close()
     assert seeded.rows(
