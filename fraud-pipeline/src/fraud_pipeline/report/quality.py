@@ -56,7 +56,8 @@ _COUNTS: Final = [f for f in fields(Quality) if f.name != "model_version"]
 
 
 def quality(conn: Db, first_day: date, last_day: date) -> list[Quality]:
-    """Per model version over business days first_day..last_day, then all versions together."""
+    """Per model version over business days first_day..last_day, then all versions together;
+    the last item is always the whole period's (zeros when nothing was scored)."""
     rows = _read(
         conn, "SELECT * FROM fraud_review_quality(:first, :last)", first=first_day, last=last_day
     )
@@ -64,6 +65,8 @@ def quality(conn: Db, first_day: date, last_day: date) -> list[Quality]:
         Quality(str(row["model_version"]), **{f.name: int(row[f.name]) for f in _COUNTS})
         for _, row in rows.iterrows()
     ]
+    if len(per_model) == 1:  # one version: its line is the total
+        return per_model
     return [*per_model, sum(per_model, Quality(ALL_MODELS))]
 
 
