@@ -1,12 +1,19 @@
 """The morning fraud report: yesterday's payments and frauds, for the risk analysts.
 
 `streamlit run fraud-dashboard/app.py`. Layout only: every number and table comes from
-`fraud_pipeline.report.queries`, read as the database role `fraud_report_reader`.
+`fraud_pipeline.report` (queries, quality, reviews), read as the database role
+`fraud_report_reader`; verdicts on the "To review" page are written as `fraud_report_reviewer`.
+Pages: the morning report (default), To review, and Model health when
+`fraud-dashboard/model_health_page.py` (with `render()`) is present. The login guards them all.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.report import charts, queries, wording
+from fraud_pipeline.report import charts, quality, queries, reviews, wording
 
 st.set_page_config(page_title="Morning fraud report", page_icon=":material/shield:", layout="wide")
 
@@ -67,6 +74,11 @@ def charts_data(url: str, day: date) -> dict[str, pd.DataFrame]:
 
 
 @st.cache_data(ttl=ttl(), show_spinner=False)
+def measured(url: str, day: date) -> dict[str, list[quality.Quality]]:
+    return quality.day_and_window(engine(url), day)
+
+
+@st.cache_data(ttl=ttl(), show_spinner=False)
 def options(url: str, day: date) -> queries.FilterOptions:
     return queries.filter_options(engine(url), day)
 
@@ -96,6 +108,7 @@ def signed_in(settings: Settings) -> bool:
         if submitted:
             if queries.credentials_ok(user, password, settings):
                 st.session_state["signed_in"] = True
+                st.session_state["analyst"] = user  # who signs the verdicts
                 st.rerun()
             st.error("Wrong user or password.")
     return False
@@ -167,6 +180,38 @@ def model_row(day: queries.DaySummary) -> None:
         border=True,
         help="Flagged payments that were legitimate: analyst time spent.",
     )
+
+
+def quality_section(url: str, day: date) -> None:
+    periods = measured(url, day)
+    day_label, window_label = periods
+    today, window = periods[day_label][-1], periods[window_label][-1]  # all model versions
+    st.markdown(
+        f"**Measured quality** — the analysts' verdicts on the alerts (To review page), "
+        f"{day_label} and the {window_label} to it"
+    )
+    columns = st.columns(4)
+    figures = [
+        ("Alerts reviewed", f"{today.reviewed:,} of {today.alerts:,}", None),
+        ("Confirmed precision", wording.format_percent(today.confirmed_precision), None),
+        ("Frauds confirmed", wording.format_count(today.confirmed), None),
+        (
+            f"Confirmed precision, {window_label}",
+            wording.format_percent(window.confirmed_precision),
+            f"{window.confirmed:,} confirmed of {window.reviewed:,} reviewed",
+        ),
+    ]
+    for column, (label, value, delta) in zip(columns, figures, strict=True):
+        column.metric(
+            label,
+            value,
+            delta,
+            delta_color="off",
+            delta_arrow="off",
+            border=True,
+            help="Confirmed frauds / reviewed alerts (the latest verdict of each alert).",
+        )
+    st.dataframe(quality.quality_table(periods), hide_index=True, key="quality")
 
 
 def frauds_section(rows: pd.DataFrame, day: date) -> None:
@@ -248,12 +293,9 @@ def payments_section(url: str, day: date) -> None:
     )
 
 
-def page(url: str, settings: Settings) -> None:
+def report_page() -> None:
+    settings, url = get_settings(), queries.report_database_url()
     with st.sidebar:
-        st.markdown(f"Signed in as **{settings.dashboard_user}**")
-        if st.button("Sign out"):
-            st.session_state.clear()
-            st.rerun()
         default_day = clock.yesterday()
         asked = queries.requested_day(st.query_params.get(wording.REPORT_DAY_PARAM), default_day)
         day = st.date_input(
@@ -272,6 +314,7 @@ def page(url: str, settings: Settings) -> None:
         return
     kpi_row(current, previous)
     model_row(current)
+    quality_section(url, day)
     rows = flagged(url, day)
     frauds_section(rows, day)
     charts_section(url, day, rows)
@@ -280,12 +323,166 @@ def page(url: str, settings: Settings) -> None:
     st.caption(f"Model version(s) of the flagged payments: {versions}.")
 
 
+# -- To review ------------------------------------------------------------------------------------
+CARD_COLUMNS = {key: TABLE_COLUMNS[key] for key in ("Time", "Amount", "Probability")}
+
+
+def record(episode: list[str], verdict: reviews.Verdict, note_key: str, what: str) -> None:
+    """A button's callback: the verdict, by the signed-in user, through the reviewer role."""
+    analyst = st.session_state.get("analyst")  # the login's user: never a typed name
+    if not st.session_state.get("signed_in") or not analyst:
+        st.session_state["review_error"] = "Sign in to record a verdict."
+        return
+    url = reviews.review_database_url()
+    try:
+        written = reviews.record_verdicts(
+            engine(url), episode, verdict, analyst, st.session_state.get(note_key)
+        )
+    except SQLAlchemyError as error:
+        st.session_state["review_error"] = explain(error, url)
+        return
+    measured.clear()
+    st.session_state["reviewed"] = (
+        f"{what}: {reviews.VERDICT_WORDS[verdict].lower()} ({written} verdict"
+        f"{'s' if written != 1 else ''}, by {analyst})."
+    )
+
+
+def verdict_buttons(trans_nums: list[str], key: str, what: str, bulk: bool = False) -> None:
+    note_key = f"note-{key}"
+    st.text_input(
+        "Note (optional)",
+        key=note_key,
+        max_chars=reviews.MAX_NOTE,
+        label_visibility="collapsed",
+        placeholder="Note (optional)",
+    )
+    labels = {
+        reviews.CONFIRMED: f"All {len(trans_nums)}: fraud" if bulk else "Confirmed fraud",
+        reviews.FALSE_ALARM: f"All {len(trans_nums)}: false alarms" if bulk else "False alarm",
+    }
+    for column, verdict, icon in zip(
+        st.columns(2),
+        (reviews.CONFIRMED, reviews.FALSE_ALARM),
+        (":material/gpp_bad:", ":material/verified_user:"),
+        strict=True,
+    ):
+        column.button(
+            labels[verdict],
+            key=f"{verdict}-{key}",
+            icon=icon,
+            on_click=record,
+            args=(trans_nums, verdict, note_key, what),
+            width="stretch",
+        )
+
+
+def alert_card(alert: reviews.Alert) -> None:
+    facts, actions = st.columns([3, 2])
+    facts.markdown(
+        f"**{alert.time:%a %d %b %H:%M}** · {alert.merchant} ({alert.category}) · "
+        f"**{wording.format_money(alert.amount)}** · {alert.place} · "
+        f"probability **{wording.format_percent(alert.probability)}** · "
+        f"model {alert.model_version} · `{alert.trans_num}`"
+    )
+    if alert.reasons:
+        facts.markdown("\n".join(f"- {reason}" for reason in alert.reasons))
+    with actions:
+        verdict_buttons([alert.trans_num], alert.trans_num, f"Payment {alert.trans_num}")
+
+
+def review_page() -> None:
+    url = queries.report_database_url()
+    st.title(":material/fact_check: To review")
+    if done := st.session_state.pop("reviewed", None):
+        st.success(done, icon=":material/check_circle:")
+    if failed := st.session_state.pop("review_error", None):
+        st.error(f"The verdict was not saved. {failed}", icon=":material/error:")
+    queue = reviews.review_queue(engine(url))
+    if not queue.episodes:
+        st.info("Every alert has a verdict: nothing to review.")
+        return
+    shown = len(queue.episodes)
+    st.caption(
+        f"{wording.format_count(queue.alerts)} alerts without a verdict on "
+        f"{wording.format_count(queue.cards)} cards, riskiest first"
+        + (f"; the {shown} riskiest cards are shown." if queue.cards > shown else ".")
+        + " A verdict is kept with your name; a later one supersedes it."
+    )
+    for episode in queue.episodes:
+        first = episode.alerts[0]
+        with st.container(border=True):
+            st.subheader(
+                f"{episode.card} · {first.cardholder} · "
+                f"{len(episode.alerts)} alert{'s' if len(episode.alerts) != 1 else ''}"
+            )
+            for alert in episode.alerts:
+                alert_card(alert)
+            if len(episode.alerts) > 1:
+                facts, actions = st.columns([3, 2])
+                facts.markdown(
+                    f"**The whole episode**: the {len(episode.alerts)} unreviewed alerts "
+                    "of this card"
+                )
+                with actions:
+                    verdict_buttons(
+                        episode.trans_nums,
+                        f"episode-{episode.key}",
+                        f"Card {episode.card}",
+                        bulk=True,
+                    )
+            st.caption(f"This card's payments from {reviews.CARD_HISTORY_DAYS} days before on")
+            st.dataframe(
+                reviews.card_payments(engine(url), first.trans_num),
+                hide_index=True,
+                column_config=CARD_COLUMNS,
+                key=f"card-{episode.key}",
+            )
+
+
+# -- navigation -----------------------------------------------------------------------------------
+def model_health() -> Any | None:
+    """The Model health page's module, when fraud-dashboard/model_health_page.py exists."""
+    here = Path(__file__).resolve().parent
+    if not (here / "model_health_page.py").exists():
+        return None
+    if str(here) not in sys.path:
+        sys.path.insert(0, str(here))
+    return importlib.import_module("model_health_page")
+
+
+def pages() -> list[Any]:
+    listed = [
+        st.Page(report_page, title="Morning report", icon=":material/shield:", default=True),
+        st.Page(review_page, title="To review", icon=":material/fact_check:", url_path="review"),
+    ]
+    health = model_health()
+    if health is not None:
+        listed.append(
+            st.Page(
+                health.render,
+                title="Model health",
+                icon=":material/monitor_heart:",
+                url_path="model-health",
+            )
+        )
+    return listed
+
+
+def sign_out_box(settings: Settings) -> None:
+    with st.sidebar:
+        st.markdown(f"Signed in as **{settings.dashboard_user}**")
+        if st.button("Sign out"):
+            st.session_state.clear()
+            st.rerun()
+
+
 def explain(error: SQLAlchemyError, url: str) -> str:
     """A database error, said plainly (host and database named, never the password)."""
     where = make_url(url)
     target = f"database `{where.database}` on {where.host or 'local socket'}:{where.port or 5432}"
     message = str(getattr(error, "orig", error)).strip().splitlines()[0]
-    if "does not exist" in message and "fraud_report" in message:
+    if "does not exist" in message and "fraud_" in message:
         return (
             f"The report's SQL objects are missing in {target}: run `fraud-pipeline db migrate`. "
             f"({message})"
@@ -303,9 +500,11 @@ def main() -> None:
         return
     if not signed_in(settings):
         return
+    navigation = st.navigation(pages())
+    sign_out_box(settings)
     url = queries.report_database_url(settings)
     try:
-        page(url, settings)
+        navigation.run()
     except SQLAlchemyError as error:
         st.error(explain(error, url), icon=":material/error:")
 

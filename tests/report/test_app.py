@@ -7,27 +7,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from fraud_pipeline.config import REPO_ROOT, get_settings
+from fraud_pipeline.config import get_settings
 from fraud_pipeline.net import free_port
 from fraud_pipeline.storage import db
-from tests.support.report import PASSWORD, SeededDay
+from tests.support.report import PASSWORD, SeededDay, metrics, signed_in, table_with
 
-APP = str(REPO_ROOT / "fraud-dashboard" / "app.py")
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
-
-
-def signed_in(password: str = PASSWORD, **query: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.query_params.update(query)
-    app.run()
-    assert not app.exception, app.exception
-    app.text_input(key="login_user").input("analyst")
-    app.text_input(key="login_password").input(password)
-    app.button[0].click().run()
-    assert not app.exception, app.exception
-    return app
 
 
 def number(text: str) -> float:
@@ -35,10 +21,6 @@ def number(text: str) -> float:
     match = re.search(r"[-+−]?\$?[\d,]+(\.\d+)?", text)
     assert match, text
     return float(match.group().replace("$", "").replace(",", "").replace("−", "-"))
-
-
-def metrics(app: AppTest) -> dict[str, tuple[str, str | None]]:
-    return {m.label: (m.value, m.delta) for m in app.metric}
 
 
 @pytest.mark.clock
@@ -82,7 +64,7 @@ def test_every_number_on_the_page_equals_sql(seeded: SeededDay) -> None:
     assert number(shown["False alarms"][0]) == fp
 
     # The frauds table, then the first page of all payments.
-    frauds_table, payments_table = app.dataframe[0].value, app.dataframe[1].value
+    frauds_table, payments_table = table_with(app, "Transaction")
     expected = seeded.rows(
         f"SELECT trans_num {DAY_ROWS} AND is_fraud_pred "
         "ORDER BY fraud_probability DESC, trans_time, trans_num"
@@ -111,7 +93,7 @@ def test_filters_narrow_the_payments(seeded: SeededDay) -> None:
         f"SELECT count(*) {DAY_ROWS} AND category = 'grocery_pos' AND fraud_probability >= 0.5"
     )
     assert any(f"**{expected:,}** payments match" in m.value for m in app.markdown)
-    table = app.dataframe[1].value
+    table = table_with(app, "Transaction")[1]
     assert len(table) == min(expected, 50)
     assert set(table["Category"]) == {"grocery_pos"} and (table["Probability"] >= 0.5).all()
 

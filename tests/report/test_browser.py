@@ -1,21 +1,32 @@
-"""The real thing: `streamlit run` as a subprocess, headless Chromium (Debian) signing in."""
+"""The real thing: `streamlit run` as a subprocess, headless Chromium (Debian) signing in.
+
+`REPORT_SCREENSHOTS=docs pytest tests/report/test_browser.py -k triages` refreshes
+docs/review.png (the To review page, 1440 px wide, on the seeded day)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg2
 import pytest
 
-from fraud_pipeline.config import REPO_ROOT
-from fraud_pipeline.net import free_port, wait_for_port
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM
+from tests.support.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NEEDS_CHROMIUM,
+    sign_in,
+    streamlit_report,
+)
 from tests.support.report import PASSWORD, SeededDay
 
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
+
+REVIEW_WIDTH = 1440  # docs/review.png
+SCREENSHOTS = "REPORT_SCREENSHOTS"  # a directory: the review screenshot is copied there
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, NEEDS_CHROMIUM]
 
@@ -23,51 +34,19 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, NEEDS_CHROMIUM]
 @pytest.fixture
 def report_server(seeded: SeededDay, tmp_path: Path) -> Iterator[str]:
     """The report, served by `streamlit run` on a free port, against the session database."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": seeded.url,
-        "DASHBOARD_USER": "analyst",
-        "DASHBOARD_PASSWORD": PASSWORD,
-        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-    }
-    env.pop("REPORT_DATABASE_URL", None)
-    log = (tmp_path / "streamlit.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO_ROOT / "fraud-dashboard" / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for_port("127.0.0.1", port, timeout=60)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    with streamlit_report(
+        seeded.url,
+        tmp_path / "streamlit.log",
+        DASHBOARD_USER="analyst",
+        DASHBOARD_PASSWORD=PASSWORD,
+    ) as url:
+        yield url
 
 
 def test_chromium_signs_in_and_reads_the_report(
     report_server: str, seeded: SeededDay, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     payments = seeded.one(f"SELECT count(*) {DAY_ROWS}")
     frauds = seeded.one(f"SELECT count(*) {DAY_ROWS} AND is_fraud_pred")
@@ -76,19 +55,86 @@ def test_chromium_signs_in_and_reads_the_report(
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 2400})
-            page.goto(report_server, wait_until="domcontentloaded")
-            page.get_by_role("textbox", name="User").fill("analyst")
-            page.get_by_role("textbox", name="Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_selector('[data-testid="stMetricValue"]', timeout=60_000)
+            sign_in(page, report_server, "analyst", PASSWORD)
             assert page.title() == "Morning fraud report"
-            values = [
-                v.inner_text() for v in page.query_selector_all('[data-testid="stMetricValue"]')
-            ]
-            assert values[:3] == [f"{payments:,}", f"{frauds:,}", f"${at_risk:,.2f}"]
+            # The page streams in: wait for each figure rather than read a half-drawn page.
+            for label, value in (
+                ("Payments", f"{payments:,}"),
+                ("Frauds detected", f"{frauds:,}"),
+                ("Amount at risk", f"${at_risk:,.2f}"),
+            ):
+                expect(metric_value(page, label)).to_have_text(value, timeout=30_000)
             assert page.get_by_text(f"{seeded.day:%A %d %B %Y}").count() == 1
             page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=30_000)
             page.screenshot(path=tmp_path / "report.png")
         finally:
             browser.close()
     assert (tmp_path / "report.png").stat().st_size > 50_000
+
+
+def metric_value(page: Any, label: str) -> Any:
+    """The value of the metric labelled exactly `label` (a Playwright locator)."""
+    card = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text(label, exact=True))
+    return card.locator('[data-testid="stMetricValue"]')
+
+
+def test_chromium_triages_two_alerts_and_the_report_measures_them(
+    report_server: str, seeded: SeededDay, tmp_path: Path
+) -> None:
+    """Sign in, mark the riskiest alert confirmed and the next a false alarm, read the report.
+
+    Only the report day's alerts are left flagged, so both verdicts land on the day shown.
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    lo, hi = seeded.bounds()
+    with psycopg2.connect(seeded.url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE payments_scored SET is_fraud_pred = false "
+            "WHERE trans_time < %s OR trans_time >= %s",
+            (lo, hi),
+        )
+    conn.close()
+    first, second = (
+        r[0]
+        for r in seeded.rows(
+            f"SELECT trans_num {DAY_ROWS} AND is_fraud_pred "
+            "ORDER BY fraud_probability DESC, trans_time, trans_num LIMIT 2"
+        )
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": REVIEW_WIDTH, "height": 1800})
+            sign_in(page, report_server, "analyst", PASSWORD)
+            expect(metric_value(page, "Confirmed precision")).to_have_text("—", timeout=30_000)
+
+            nav = page.locator('[data-testid="stSidebarNavLink"]')
+            nav.filter(has_text="To review").click()
+            page.get_by_text("alerts without a verdict").wait_for(timeout=60_000)
+            page.locator('[data-testid="stDataFrame"]').first.wait_for(
+                timeout=30_000
+            )  # a card's week
+            page.screenshot(path=tmp_path / "review.png")
+
+            page.locator(f".st-key-confirmed_fraud-{first} button").click()
+            page.get_by_text("confirmed fraud (1 verdict, by analyst)").wait_for(timeout=30_000)
+            page.locator(f".st-key-note-{second} input").fill("known customer, travelling")
+            page.locator(f".st-key-false_alarm-{second} button").click()
+            page.get_by_text("false alarm (1 verdict, by analyst)").wait_for(timeout=30_000)
+
+            nav.filter(has_text="Morning report").click()
+            expect(metric_value(page, "Confirmed precision")).to_have_text("50.0%", timeout=60_000)
+            expect(metric_value(page, "Frauds confirmed")).to_have_text("1", timeout=30_000)
+        finally:
+            browser.close()
+    assert seeded.rows(
+        "SELECT trans_num, verdict, note, analyst FROM alert_reviews ORDER BY review_id"
+    ) == [
+        (first, "confirmed_fraud", None, "analyst"),
+        (second, "false_alarm", "known customer, travelling", "analyst"),
+    ]
+    shot = tmp_path / "review.png"
+    assert shot.stat().st_size > 50_000
+    if os.environ.get(SCREENSHOTS):  # `REPORT_SCREENSHOTS=docs pytest -k triages`
+        shutil.copy(shot, Path(os.environ[SCREENSHOTS]) / "review.png")

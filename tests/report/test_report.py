@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from fraud_pipeline.cli import main
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.report import queries
+from fraud_pipeline.report import queries, reviews
 from tests.support.report import SeededDay
 
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
@@ -241,19 +241,26 @@ def test_formatting_reads_well() -> None:
     assert queries.requested_day(None, today) == today
 
 
+@pytest.mark.parametrize(
+    ("command", "variable", "role"),
+    [
+        ("set-reader-password", "REPORT_DATABASE_URL", queries.REPORT_ROLE),
+        ("set-reviewer-password", "REVIEW_DATABASE_URL", reviews.REVIEWER_ROLE),
+    ],
+)
 @pytest.mark.clock
-def test_reader_password_is_set_from_the_report_url(
-    seeded: SeededDay, monkeypatch: pytest.MonkeyPatch
+def test_role_password_is_set_from_its_url(
+    seeded: SeededDay, monkeypatch: pytest.MonkeyPatch, command: str, variable: str, role: str
 ) -> None:
-    monkeypatch.setenv("REPORT_DATABASE_URL", "postgresql://fraud_report_reader:pw-42@db/fraud_db")
+    monkeypatch.setenv(variable, f"postgresql://{role}:pw-42@db/fraud_db")
     get_settings.cache_clear()
-    check = "SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = 'fraud_report_reader'"
+    check = "SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = %(role)s"
     try:
-        assert main(["report", "set-reader-password"]) == 0
-        assert seeded.one(check) is True
+        assert main(["report", command]) == 0
+        assert seeded.one(check, role=role) is True
     finally:
         conn = psycopg2.connect(seeded.url)
-        queries.set_reader_password(conn, None)  # trust auth in the test server: as before
+        queries.set_role_password(conn, role, None)  # trust auth in the test server: as before
         conn.close()
         get_settings.cache_clear()
-    assert seeded.one(check) is False
+    assert seeded.one(check, role=role) is False

@@ -2,7 +2,9 @@
 
 The role `fraud_report_reader` is what the report connects as (REPORT_DATABASE_URL). It may read
 the report view and call the report functions; every table, every write, every DDL and the
-server's files must be refused by PostgreSQL itself, whatever the report's code does.
+server's files must be refused by PostgreSQL itself, whatever the report's code does. The role
+`fraud_report_reviewer` (REVIEW_DATABASE_URL, the To review page) may do the same plus INSERT
+verdicts into alert_reviews, and nothing more.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from streamlit.testing.v1 import AppTest
 
 from fraud_pipeline.config import REPO_ROOT, Settings
 from fraud_pipeline.report.queries import REPORT_ROLE, credentials_ok, report_database_url
+from fraud_pipeline.report.reviews import REVIEWER_ROLE, review_database_url
+from fraud_pipeline.storage.upsert import upsert_scored
+from tests.support.factories import scored_payments
 from tests.support.report import PASSWORD
 
 ALLOWED = [
@@ -23,6 +28,9 @@ ALLOWED = [
     "SELECT count(*) FROM fraud_report_for_day(current_date)",
     "SELECT * FROM fraud_report_freshness()",
     "SELECT fraud_business_tz()",
+    "SELECT count(*) FROM fraud_review_queue(10)",
+    "SELECT count(*) FROM fraud_review_card_payments('x', 7)",
+    "SELECT count(*) FROM fraud_review_quality(current_date - 29, current_date)",
 ]
 REFUSED = [
     "INSERT INTO payments_scored (trans_num) VALUES ('x')",
@@ -37,6 +45,23 @@ REFUSED = [
     "ALTER ROLE fraud_report_reader SUPERUSER",
     "SELECT pg_read_file('/etc/passwd')",
     "COPY (SELECT 1) TO '/tmp/fraud_report_reader_was_here'",
+    "INSERT INTO alert_reviews (trans_num, verdict, analyst) VALUES ('x', 'false_alarm', 'me')",
+    "UPDATE alert_reviews SET verdict = 'false_alarm'",
+    "DELETE FROM alert_reviews",
+    "TRUNCATE alert_reviews",
+]
+# The reviewer may add verdicts; everything else the reader may not do, it may not do either,
+# and the trail is append-only: not even its own reviews can be changed, deleted or read back.
+REVIEWER_REFUSED = [
+    *(s for s in REFUSED if not s.startswith("INSERT INTO alert_reviews")),
+    "SELECT * FROM alert_reviews",
+    "INSERT INTO alert_reviews (trans_num, verdict, analyst) VALUES (%(t)s, 'false_alarm', 'me') "
+    "RETURNING review_id",
+    "ALTER ROLE fraud_report_reviewer SUPERUSER",
+    "INSERT INTO payments_scored (trans_num) SELECT trans_num FROM fraud_review_queue(10)",
+    "UPDATE payments_scored SET is_fraud = 1",
+    "DROP TABLE alert_reviews",
+    "ALTER TABLE alert_reviews DROP CONSTRAINT alert_reviews_verdict_check",
 ]
 REFUSED_ERRORS = (
     psycopg2.errors.InsufficientPrivilege,
@@ -44,18 +69,36 @@ REFUSED_ERRORS = (
 )
 
 
-@pytest.fixture
-def reader(database_url: str) -> Iterator[psycopg2.extensions.connection]:
-    """A session logged in as the report role (the test server trusts loopback logins)."""
-    conn = psycopg2.connect(report_database_url())
+def logged_in(url: str, role: str) -> Iterator[psycopg2.extensions.connection]:
+    """A session logged in as `role` (the test server trusts loopback logins)."""
+    conn = psycopg2.connect(url)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT current_user")
-            assert cur.fetchone() == (REPORT_ROLE,)
+            assert cur.fetchone() == (role,)
         conn.rollback()
         yield conn
     finally:
         conn.close()
+
+
+@pytest.fixture
+def reader(database_url: str) -> Iterator[psycopg2.extensions.connection]:
+    yield from logged_in(report_database_url(), REPORT_ROLE)
+
+
+@pytest.fixture
+def reviewer(database_url: str) -> Iterator[psycopg2.extensions.connection]:
+    yield from logged_in(review_database_url(), REVIEWER_ROLE)
+
+
+@pytest.fixture
+def alert(conn: psycopg2.extensions.connection) -> str:
+    """One flagged payment in the emptied database, to review."""
+    frame = scored_payments(1)
+    frame["is_fraud_pred"] = True
+    upsert_scored(conn, frame)
+    return str(frame["trans_num"].iloc[0])
 
 
 def owner_tables(url: str) -> list[str]:
@@ -93,6 +136,38 @@ def test_the_reader_writes_nothing(reader, statement):
     with pytest.raises(REFUSED_ERRORS), reader.cursor() as cur:
         cur.execute(statement)
     reader.rollback()
+
+
+def test_the_reviewer_adds_reviews_and_reads_the_report(reviewer, alert, database_url):
+    with reviewer, reviewer.cursor() as cur:
+        cur.execute(
+            "INSERT INTO alert_reviews (trans_num, verdict, note, analyst) "
+            "VALUES (%s, 'confirmed_fraud', 'called the cardholder', 'analyst')",
+            (alert,),
+        )
+        for statement in ALLOWED:
+            cur.execute(statement)
+            assert cur.fetchall() is not None
+        cur.execute("SELECT count(*) FROM fraud_review_queue(10)")
+        assert cur.fetchone() == (0,)  # reviewed: off the queue
+    with psycopg2.connect(database_url) as owner, owner.cursor() as cur:
+        cur.execute("SELECT trans_num, verdict, analyst FROM v_alert_verdicts")
+        assert cur.fetchall() == [(alert, "confirmed_fraud", "analyst")]
+    owner.close()
+
+
+@pytest.mark.parametrize("statement", REVIEWER_REFUSED)
+def test_the_reviewer_writes_nothing_but_reviews(reviewer, alert, statement):
+    with pytest.raises(REFUSED_ERRORS), reviewer.cursor() as cur:
+        cur.execute(statement, {"t": alert})
+    reviewer.rollback()
+
+
+def test_the_reviewer_reads_no_table(reviewer, database_url):
+    for table in owner_tables(database_url):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege), reviewer.cursor() as cur:
+            cur.execute(f'SELECT * FROM "{table}" LIMIT 1')
+        reviewer.rollback()
 
 
 @pytest.mark.usefixtures("report_env")

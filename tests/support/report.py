@@ -13,11 +13,14 @@ import numpy as np
 import pandas as pd
 import psycopg2
 import psycopg2.extensions
+from streamlit.testing.v1 import AppTest
 
 from fraud_pipeline import clock
+from fraud_pipeline.config import REPO_ROOT
 from tests.support.factories import real_rows, scored_payments
 
 PASSWORD = "correct horse battery staple"
+APP = str(REPO_ROOT / "fraud-dashboard" / "app.py")
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,27 @@ def day_of_payments(start: datetime, step_s: float, n: int = 640) -> pd.DataFram
     frame = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
     frame["trans_time"] = pd.Timestamp(start) + pd.to_timedelta(np.arange(n) * step_s, unit="s")
     return frame
+
+
+# -- the page under AppTest ----------------------------------------------------------------------
+def signed_in(password: str = PASSWORD, user: str = "analyst", **query: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.query_params.update(query)
+    app.run()
+    assert not app.exception, app.exception
+    app.text_input(key="login_user").input(user)
+    app.text_input(key="login_password").input(password)
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+def table_with(app: AppTest, column: str) -> pd.DataFrame:
+    """The page's tables that have `column`, in page order (their position moves as it grows)."""
+    tables = [d.value for d in app.dataframe if column in d.value.columns]
+    assert tables, f"no table with a {column!r} column"
+    return tables
+
+
+def metrics(app: AppTest) -> dict[str, tuple[str, str | None]]:
+    return {m.label: (m.value, m.delta) for m in app.metric}

@@ -93,6 +93,12 @@ def _set_reader_password(args: argparse.Namespace) -> int:
     return set_reader_password_main()
 
 
+def _set_reviewer_password(args: argparse.Namespace) -> int:
+    from fraud_pipeline.report.reviews import set_reviewer_password_main
+
+    return set_reviewer_password_main()
+
+
 def _serve_model(args: argparse.Namespace) -> int:
     """The container's entry point on the local artifacts: the same settings, from options."""
     import os
@@ -400,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="let fraud_report_reader log in with REPORT_DATABASE_URL's password",
     )
     reader_password.set_defaults(handler=_set_reader_password)
+    reviewer_password = report_commands.add_parser(
+        "set-reviewer-password",
+        help="let fraud_report_reviewer log in with REVIEW_DATABASE_URL's password",
+    )
+    reviewer_password.set_defaults(handler=_set_reviewer_password)
 
     return parser
 

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     report_database_url: str | None = Field(
         default=None, description="unset = the app database as role fraud_report_reader"
     )
+    review_database_url: str | None = Field(
+        default=None, description="unset = the app database as role fraud_report_reviewer"
+    )
     report_cache_ttl_s: int = Field(default=60, ge=0, description="how long a query is reused")
     report_stale_after_min: float = Field(
         default=10.0, gt=0, description="no newly scored payment for this long = stalled"
@@ -132,7 +135,13 @@ class Settings(BaseSettings):
             raise ValueError(f"BUSINESS_TZ={value!r} is not a known IANA time zone") from error
         return value
 
-    @field_validator("sagemaker_endpoint_url", "database_url", "report_database_url", mode="before")
+    @field_validator(
+        "sagemaker_endpoint_url",
+        "database_url",
+        "report_database_url",
+        "review_database_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

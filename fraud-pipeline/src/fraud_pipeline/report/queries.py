@@ -64,29 +64,45 @@ def sqlalchemy_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def set_reader_password(conn: psycopg2.extensions.connection, password: str | None) -> None:
-    """Give the report role its login password (ops, once per environment; None removes it)."""
+def set_role_password(
+    conn: psycopg2.extensions.connection, role: str, password: str | None
+) -> None:
+    """Give a report role its login password (ops, once per environment; None removes it)."""
     statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-        sql.Identifier(REPORT_ROLE), sql.Literal(password)
+        sql.Identifier(role), sql.Literal(password)
     )
     with conn, conn.cursor() as cur:
         cur.execute(statement)
 
 
-def set_reader_password_main(settings: Settings | None = None) -> int:
-    """`fraud-pipeline report set-reader-password`: the password is REPORT_DATABASE_URL's own."""
+def set_reader_password(conn: psycopg2.extensions.connection, password: str | None) -> None:
+    set_role_password(conn, REPORT_ROLE, password)
+
+
+def set_role_password_main(
+    role: str, role_url: str | None, variable: str, settings: Settings | None = None
+) -> int:
+    """Let `role` log in with the password of its own URL setting (`variable`), as the owner."""
     settings = settings or get_settings()
-    password = make_url(settings.report_database_url or "postgresql://").password
+    password = make_url(role_url or "postgresql://").password
     if not password:
-        print("REPORT_DATABASE_URL must hold fraud_report_reader's password", file=sys.stderr)
+        print(f"{variable} must hold {role}'s password", file=sys.stderr)
         return 2
     conn = db.connect(db.database_url(settings))
     try:
-        set_reader_password(conn, str(password))
+        set_role_password(conn, role, str(password))
     finally:
         conn.close()
-    print(f"{REPORT_ROLE} can now log in with the password of REPORT_DATABASE_URL")
+    print(f"{role} can now log in with the password of {variable}")
     return 0
+
+
+def set_reader_password_main(settings: Settings | None = None) -> int:
+    """`fraud-pipeline report set-reader-password`: the password is REPORT_DATABASE_URL's own."""
+    settings = settings or get_settings()
+    return set_role_password_main(
+        REPORT_ROLE, settings.report_database_url, "REPORT_DATABASE_URL", settings
+    )
 
 
 def expected_password(settings: Settings) -> str:
@@ -140,13 +156,23 @@ class DaySummary:
 
     @property
     def precision(self) -> float | None:
-        flagged = self.caught + self.false_alarms
-        return self.caught / flagged if self.has_labels and flagged else None
+        return label_precision(self.labelled, self.caught, self.false_alarms)
 
     @property
     def recall(self) -> float | None:
-        actual = self.caught + self.missed
-        return self.caught / actual if self.has_labels and actual else None
+        return label_recall(self.labelled, self.caught, self.missed)
+
+
+def label_precision(labelled: int, caught: int, false_alarms: int) -> float | None:
+    """Flagged payments that were true frauds, among the labelled; None without labels."""
+    flagged = caught + false_alarms
+    return caught / flagged if labelled and flagged else None
+
+
+def label_recall(labelled: int, caught: int, missed: int) -> float | None:
+    """True frauds the model flagged, among the labelled; None without labels."""
+    actual = caught + missed
+    return caught / actual if labelled and actual else None
 
 
 _SUMMARY_SQL = """
