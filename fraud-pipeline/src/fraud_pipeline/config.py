@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     )
     monitor_precision_min_reviews: int = Field(default=50, ge=1)
     monitor_feature_sample: int = Field(
-        default=5_000, ge=100, description="payments a day whose features are recomputed"
+        default=2_000, ge=100, description="payments a day whose features are recomputed"
     )
 
     # Morning report login

@@ -68,8 +68,8 @@ def _day_features(
 ) -> Any:
     """The model's features of up to `sample` of the day's payments (a fixed sample: the
     same day gives the same figures), each with its card's stored history."""
-    from fraud_pipeline.model.features import LOOKBACK, feature_frame
-    from fraud_pipeline.storage.history import load_card_history
+    from fraud_pipeline.model.features import feature_frame
+    from fraud_pipeline.storage.history import load_batch_history, load_card_history
 
     lo, hi = clock.day_bounds(day)
     with conn.cursor() as cur:
@@ -81,9 +81,10 @@ def _day_features(
         picked = cur.fetchall()
     if not picked:
         return None
-    stored = load_card_history(conn, [r[1] for r in picked], hi, since=lo - LOOKBACK)
-    payments = stored[stored["trans_num"].isin({r[0] for r in picked})]
-    return feature_frame(payments.reset_index(drop=True), stored)[names]
+    # The picked payments in full, then their cards' history as the scoring run loads it.
+    day_rows = load_card_history(conn, [r[1] for r in picked], hi, since=lo)
+    payments = day_rows[day_rows["trans_num"].isin({r[0] for r in picked})].reset_index(drop=True)
+    return feature_frame(payments, load_batch_history(conn, payments))[names]
 
 
 def _drift(reference: dict[str, Any], name: str, values: Any, settings: Settings) -> Figure:
