@@ -87,6 +87,7 @@ TASK_MODULES = (
     "fraud_pipeline.model.reasons",
     "fraud_pipeline.serving.endpoint",
     "fraud_pipeline.alerting.alerts",
+    "fraud_pipeline.monitoring.health",  # the daily monitor: its task starts warm too
     "sklearn.compose",
     "sklearn.preprocessing",
     "xgboost",
