@@ -3,13 +3,12 @@
 `streamlit run fraud-dashboard/app.py`. Layout only: every number and table comes from
 `fraud_pipeline.report` (queries, quality, reviews), read as the database role
 `fraud_report_reader`; verdicts on the "To review" page are written as `fraud_report_reviewer`.
-Pages: the morning report (default), To review, and Model health when
-`fraud-dashboard/model_health_page.py` (with `render()`) is present. The login guards them all.
+Pages: the morning report (default), To review, and Model health (`model_health_page.py`).
+The login guards them all.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,12 +16,17 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.report import charts, quality, queries, reviews, wording
+
+# The pages beside this file: `streamlit run` puts its folder on sys.path, AppTest does not.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import model_health_page
+from report_engine import engine, ttl
 
 st.set_page_config(page_title="Morning fraud report", page_icon=":material/shield:", layout="wide")
 
@@ -40,18 +44,6 @@ TABLE_COLUMNS = {
 
 
 # -- data, cached briefly: the pipeline adds payments every minute --------------------------------
-@st.cache_resource(show_spinner=False)
-def engine(url: str) -> Engine:
-    name = f"report-{abs(hash(url))}"
-    return st.connection(
-        name, type="sql", url=queries.sqlalchemy_url(url), pool_pre_ping=True
-    ).engine
-
-
-def ttl() -> int:
-    return get_settings().report_cache_ttl_s
-
-
 @st.cache_data(ttl=ttl(), show_spinner=False)
 def summary(url: str, day: date) -> queries.DaySummary:
     return queries.day_summary(engine(url), day)
@@ -441,32 +433,18 @@ def review_page() -> None:
 
 
 # -- navigation -----------------------------------------------------------------------------------
-def model_health() -> Any | None:
-    """The Model health page's module, when fraud-dashboard/model_health_page.py exists."""
-    here = Path(__file__).resolve().parent
-    if not (here / "model_health_page.py").exists():
-        return None
-    if str(here) not in sys.path:
-        sys.path.insert(0, str(here))
-    return importlib.import_module("model_health_page")
-
-
 def pages() -> list[Any]:
     listed = [
         st.Page(report_page, title="Morning report", icon=":material/shield:", default=True),
         st.Page(review_page, title="To review", icon=":material/fact_check:", url_path="review"),
     ]
-    health = model_health()
-    if health is not None:
-        listed.append(
-            st.Page(
-                health.render,
-                title="Model health",
-                icon=":material/monitor_heart:",
-                url_path="model-health",
-            )
-        )
-    return listed
+    health = st.Page(
+        model_health_page.render,
+        title="Model health",
+        icon=":material/monitor_heart:",
+        url_path="model-health",
+    )
+    return [*listed, health]
 
 
 def sign_out_box(settings: Settings) -> None:

@@ -10,44 +10,23 @@ the catch-up is done, never with a half-loaded day.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import pendulum
 from airflow.sdk import PokeReturnValue, dag, task
-from airflow.timetables.trigger import CronTriggerTimetable
 
-from fraud_pipeline.config import get_settings
-
-BUSINESS_TZ = get_settings().business_tz
-WAIT_MAX_S = get_settings().summary_wait_max_s
+from fraud_pipeline.pipeline.airflow_support import daily_dag_args, day_sensor_args
 
 
 @dag(
     dag_id="fraud_daily_report",
-    schedule=CronTriggerTimetable("0 7 * * *", timezone=BUSINESS_TZ),
-    start_date=pendulum.datetime(2026, 1, 1, tz=BUSINESS_TZ),
-    catchup=False,
-    max_active_runs=1,
-    default_args={
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-    },
+    **daily_dag_args("0 7 * * *"),
     tags=["fraud", "report"],
     doc_md=__doc__,
 )
 def fraud_daily_report():
-    @task.sensor(
-        poke_interval=min(60.0, WAIT_MAX_S / 2),  # every minute, at least twice in the wait
-        timeout=WAIT_MAX_S,
-        mode="reschedule",
-        doc_md="Wait until every payment of the day is loaded (the high-water mark covers it).",
-    )
+    @task.sensor(**day_sensor_args())
     def day_loaded(logical_date=None) -> PokeReturnValue:
-        from fraud_pipeline.pipeline.airflow_support import day_loaded, summary_day
+        from fraud_pipeline.pipeline.airflow_support import poke_day_loaded
 
-        day = summary_day(logical_date)
-        return PokeReturnValue(is_done=day_loaded(day), xcom_value=day.isoformat())
+        return poke_day_loaded(logical_date)
 
     @task(doc_md="Summarise the day from fraud_report_for_day and email it.")
     def send_summary(day: str) -> dict:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -16,13 +17,21 @@ import pytest
 from fraud_pipeline import clock
 from fraud_pipeline.config import REPO_ROOT
 from fraud_pipeline.devstack import payments_api
-from fraud_pipeline.devstack.airflow_local import local_aws_connection, postgres_connection
+from fraud_pipeline.devstack.airflow_local import (
+    DAG_IDS,
+    local_aws_connection,
+    postgres_connection,
+)
 from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.model.artifacts import record_artifact
+from fraud_pipeline.model.features import feature_frame
+from fraud_pipeline.monitoring.reference import REFERENCE_FILE, build_reference, to_bytes
 from fraud_pipeline.net import free_port
 from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect, with_database
+from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.cards import database_text, leaks, luhn_number
-from tests.support.factories import real_rows
+from tests.support.factories import real_rows, scored_payments
 from tests.support.hostile_api import hostile_api
 from tests.support.servers import serve_app
 
@@ -75,13 +84,19 @@ def test_dags_parse_with_the_designed_shape(airflow_env):
         assert type(pipe.timetable).__name__ == "CronDataIntervalTimetable"
         assert pipe.timetable.summary == "* * * * *" and pipe.max_active_runs <= 2
         assert type(daily.timetable).__name__ == "CronTriggerTimetable" and "0 7 * * *" in daily.timetable.summary
-        for dag in (pipe, daily):
+        monitor = bag.dags["fraud_model_monitor"]
+        assert [t.task_id for t in monitor.tasks] == ["day_loaded", "check_health"]
+        assert "30 6 * * *" in monitor.timetable.summary and monitor.max_active_runs == 1
+        for dag in (daily, monitor):  # sensors free their slot: a stop never waits on a poke
+            assert dag.get_task("day_loaded").mode == "reschedule"
+        assert sorted(bag.dags) == sorted(%r)
+        for dag in (pipe, daily, monitor):
             assert dag.tags and dag.doc_md
             assert all(t.retries >= 2 and t.doc_md for t in dag.tasks)
         assert [o.name for o in pipe.get_task("load").outlets] == ["payments_scored"]
         print("ok")
         """
-        % DAGS,
+        % (DAGS, list(DAG_IDS)),
         airflow_env,
     )
     assert out.strip().endswith("ok")
@@ -284,5 +299,103 @@ def test_the_morning_summary_waits_until_its_day_is_loaded(airflow_env, services
         assert "STATE success" in _python(run, env)
         (mail,) = services.mail.messages()
         assert f"Morning report {yesterday.isoformat()}" in mail["Subject"]
+    finally:
+        conn.close()
+
+
+@pytest.mark.airflow
+def test_the_model_monitor_warns_once_when_the_amounts_drift(airflow_env, services, tmp_path):
+    """Issue #16: a day whose amounts are all tripled (a currency mix-up upstream) stores a PSI
+    of the amount above MONITOR_PSI_MAX and sends one warning; a day like the reference stores
+    figures and sends none; re-running either day sends nothing more."""
+    normal, shifted = date(2026, 11, 20), date(2026, 10, 10)  # 41 days apart: no shared history
+
+    def day_of(day: date, seed: int) -> pd.DataFrame:
+        return scored_payments(
+            1_000, start=clock.day_start(day) + timedelta(hours=1), seed=seed, step_s=80
+        )
+
+    # The reference: the same kind of day (its features, its scores), stored with a copy of the
+    # model through the same code path as `fraud-pipeline monitor build-reference`.
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(services.settings.artifacts_dir, artifacts)
+    baseline = day_of(normal, seed=1)
+    features = json.loads((artifacts / REFERENCE_FILE).read_text())["features"]
+    reference = build_reference(
+        feature_frame(baseline), baseline["fraud_probability"].to_numpy(), 0.5, features, "test"
+    )
+    record_artifact(artifacts, REFERENCE_FILE, to_bytes(reference))
+
+    drifted = day_of(shifted, seed=3)
+    drifted["amt"] = drifted["amt"] * 3
+    conn = connect()
+    upsert_scored(conn, day_of(normal, seed=2))
+    upsert_scored(conn, drifted)
+    with conn, conn.cursor() as cur:  # both days fully loaded: the sensor lets them through
+        watermark.advance(
+            cur, clock.day_start(shifted), clock.day_start(normal + timedelta(days=1))
+        )
+    env = {
+        **airflow_env,
+        "SMTP_PORT": os.environ["SMTP_PORT"],
+        "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
+        "ARTIFACTS_DIR": str(artifacts),
+        "SUMMARY_WAIT_MAX_S": "2",
+    }
+
+    def run_for(day: date) -> None:
+        logical = pd.Timestamp(clock.day_start(day + timedelta(days=1))) + pd.Timedelta(hours=6.5)
+        out = _python(
+            """
+            from airflow.dag_processing.dagbag import DagBag
+            import pendulum
+            dag = DagBag(dag_folder="%s").dags["fraud_model_monitor"]
+            print("STATE", dag.test(logical_date=pendulum.parse("%s")).state)
+            """
+            % (DAGS, logical.tz_convert("UTC").isoformat()),
+            env,
+        )
+        assert "STATE success" in out, out[-3000:]
+
+    def health(day: date) -> dict[str, tuple[float | None, float | None, bool]]:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT metric, value, threshold, breached FROM model_health WHERE day = %s",
+                (day,),
+            )
+            return {m: (v, t, b) for m, v, t, b in cur.fetchall()}
+
+    try:
+        run_for(normal)
+        run_for(normal)
+        figures = health(normal)
+        assert set(figures) >= {
+            "psi_score",
+            "psi_amt",
+            "flag_share",
+            "alert_volume",
+            "quarantine_share",
+            "confirmed_precision",
+            "review_count",
+        }
+        assert {f"psi_{name}" for name in features} <= set(figures)
+        assert figures["psi_amt"][0] == pytest.approx(0.0, abs=1e-9)  # the reference's rows
+        assert figures["psi_score"][0] < 0.1 and figures["psi_amt"][1] == 0.2
+        assert not any(breached for _, _, breached in figures.values())
+        assert services.mail.messages() == []
+
+        run_for(shifted)
+        run_for(shifted)
+        drift = health(shifted)
+        assert drift["psi_amt"][0] > 0.2 and drift["psi_amt"][2]
+        assert drift["psi_score"][0] < 0.1 and not drift["psi_score"][2]  # the scores did not move
+        (mail,) = services.mail.messages()
+        assert f"Model health warning {shifted.isoformat()}" in mail["Subject"]
+        assert "psi_amt" in mail["Subject"]
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM model_health_warnings")
+            assert cur.fetchone()[0] == 1
+            cur.execute("SELECT count(*) FROM model_health GROUP BY day")
+            assert {row[0] for row in cur.fetchall()} == {len(figures)}  # upserted, not doubled
     finally:
         conn.close()

@@ -11,7 +11,17 @@ import pytest
 from fraud_pipeline.config import PACKAGE_ROOT
 
 SOURCE = PACKAGE_ROOT / "src" / "fraud_pipeline"
-STAGES = ["ingest", "model", "serving", "storage", "pipeline", "alerting", "report", "devstack"]
+STAGES = [
+    "ingest",
+    "model",
+    "serving",
+    "storage",
+    "pipeline",
+    "alerting",
+    "monitoring",
+    "report",
+    "devstack",
+]
 # Callers allowed to reach the local stack: the command line and the benchmarks.
 MAY_IMPORT_DEVSTACK = {"cli", "bench", "devstack"}
 

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
-from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.artifacts import ArtifactError, load_model, sha256_of
 from fraud_pipeline.model.metrics import choose_threshold
 from fraud_pipeline.model.reasons import top_reasons
 from tests.support.factories import real_rows
-
-
-@pytest.fixture
-def artifacts_copy(tmp_path):
-    target = tmp_path / "artifacts"
-    shutil.copytree(get_settings().artifacts_dir, target)
-    return target
 
 
 def test_committed_artifacts_load_and_match_their_metadata():

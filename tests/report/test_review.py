@@ -7,16 +7,14 @@ tables, or from verdicts written here with known counts.
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import psycopg2
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fraud_pipeline.config import REPO_ROOT, get_settings
-from tests.support.report import PASSWORD, SeededDay, metrics, signed_in, table_with
+from fraud_pipeline.config import get_settings
+from tests.support.report import APP, SeededDay, metrics, signed_in, table_with
 
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
 
@@ -176,29 +174,12 @@ def test_the_signed_in_analyst_triages_alerts_and_episodes(
 
 
 @pytest.mark.usefixtures("report_env")
-def test_a_model_health_module_beside_the_app_becomes_a_page(tmp_path: Path) -> None:
-    """The hook for fraud-dashboard/model_health_page.py: present = a third page, behind login.
-
-    Run on a copy of the app, with a stand-in module, so the repository is left alone.
-    """
-    shutil.copy(REPO_ROOT / "fraud-dashboard" / "app.py", tmp_path / "app.py")
-    (tmp_path / "model_health_page.py").write_text(
-        "import streamlit as st\n\n\ndef render() -> None:\n    st.title('Model health stand-in')\n"
-    )
-    app = AppTest.from_file(str(tmp_path / "app.py"), default_timeout=60)
+def test_the_three_pages_open_only_after_sign_in() -> None:
+    app = AppTest.from_file(APP, default_timeout=60)
     app.run()
     assert not app.exception, app.exception
-    assert not app.title or "stand-in" not in app.title[0].value  # nothing before login
-    app.text_input(key="login_user").input("analyst")
-    app.text_input(key="login_password").input(PASSWORD)
-    app.button[0].click().run()
-    pages = [info.get("url_pathname") for info in app._registered_pages.values()]
-    assert pages == ["", "review", "model-health"]
-    assert open_page(app, "model-health").title[0].value == "Model health stand-in"
-
-
-@pytest.mark.usefixtures("report_env")
-def test_without_the_model_health_module_there_are_two_pages(database_url: str) -> None:
+    assert [t.value for t in app.title] == [":material/shield: Morning fraud report"]  # login
     app = signed_in()
     pages = [info.get("url_pathname") for info in app._registered_pages.values()]
-    assert pages == ["", "review"]
+    assert pages == ["", "review", "model-health"]
+    assert open_page(app, "model-health").title[0].value == "Model health"

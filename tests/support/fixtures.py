@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -217,6 +218,14 @@ def aws(monkeypatch) -> Iterator[tuple[Any, Any]]:
 def release() -> Release:
     """The committed model artifacts, verified."""
     return Release.from_artifacts(get_settings().artifacts_dir)
+
+
+@pytest.fixture
+def artifacts_copy(tmp_path: Path) -> Path:
+    """A copy of the committed model artifacts, free to alter."""
+    target = tmp_path / "artifacts"
+    shutil.copytree(get_settings().artifacts_dir, target)
+    return target
 
 
 # --- a seeded report day ----------------------------------------------------------------------

@@ -82,3 +82,55 @@ def table_with(app: AppTest, column: str) -> pd.DataFrame:
 
 def metrics(app: AppTest) -> dict[str, tuple[str, str | None]]:
     return {m.label: (m.value, m.delta) for m in app.metric}
+
+
+HEALTH_FEATURES = (
+    "amt",
+    "card_sum_24h",
+    "card_night_share_30d",
+    "log_amt",
+    "card_category_count_24h",
+)
+
+
+def seed_model_health(
+    url: str, until: date, days: int = 30, model_version: str = "xgb-test"
+) -> None:
+    """`days` days of monitor figures up to `until`, written by the monitor's own `store`; the
+    last day's amount drifted (PSI 0.35 > 0.2) and its alerts quadrupled."""
+    from datetime import timedelta
+
+    from fraud_pipeline.monitoring.health import Figure, store
+
+    rng = np.random.default_rng(7)
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        for back in range(days - 1, -1, -1):
+            day = until - timedelta(days=back)
+            last = back == 0
+            alerts = float(rng.integers(40, 60)) * (4 if last else 1)
+            median = None if back == days - 1 else 50.0
+            values = [
+                ("psi_score", round(float(rng.uniform(0.01, 0.06)), 4), 0.2),
+                *(
+                    (
+                        f"psi_{n}",
+                        0.35 if last and n == "amt" else round(float(rng.uniform(0, 0.08)), 4),
+                        0.2,
+                    )
+                    for n in HEALTH_FEATURES
+                ),
+                ("flag_share", alerts / 12_000, 0.0137),
+                ("alert_volume", alerts, None if median is None else 3 * median),
+                ("quarantine_share", round(float(rng.uniform(0, 0.002)), 5), 0.01),
+                ("confirmed_precision", round(float(rng.uniform(0.65, 0.8)), 3), 0.5),
+            ]
+            figures = [
+                Figure(
+                    metric, value, threshold, threshold is not None and crossed(value, threshold)
+                )
+                for metric, value, threshold in values
+                for crossed in [float.__lt__ if metric == "confirmed_precision" else float.__gt__]
+            ]
+            figures.append(Figure("review_count", 64.0, 50.0, False))
+            store(cur, day, model_version, figures)
+    conn.close()

@@ -186,6 +186,16 @@ def _quarantine(args: argparse.Namespace) -> int:
     )
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    if args.monitor_command == "build-reference":
+        from fraud_pipeline.monitoring.reference import main as build_reference
+
+        return build_reference(artifacts=args.artifacts)
+    from fraud_pipeline.monitoring.health import main as check
+
+    return check(day=args.day)
+
+
 def _report_demo(args: argparse.Namespace) -> int:
     from fraud_pipeline.devstack.demo import main
 
@@ -382,6 +392,22 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     bench.set_defaults(handler=_bench)
+
+    # --- model monitoring -----------------------------------------------------------------
+    monitor = commands.add_parser("monitor", help="model health: drift, alert volume, precision")
+    monitor_commands = monitor.add_subparsers(
+        dest="monitor_command", required=True, metavar="MONITOR_COMMAND"
+    )
+    build_reference = monitor_commands.add_parser(
+        "build-reference",
+        help="build the training reference of the model's artifacts and list it in metadata.json",
+    )
+    build_reference.add_argument("--artifacts", help="artifacts directory (default ARTIFACTS_DIR)")
+    check = monitor_commands.add_parser(
+        "check", help="compute and store one day's model health; warn by email once if breached"
+    )
+    check.add_argument("--day", help="YYYY-MM-DD (default: yesterday in BUSINESS_TZ)")
+    monitor.set_defaults(handler=_monitor)
 
     # --- morning report --------------------------------------------------------------------
     report = commands.add_parser("report", help="the morning report's data and database role")

@@ -106,6 +106,24 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="older pending frauds: one catch-up digest, not alerts"
     )
 
+    # Model monitoring (the daily fraud_model_monitor DAG, monitoring/health.py): one warning
+    # email a day when a figure crosses its threshold.
+    monitor_psi_max: float = Field(default=0.2, gt=0, description="score/feature drift (PSI)")
+    monitor_flag_share_ratio_max: float = Field(
+        default=3.0, gt=1, description="share flagged above this many times the reference's"
+    )
+    monitor_alert_volume_ratio_max: float = Field(
+        default=3.0, gt=1, description="alerts above this many times their 30-day daily median"
+    )
+    monitor_quarantine_share_max: float = Field(default=0.01, ge=0, le=1)
+    monitor_precision_min: float = Field(
+        default=0.5, ge=0, le=1, description="confirmed precision of reviewed alerts, 30 days"
+    )
+    monitor_precision_min_reviews: int = Field(default=50, ge=1)
+    monitor_feature_sample: int = Field(
+        default=2_000, ge=100, description="payments a day whose features are recomputed"
+    )
+
     # Morning report login
     dashboard_user: str = "analyst"
     dashboard_password: SecretStr | None = None

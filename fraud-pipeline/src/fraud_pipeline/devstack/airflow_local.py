@@ -32,7 +32,7 @@ from fraud_pipeline.config import REPO_ROOT
 ADMIN_USER = "admin"
 JWT_SECRET_BYTES = 64  # Airflow warns about a JWT secret shorter than 64 bytes
 DAGS_FOLDER = REPO_ROOT / "airflow" / "dags"
-DAG_IDS = ("fraud_pipeline", "fraud_daily_report")
+DAG_IDS = ("fraud_pipeline", "fraud_daily_report", "fraud_model_monitor")
 SIMPLE_AUTH_MANAGER = (
     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 )
@@ -87,6 +87,7 @@ TASK_MODULES = (
     "fraud_pipeline.model.reasons",
     "fraud_pipeline.serving.endpoint",
     "fraud_pipeline.alerting.alerts",
+    "fraud_pipeline.monitoring.health",  # the daily monitor: its task starts warm too
     "sklearn.compose",
     "sklearn.preprocessing",
     "xgboost",

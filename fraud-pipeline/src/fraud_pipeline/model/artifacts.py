@@ -123,14 +123,19 @@ class Model:
         return np.asarray(self.booster.predict(dmatrix), dtype=np.float64)
 
 
-def load_model(artifacts_dir: Path | None = None) -> Model:
-    """Load the artifacts after verifying every checksum and library version."""
+def _without(metadata: dict[str, Any], name: str | None) -> dict[str, Any]:
+    return {**metadata, "sha256": {k: v for k, v in metadata["sha256"].items() if k != name}}
+
+
+def load_model(artifacts_dir: Path | None = None, *, rebuilding: str | None = None) -> Model:
+    """Load the artifacts after verifying every checksum and library version (but that of
+    `rebuilding`, a derived file about to be written again, e.g. the monitoring reference)."""
     import joblib
     import xgboost
 
     artifacts_dir = Path(artifacts_dir or get_settings().artifacts_dir)
     metadata = read_metadata(artifacts_dir)
-    verify(artifacts_dir, metadata)
+    verify(artifacts_dir, _without(metadata, rebuilding))
     preprocess = joblib.load(artifacts_dir / PREPROCESS_FILE)  # verified above
     booster = xgboost.Booster()
     booster.load_model(str(artifacts_dir / BOOSTER_FILE))
@@ -138,10 +143,20 @@ def load_model(artifacts_dir: Path | None = None) -> Model:
     return Model(preprocess=preprocess, booster=booster, metadata=metadata)
 
 
+def _write_metadata(artifacts_dir: Path, metadata: dict[str, Any]) -> None:
+    path = artifacts_dir / METADATA_FILE
+    path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+
+
 def save_model(
-    artifacts_dir: Path, preprocess: Any, booster: Any, metadata: dict[str, Any]
+    artifacts_dir: Path,
+    preprocess: Any,
+    booster: Any,
+    metadata: dict[str, Any],
+    extra_files: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Write every artifact, then metadata.json with their checksums (last); return it."""
+    """Write every artifact (and `extra_files`, e.g. the monitoring reference), then
+    metadata.json with their checksums (last); return it."""
     import joblib
 
     artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -149,12 +164,24 @@ def save_model(
     booster_bytes = bytes(booster.save_raw(raw_format="ubj"))
     (artifacts_dir / BOOSTER_FILE).write_bytes(booster_bytes)
     (artifacts_dir / SAGEMAKER_FILE).write_bytes(sagemaker_tarball(booster_bytes))
-    files = (PREPROCESS_FILE, BOOSTER_FILE, SAGEMAKER_FILE)
+    for name, data in (extra_files or {}).items():
+        (artifacts_dir / name).write_bytes(data)
+    files = (PREPROCESS_FILE, BOOSTER_FILE, SAGEMAKER_FILE, *(extra_files or {}))
     metadata = {
         **metadata,
         "libraries": {**metadata.get("libraries", {}), **library_versions()},
         "sha256": {name: sha256_of(artifacts_dir / name) for name in files},
     }
-    path = artifacts_dir / METADATA_FILE
-    path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    _write_metadata(artifacts_dir, metadata)
+    return metadata
+
+
+def record_artifact(artifacts_dir: Path, name: str, data: bytes) -> dict[str, Any]:
+    """Add (or replace) one file beside verified artifacts and list its SHA-256 in
+    metadata.json: the other artifacts are verified first and left byte for byte as they are."""
+    metadata = read_metadata(artifacts_dir)
+    verify(artifacts_dir, _without(metadata, name))
+    (artifacts_dir / name).write_bytes(data)
+    metadata["sha256"] = {**metadata["sha256"], name: sha256_of(artifacts_dir / name)}
+    _write_metadata(artifacts_dir, metadata)
     return metadata

@@ -39,6 +39,12 @@ from fraud_pipeline.model.split import (
     from_unseen_start,
     row_groups,
 )
+from fraud_pipeline.monitoring.reference import (
+    REFERENCE_FILE,
+    build_reference,
+    to_bytes,
+    top_features,
+)
 from fraud_pipeline.schema import CATEGORIES
 
 log = logging.getLogger(__name__)
@@ -287,7 +293,17 @@ def train(
             "left_out_measured_cards": len(reviewed) - len(added),
             **added.ranges(),
         }
-    return save_model(out_dir, preprocess, booster, metadata)
+    # What the daily monitor compares production with: the validation (new) customers.
+    reference = build_reference(
+        cold_feat["validation"],
+        val_score,
+        threshold,
+        top_features(booster),
+        "validation_new_customers",
+    )
+    return save_model(
+        out_dir, preprocess, booster, metadata, extra_files={REFERENCE_FILE: to_bytes(reference)}
+    )
 
 
 def main(

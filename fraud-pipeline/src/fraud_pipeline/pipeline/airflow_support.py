@@ -4,6 +4,9 @@
 - `aws_default` AWS connection (its extra `endpoint_url` points at the local model server when
   local), else boto3 from Settings;
 - `smtp_default` SMTP connection, else the SMTP_* settings.
+
+The DAG files import it at parse time (the day sensor's arguments): what is heavy (SQLAlchemy,
+pandas, the mail templates) is imported inside the functions that use it.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import psycopg2.extensions
 
 from fraud_pipeline import clock
-from fraud_pipeline.alerting.alerts import SmtpTarget
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.storage.db import connect
+
+if TYPE_CHECKING:
+    from fraud_pipeline.alerting.alerts import SmtpTarget
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,8 @@ def _psycopg2_from_airflow(connection: Any) -> psycopg2.extensions.connection:
 @contextmanager
 def db_connection() -> Iterator[psycopg2.extensions.connection]:
     """A connection to fraud_db for one task, closed afterwards."""
+    from fraud_pipeline.storage.db import connect
+
     airflow_connection = _airflow_connection(DB_CONN_ID)
     conn = connect() if airflow_connection is None else _psycopg2_from_airflow(airflow_connection)
     try:
@@ -83,6 +89,8 @@ def scoring_client() -> Any:
 
 
 def smtp_target() -> SmtpTarget:
+    from fraud_pipeline.alerting.alerts import SmtpTarget
+
     connection = _airflow_connection(SMTP_CONN_ID)
     if connection is None:
         return SmtpTarget.from_settings(get_settings())
@@ -104,12 +112,54 @@ def summary_day(logical_date: datetime | None) -> date:
     return clock.business_day(logical_date) - timedelta(days=1)
 
 
-def day_loaded(day: date) -> bool:
+def day_loaded(day: date, waiting: str = "the summary") -> bool:
     """Whether every payment of `day` is loaded; if not, the log says what is missing."""
     from fraud_pipeline.storage.watermark import day_incomplete
 
     with db_connection() as conn, conn.cursor() as cur:
         missing = day_incomplete(cur, day)
     if missing:
-        log.info("the summary of %s waits: %s", day, missing)
+        log.info("%s of %s waits: %s", waiting, day, missing)
     return missing is None
+
+
+def daily_dag_args(cron: str) -> dict[str, Any]:
+    """What the daily DAGs share: a cron on the business clock, no catch-up of missed days
+    (each run waits for its own day), one run at a time, retries with backoff."""
+    import pendulum
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    business_tz = get_settings().business_tz
+    return {
+        "schedule": CronTriggerTimetable(cron, timezone=business_tz),
+        "start_date": pendulum.datetime(2026, 1, 1, tz=business_tz),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": {
+            "retries": 3,
+            "retry_delay": timedelta(minutes=2),
+            "retry_exponential_backoff": True,
+        },
+    }
+
+
+def day_sensor_args() -> dict[str, Any]:
+    """The `@task.sensor` arguments of a daily DAG waiting for its day to be loaded: poke in
+    "reschedule" mode (the worker slot is freed between pokes, and stopping Airflow never waits
+    on a sleeping task), every minute, at least twice in SUMMARY_WAIT_MAX_S, then fail loudly."""
+    wait_max_s = get_settings().summary_wait_max_s
+    return {
+        "poke_interval": min(60.0, wait_max_s / 2),
+        "timeout": wait_max_s,
+        "mode": "reschedule",
+        "doc_md": "Wait until every payment of the day is loaded (the high-water mark covers it).",
+    }
+
+
+def poke_day_loaded(logical_date: datetime | None, waiting: str = "the summary") -> Any:
+    """One poke of a daily DAG's day sensor: done once the day before the run is loaded; the
+    day (ISO) goes to the next task."""
+    from airflow.sdk import PokeReturnValue
+
+    day = summary_day(logical_date)
+    return PokeReturnValue(is_done=day_loaded(day, waiting), xcom_value=day.isoformat())

@@ -124,3 +124,38 @@ def fraud_map(density: pd.DataFrame, frauds: pd.DataFrame) -> alt.LayerChart:
         .project(**projection)
     )
     return alt.layer(backdrop, points).resolve_scale(size="independent").properties(height=HEIGHT)
+
+
+def health_chart(rows: pd.DataFrame, value_format: str) -> alt.LayerChart:
+    """A figure over days, one line per series (PSI: score and each feature), its threshold as
+    a dashed red line and the days it crossed it as red points."""
+    base = alt.Chart(rows).encode(x=alt.X("day:T", title=None))
+    tooltip = [
+        alt.Tooltip("day:T", title="Day"),
+        alt.Tooltip("series:N", title="Figure"),
+        alt.Tooltip("value:Q", title="Value", format=value_format),
+        alt.Tooltip("threshold:Q", title="Threshold", format=value_format),
+    ]
+    lines = base.mark_line(point=True).encode(
+        y=alt.Y("value:Q", title=None, axis=alt.Axis(format=value_format)),
+        color=alt.Color(
+            "series:N",
+            title=None,
+            # one figure: its title says what it is; several (PSI): which line is which
+            legend=alt.Legend(orient="bottom", columns=3, labelLimit=240)
+            if rows["series"].nunique() > 1
+            else None,
+        ),
+        tooltip=tooltip,
+    )
+    threshold = (
+        base.transform_filter("isValid(datum.threshold)")
+        .mark_line(color=FRAUD_COLOR, strokeDash=[6, 4], strokeWidth=1.5)
+        .encode(y="threshold:Q", detail="series:N")
+    )
+    breached = (
+        base.transform_filter("datum.breached")
+        .mark_point(color=FRAUD_COLOR, size=120, filled=True)
+        .encode(y="value:Q", tooltip=tooltip)
+    )
+    return alt.LayerChart(layer=[lines, threshold, breached], height=HEIGHT)

@@ -1,0 +1,97 @@
+"""The Model health page: the daily monitor's figures over time, with their thresholds.
+
+Layout only: `render()` draws what `fraud_pipeline.report.model_health` reads from the
+`model_health` table (written each morning by the fraud_model_monitor DAG), as the report role.
+The report app adds it to its navigation; the login is the app's.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+from report_engine import engine, ttl
+
+from fraud_pipeline import clock
+from fraud_pipeline.report import charts, model_health, queries, wording
+
+WARN = ":material/warning:"
+TABLE_COLUMNS = {
+    "Figure": st.column_config.TextColumn("Figure"),
+    "Value": st.column_config.NumberColumn("Value", format="%.4f"),
+    "Threshold": st.column_config.NumberColumn("Threshold", format="%.4f"),
+    "Breached": st.column_config.CheckboxColumn("Breached"),
+}
+
+
+@st.cache_data(ttl=ttl(), show_spinner=False)
+def history(url: str, until: date) -> pd.DataFrame:
+    return model_health.health_history(engine(url), until)
+
+
+def summary(day: pd.DataFrame) -> None:
+    """The last computed day: its breached figures first, then every figure."""
+    when = day["day"].max().date()
+    versions = ", ".join(sorted(day["model_version"].unique()))
+    st.caption(f"Last computed day: {when.isoformat()} · model {versions}")
+    breached = day[day["breached"]]
+    if breached.empty:
+        st.success("Every figure is within its threshold.", icon=":material/check_circle:")
+    else:
+        names = ", ".join(breached["metric"])
+        st.warning(f"Over threshold on {when.isoformat()}: {names}", icon=WARN)
+    figures = dict(zip(day["metric"], day["value"], strict=True))
+    score, flagged, alerts, quarantined, precision = st.columns(5)
+    score.metric("Score drift (PSI)", _number(figures.get("psi_score"), "{:.3f}"))
+    flagged.metric("Share flagged", wording.format_percent(figures.get("flag_share"), 2))
+    alerts.metric("Alerts", _number(figures.get("alert_volume"), "{:,.0f}"))
+    quarantined.metric("Quarantined", wording.format_percent(figures.get("quarantine_share"), 2))
+    precision.metric(
+        "Confirmed precision",
+        wording.format_percent(figures.get("confirmed_precision"), 0),
+        f"{_number(figures.get('review_count'), '{:,.0f}')} reviews",
+        delta_color="off",
+        delta_arrow="off",
+    )
+    table = day.rename(
+        columns={
+            "metric": "Figure",
+            "value": "Value",
+            "threshold": "Threshold",
+            "breached": "Breached",
+        }
+    )[list(TABLE_COLUMNS)]
+    with st.expander("Every figure of the day"):
+        st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS, key="health_figures")
+
+
+def _number(value: float | None, pattern: str) -> str:
+    return "–" if value is None or pd.isna(value) else pattern.format(value)
+
+
+def render() -> None:
+    st.title("Model health")
+    url = queries.report_database_url()
+    rows = history(url, clock.today())
+    if rows.empty:
+        st.info(
+            "No model health figures yet: the fraud_model_monitor DAG computes yesterday's "
+            "each morning, once the day is loaded.",
+            icon=":material/info:",
+        )
+        return
+    summary(model_health.latest(rows))
+    charted = [(t, model_health.chart_rows(rows, m), f) for t, m, f in model_health.CHARTS]
+    charted = [(t, r, f) for t, r, f in charted if not r.empty]
+    for start in range(0, len(charted), 2):
+        for column, (title, chart_rows, value_format) in zip(
+            st.columns(2), charted[start : start + 2], strict=False
+        ):
+            with column:
+                st.subheader(title)
+                st.altair_chart(
+                    charts.health_chart(chart_rows, value_format),
+                    width="stretch",
+                    height=charts.HEIGHT,
+                )

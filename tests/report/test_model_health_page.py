@@ -1,0 +1,79 @@
+"""The Model health page (AppTest) on monitor figures seeded in PostgreSQL, read as the report
+role (which may SELECT model_health: migration 017)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+import psycopg2
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fraud_pipeline import clock
+from fraud_pipeline.config import REPO_ROOT
+from tests.support.report import HEALTH_FEATURES, seed_model_health
+
+PAGE = str(REPO_ROOT / "tests" / "support" / "model_health_app.py")
+
+
+def chart_data(chart: Any) -> pd.DataFrame:
+    """The rows a Vega-Lite chart draws (Streamlit ships them as Arrow IPC)."""
+    (dataset,) = chart.proto.datasets
+    return pa.ipc.open_stream(dataset.data.data).read_pandas()
+
+
+def health(url: str, day: date, metric: str) -> float:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT value FROM model_health WHERE day = %s AND metric = %s", (day, metric))
+        (value,) = cur.fetchone()
+    conn.close()
+    return float(value)
+
+
+def rendered() -> AppTest:
+    app = AppTest.from_file(PAGE, default_timeout=60)
+    app.run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    return app
+
+
+@pytest.mark.clock
+@pytest.mark.usefixtures("report_env")
+def test_the_page_draws_each_figure_over_time_with_its_threshold(clean_db: str) -> None:
+    yesterday = clock.yesterday()
+    seed_model_health(clean_db, yesterday)
+    app = rendered()
+    assert app.title[0].value == "Model health"
+    assert f"Last computed day: {yesterday.isoformat()} · model xgb-test" in app.caption[0].value
+    (warning,) = app.warning
+    over_threshold = "alert_volume, flag_share, psi_amt"
+    assert warning.value == f"Over threshold on {yesterday.isoformat()}: {over_threshold}"
+    shown = {m.label: (m.value, m.delta) for m in app.metric}
+    assert shown["Score drift (PSI)"][0] == f"{health(clean_db, yesterday, 'psi_score'):.3f}"
+    precision = health(clean_db, yesterday, "confirmed_precision")
+    assert shown["Confirmed precision"] == (f"{precision:.0%}", "64 reviews")
+    charts = app.get("vega_lite_chart")
+    assert len(charts) == 5
+    psi = charts[0].proto.spec
+    assert '"strokeDash"' in psi and "isValid(datum.threshold)" in psi  # the threshold line
+    assert "datum.breached" in psi  # the days over it, marked
+    drawn = chart_data(charts[0])
+    assert set(drawn["series"]) == {"score", *HEALTH_FEATURES}  # one line per figure
+    assert set(drawn["threshold"]) == {0.2} and len(drawn) == 30 * 6
+    over = drawn[drawn["breached"]]
+    assert list(over["series"]) == ["amt"] and list(over["value"]) == [0.35]
+    volumes = chart_data(charts[2])
+    assert volumes["value"].iloc[-1] == float(shown["Alerts"][0].replace(",", ""))
+    days = pd.to_datetime(drawn["day"]).dt.date
+    assert (days.min(), days.max()) == (yesterday - timedelta(days=29), yesterday)
+
+
+@pytest.mark.usefixtures("report_env")
+def test_without_figures_the_page_says_where_they_come_from(clean_db: str) -> None:
+    app = rendered()
+    assert "fraud_model_monitor DAG" in app.info[0].value
+    assert not app.get("vega_lite_chart")
