@@ -4,8 +4,8 @@ Free ports, a temporary state directory, this session's database and a throwaway
 metadata database; one hour of yesterday is back-filled (a whole day in `make run`). Passes when
 Airflow shows a successful *scheduled* run of fraud_pipeline, the inbox has an email, yesterday's
 report has rows, and Ctrl-C (SIGTERM) stops everything with no SIGKILL, no process left and no
-Airflow run left running or queued (issue 15; the stop's duration is printed: its 10 s goal is
-not met yet, the Airflow API server's process lingers 3-10 s after its server has finished).
+Airflow run left running or queued (issue 15; the stop's duration is printed, never asserted:
+speed is measured, not timed in tests), and no traceback in any log of the clean start.
 
 Then issue 13's downtime proof on the same state and databases: the stack stays stopped for
 DOWNTIME_S (5 min; `FRAUD_SMOKE_DOWNTIME_S` shortens it while developing), starts again, and
@@ -195,6 +195,19 @@ def first_start(state_dir: Path, airflow_url: str) -> None:
     # Yesterday is back-filled for one hour only: never complete, so no morning summary for it.
     subjects = [str(m["Subject"]) for m in read_maildir(Path(state["maildir"]))]
     assert not [s for s in subjects if "Morning report" in s], subjects
+    # A clean start leaves no traceback for a user grepping the logs to find (issue 15).
+    assert tracebacks(state_dir) == {}
+
+
+def tracebacks(state_dir: Path) -> dict[str, str]:
+    """Every log file of the stack (services and Airflow tasks) holding a traceback: its tail."""
+    found = {}
+    for log in sorted(state_dir.rglob("*.log")):
+        text = log.read_text(errors="replace")
+        at = text.find("Traceback (most recent call last)")
+        if at >= 0:
+            found[str(log.relative_to(state_dir))] = text[at : at + 2000]
+    return found
 
 
 def restart(state_dir: Path, url: str, airflow_url: str, mark: datetime) -> None:
@@ -218,5 +231,10 @@ def restart(state_dir: Path, url: str, airflow_url: str, mark: datetime) -> None
         )
         problems = {key: n for key, n in outcome.items() if n and key != "flagged"}
         assert not problems, f"the gap's payments {problems} {CATCH_UP_BUDGET_S:.0f} s after"
+        # The first stop interrupted the morning summary waiting for yesterday (one hour of it
+        # back-filled): the restart runs it again rather than losing that day's summary.
+        assert re.search(
+            r"fraud_daily_report \S+: interrupted at the last stop, rerun", stack.output
+        ), stack.output[:4000]
     finally:
         stop(stack, airflow_url)

@@ -33,16 +33,19 @@ ADMIN_USER = "admin"
 JWT_SECRET_BYTES = 64  # Airflow warns about a JWT secret shorter than 64 bytes
 DAGS_FOLDER = REPO_ROOT / "airflow" / "dags"
 DAG_IDS = ("fraud_pipeline", "fraud_daily_report", "fraud_model_monitor")
+# A stop fails the runs it interrupts with this note; the next start runs those of the daily
+# DAGs again (a morning summary is never lost to a Ctrl-C). The per-minute DAG's interrupted
+# minutes need no re-run: the next start catches them up from the high-water mark.
+INTERRUPTED_NOTE = "interrupted by a stop of make run: run again at the next start"
+RERUN_NOTE = "run again after a stop of make run interrupted it"
+RERUN_WHEN_INTERRUPTED = tuple(dag_id for dag_id in DAG_IDS if dag_id != "fraud_pipeline")
 SIMPLE_AUTH_MANAGER = (
     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 )
-# The Airflow processes `make run` starts, named as the docker-compose services.
-COMPONENTS = (
-    "airflow-api-server",
-    "airflow-scheduler",
-    "airflow-dag-processor",
-    "airflow-triggerer",
-)
+# The Airflow processes `make run` starts, named as the docker-compose services. No triggerer:
+# no task of ours defers (the daily DAGs' sensors reschedule), and on a stop it waited 10 s for
+# its idle trigger runner, past the stop's grace (SIGKILL). Compose keeps one for deferrable tasks.
+COMPONENTS = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
 
 
 def airflow_executable() -> str:
@@ -246,14 +249,19 @@ def airflow_env(
     }
 
 
+# Components that supervise child processes of their own (task workers, the trigger runner,
+# DAG file processors) and stop them on SIGTERM: they alone are signalled.
+STOP_THEIR_OWN_CHILDREN = frozenset({"airflow-scheduler", "airflow-dag-processor"})
+
+
 def component_commands(port: int) -> dict[str, list[str]]:
-    """The long-running Airflow processes (the parts of `airflow standalone`, one log each)."""
-    airflow = airflow_executable()
+    """The long-running Airflow processes (the parts of `airflow standalone`, one log each),
+    through `airflow_main` so that a stop does not wait for their final garbage collection."""
+    airflow = [sys.executable, "-m", "fraud_pipeline.devstack.airflow_main"]
     return {
-        "airflow-api-server": [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)],
-        "airflow-scheduler": [airflow, "scheduler"],
-        "airflow-dag-processor": [airflow, "dag-processor"],
-        "airflow-triggerer": [airflow, "triggerer"],
+        "airflow-api-server": [*airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        "airflow-scheduler": [*airflow, "scheduler"],
+        "airflow-dag-processor": [*airflow, "dag-processor"],
     }
 
 
@@ -276,7 +284,7 @@ class AirflowClient:
         self._http.close()
 
     def health(self) -> dict[str, Any]:
-        """`/api/v2/monitor/health`, no login: database, scheduler, triggerer, dag processor."""
+        """`/api/v2/monitor/health`, no login: database, scheduler, dag processor, triggerer."""
         response = self._http.get("/api/v2/monitor/health")
         response.raise_for_status()
         body: dict[str, Any] = response.json()
@@ -287,7 +295,7 @@ class AirflowClient:
             health = self.health()
         except httpx.HTTPError:
             return False
-        parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        parts = ("metadatabase", "scheduler", "dag_processor")  # no triggerer: see COMPONENTS
         return all((health.get(p) or {}).get("status") == "healthy" for p in parts)
 
     def _headers(self) -> dict[str, str]:
@@ -310,6 +318,22 @@ class AirflowClient:
 
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
+    def mark_interrupted(self, dag_id: str, run_id: str) -> None:
+        """Fail a run a stop cut short, noting why: the next start runs it again."""
+        self.request(
+            "PATCH",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}",
+            json={"state": "failed", "note": INTERRUPTED_NOTE},
+        )
+
+    def rerun(self, dag_id: str, run_id: str) -> None:
+        """Clear a run: the scheduler runs all its tasks again (the note says so, once)."""
+        self.request(
+            "POST",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/clear",
+            json={"dry_run": False, "note": RERUN_NOTE},
+        )
 
     def dag_runs(self, dag_id: str, limit: int = 25) -> list[dict[str, Any]]:
         """The most recent runs first (state, run_type, data interval)."""

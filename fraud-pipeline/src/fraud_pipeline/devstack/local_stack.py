@@ -355,7 +355,7 @@ class LocalStack:
                 command,
                 api_health if name == "airflow-api-server" else client.healthy,
                 env,
-                stops_its_children=name == "airflow-scheduler",
+                stops_its_children=name in airflow_local.STOP_THEIR_OWN_CHILDREN,
             )
             for name, command in commands.items()
         ]
@@ -376,10 +376,19 @@ class LocalStack:
                     self.say(f"DAG {dag_id} unpaused")
                 else:
                     self.say(f"! DAG {dag_id} not found in {airflow_local.DAGS_FOLDER} (yet)")
+            self.rerun_interrupted(client)
         except httpx.HTTPError as error:  # new DAGs start unpaused anyway (see airflow_env)
             self.say(f"! could not unpause the DAGs through the API: {error!r}")
         finally:
             client.close()
+
+    def rerun_interrupted(self, client: airflow_local.AirflowClient) -> None:
+        """Run again what the last stop interrupted in the daily DAGs (see INTERRUPTED_NOTE)."""
+        for dag_id in airflow_local.RERUN_WHEN_INTERRUPTED:
+            for run in client.dag_runs(dag_id, limit=100):
+                if run["state"] == "failed" and run.get("note") == airflow_local.INTERRUPTED_NOTE:
+                    client.rerun(dag_id, run["dag_run_id"])
+                    self.say(f"{dag_id} {run['dag_run_id']}: interrupted at the last stop, rerun")
 
     def start_backfill(self) -> Child | None:
         """Process yesterday and today until now on the day's first start, in the background.
@@ -596,12 +605,12 @@ class LocalStack:
             for dag_id in airflow_local.DAG_IDS:
                 for run in client.dag_runs(dag_id, limit=100):
                     if run["state"] in ("running", "queued"):
-                        client.request(
-                            "PATCH",
-                            f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}",
-                            json={"state": "failed"},
+                        client.mark_interrupted(dag_id, run["dag_run_id"])
+                        again = dag_id in airflow_local.RERUN_WHEN_INTERRUPTED
+                        self.say(
+                            f"  {dag_id} {run['dag_run_id']} interrupted: marked failed"
+                            + (", runs again at the next start" if again else "")
                         )
-                        self.say(f"  {dag_id} {run['dag_run_id']} interrupted: marked failed")
         except (httpx.HTTPError, KeyError) as error:
             self.say(f"! could not mark the interrupted runs failed: {error!r}")
         finally:

@@ -31,9 +31,9 @@ class ServiceSpec:
     health: HealthCheck
     env: dict[str, str] = field(default_factory=dict)
     oneshot: bool = False  # a job that ends by itself (a back-fill), not a service
-    # SIGTERM to the process alone: it stops its own children. Airflow's scheduler does (its
-    # LocalExecutor lets running tasks finish); its forked workers inherit its SIGTERM handler,
-    # and a worker signalled too hung in it until SIGKILL.
+    # SIGTERM to the process alone: it stops its own children. Airflow's components do (the
+    # scheduler's LocalExecutor lets running tasks finish); signalled with their whole process
+    # group, the scheduler's forked workers hung in its handler until SIGKILL.
     stops_its_children: bool = False
 
 
@@ -176,7 +176,10 @@ class Supervisor:
         if slowest[0]:
             progress(f"  slowest to stop: {slowest[0]} ({slowest[1]:.1f} s)")
         for process in alive:
-            progress(f"  {process.pid} ignored SIGTERM for {grace:.0f} s: SIGKILL")
+            progress(
+                f"  {process.pid} ({owner.get(process.pid, '?')}: {_describe(process)}) "
+                f"ignored SIGTERM for {grace:.0f} s: SIGKILL"
+            )
             _signal(process, signal.SIGKILL)
         for child in chosen:
             _signal_group(child.process.pid, signal.SIGKILL)  # anything spawned meanwhile
