@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import requests
 
+from fraud_pipeline.cli import main
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.artifacts import read_metadata
 from fraud_pipeline.net import free_port, wait_for_port
@@ -35,7 +36,7 @@ def _score(url: str, body: bytes) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_swaps_under_load_never_fail_a_request(clean_db, conn, tmp_path):
+def test_swaps_under_load_never_fail_a_request(clean_db, conn, tmp_path, monkeypatch, capsys):
     migrate(clean_db)  # the committed model: the first champion
     committed = versions.champion(conn)
     assert committed is not None
@@ -80,11 +81,12 @@ def test_swaps_under_load_never_fail_a_request(clean_db, conn, tmp_path):
         wait_for_port("127.0.0.1", port, timeout=60)
         for thread in clients:
             thread.start()
-        promoted = versions.promote(conn, "xgb-v2", "alice", "swap test")
+        monkeypatch.setenv("MODEL_STORE", str(store.root))  # the CLI's settings
+        monkeypatch.setenv("SAGEMAKER_ENDPOINT_URL", url)
+        get_settings.cache_clear()
+        assert main(["model", "promote", "xgb-v2", "--by", "alice"]) == 0
+        assert f"model server {url} now serves xgb-v2" in capsys.readouterr().out
         expected = ["xgb-v2"]
-        assert "now serves xgb-v2" in roll_out(
-            versions.fetch_verified(store, promoted), promoted, settings
-        )
         for _ in range(5):  # rollback flips between the last two champions
             seen = len(answers)
             back = versions.rollback(conn, "bob")
@@ -97,6 +99,8 @@ def test_swaps_under_load_never_fail_a_request(clean_db, conn, tmp_path):
                 stop.wait(0.01)
         assert expected == ["xgb-v2", committed.version] * 3
 
+        unchecked = {"model_dir": str(tmp_path / "v2")}  # no registry checksums: refused
+        assert requests.post(f"{url}/reload", json=unchecked, timeout=30).status_code == 400
         tamper(tmp_path / "store" / "xgb-v2" / "model.tar.gz")
         with pytest.raises(RolloutError, match=r"refused.*SHA-256"):
             reload_local_server(url, tmp_path / "store" / "xgb-v2", challenger)
@@ -108,6 +112,7 @@ def test_swaps_under_load_never_fail_a_request(clean_db, conn, tmp_path):
                 thread.join(timeout=60)
         server.terminate()
         server.wait(timeout=30)
+        get_settings.cache_clear()
 
     failures = [answer for answer in answers if answer[0] != 200]
     assert not failures, failures[:5]

@@ -332,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote = model_commands.add_parser("promote", help="challenger -> champion, then serve it")
     promote.add_argument("version")
     rollback = model_commands.add_parser("rollback", help="the last retired champion, again")
+    model_commands.add_parser("rollout", help="make the endpoint serve the current champion")
     for step in (promote, rollback):
         step.add_argument("--reason")
         step.add_argument("--by", help="default: the OS user")

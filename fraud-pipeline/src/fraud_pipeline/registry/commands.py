@@ -1,4 +1,4 @@
-"""`fraud-pipeline model register|promote|rollback|list`: the registry's commands, printed."""
+"""`fraud-pipeline model register|promote|rollback|rollout|list`: the registry's commands."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fraud_pipeline.storage.db import connect
 
 
 def main(
-    command: Literal["register", "promote", "rollback", "list"],
+    command: Literal["register", "promote", "rollback", "rollout", "list"],
     *,
     artifacts_dir: Path | None = None,
     version: str | None = None,
@@ -46,10 +46,15 @@ def main(
         if command == "promote":
             assert version is not None
             chosen = versions.promote(conn, version, who, reason)
-        else:
+        elif command == "rollback":
             chosen = versions.rollback(conn, who, reason)
-        print(f"{chosen.version} is the champion (by {who})")
-        if rollout:
+        else:  # rollout: serve the champion again (a restarted server, a failed rollout)
+            found = versions.champion(conn)
+            if found is None:
+                raise versions.RegistryError("no champion: `fraud-pipeline db migrate` first")
+            chosen = found
+        print(f"{chosen.version} is the champion (by {chosen.promoted_by})")
+        if rollout or command == "rollout":
             print(roll_out(versions.fetch_verified(store, chosen), chosen, settings))
     except (versions.RegistryError, ArtifactError, RolloutError) as error:
         print(f"model {command} failed: {error}", flush=True)

@@ -35,6 +35,11 @@ def reload_local_server(
         )
     except requests.ConnectionError as error:
         raise RolloutError(f"no model server at {url}: {error}") from error
+    if response.status_code == 404:
+        raise RolloutError(
+            f"the model server at {url} cannot reload: start it with "
+            "`fraud-pipeline serve-model --reload`, then `fraud-pipeline model rollout`"
+        )
     if response.status_code != 200:
         raise RolloutError(f"the model server at {url} refused: {response.text}")
     return str(json.loads(response.text)["model_version"])

@@ -193,7 +193,7 @@ class ScoringApp:
 
     With `reloadable` (the single-process local server: a reload reaches one process only),
     `POST /reload` with `{"model_dir": ..., "sha256": {file: digest}}` (the model registry's
-    checksums) loads that model beside the one serving, then swaps the reference: a request
+    checksums, model.tar.gz's and metadata.json's at least) loads that model beside the one serving, then swaps the reference: a request
     scores and reports the version of the model it started with, so none fails during a swap.
     An artifact that does not match is refused (409) and the old model goes on serving.
     """
@@ -253,7 +253,9 @@ class ScoringApp:
         body = await _read_body(receive, 64 * 1024)
         try:
             request = json.loads(body or b"")
-            model_dir, expected = Path(request["model_dir"]), dict(request.get("sha256") or {})
+            model_dir, expected = Path(request["model_dir"]), dict(request["sha256"])
+            if not {SAGEMAKER_FILE, METADATA_FILE} <= expected.keys():
+                raise KeyError(f"sha256 must list {SAGEMAKER_FILE} and {METADATA_FILE}")
         except (ValueError, KeyError, TypeError) as error:
             await self._error(send, 400, "ValidationError", f"bad reload request: {error!r}")
             return
