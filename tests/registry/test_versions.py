@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import psycopg2
 import pytest
 
@@ -108,3 +110,29 @@ def test_the_cli_registers_promotes_lists(clean_db, conn, tmp_path, monkeypatch,
     listing = dict(line.split("\t")[:2] for line in out.splitlines() if "\t" in line)
     assert listing == {COMMITTED: "retired", "xgb-cli": "champion"}
     assert versions.get_version(conn, "xgb-cli").promoted_by == "carol"
+
+
+def test_concurrent_promotions_leave_one_champion(clean_db, conn, tmp_path):
+    """Two operators promote two challengers at once: the lock serialises them, one wins."""
+    store = LocalStore(tmp_path / "store")
+    for name in ("xgb-a", "xgb-b"):
+        versions.register(conn, store, model_version_copy(tmp_path / name, name))
+    errors: list[BaseException] = []
+
+    def promote(version: str) -> None:
+        other = psycopg2.connect(clean_db)
+        try:
+            versions.promote(other, version, "ops")
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            other.close()
+
+    threads = [threading.Thread(target=promote, args=(name,)) for name in ("xgb-a", "xgb-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    statuses = sorted(row.status for row in versions.list_versions(conn))
+    assert statuses == ["champion", "retired"]
