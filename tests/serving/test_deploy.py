@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import boto3
 import pytest
@@ -22,7 +21,15 @@ from fraud_pipeline.serving.sagemaker_deploy import (
     Target,
     resource_name,
 )
-from tests.support.aws import IMAGE, REGION, ROLE, TARGET, deployer
+from tests.support.aws import (
+    IMAGE,
+    NOT_FOUND,
+    REGION,
+    ROLE,
+    TARGET,
+    deployer,
+    recording_sagemaker,
+)
 
 
 def test_deploy_uploads_and_creates_model_config_and_endpoint(aws, release):
@@ -89,13 +96,8 @@ def test_a_new_model_version_updates_the_endpoint_in_place(aws, release):
     first = deployer(aws).deploy(release)
     v2 = Release("xgb-next-version", release.tarball, release.sha256)
 
-    stubbed = boto3.client("sagemaker", region_name=REGION)
-    sent: list[tuple[str, dict[str, Any]]] = []
-    stubbed.meta.events.register(
-        "before-parameter-build.sagemaker.*",
-        lambda params, model, **_: sent.append((model.name, dict(params))),
-    )
-    not_found = {"service_error_code": "ValidationException", "service_message": "Could not find"}
+    stubbed, sent = recording_sagemaker()
+    not_found = NOT_FOUND
     in_service = {
         "EndpointName": "fraud-xgboost",
         "EndpointArn": "arn:aws:sagemaker:eu-west-3:123456789012:endpoint/fraud-xgboost",

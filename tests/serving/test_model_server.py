@@ -13,8 +13,6 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -27,10 +25,11 @@ from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import ArtifactError, load_model
 from fraud_pipeline.model.tarballs import safe_extractall
-from fraud_pipeline.net import free_port, wait_for_port
+from fraud_pipeline.net import free_port
 from fraud_pipeline.serving.endpoint import EndpointClient, ScoringError
 from fraud_pipeline.serving.model_server import BadRequest, load_booster, parse_body
 from tests.support.aws import runtime_for
+from tests.support.servers import running
 
 
 @pytest.fixture(scope="module")
@@ -113,24 +112,6 @@ def readme_snippet() -> str:
     readme = (REPO_ROOT / "README.md").read_text()
     section = readme[readme.index("## Scoring") :]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
-
-
-@contextmanager
-def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
-    """A server process, until the block ends; its output shown if it never listens."""
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
-    )
-    try:
-        try:
-            wait_for_port("127.0.0.1", port, timeout=60)
-        except TimeoutError:
-            process.kill()
-            raise AssertionError(process.communicate()[0]) from None
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_fresh_shell_serve_model_then_the_readme_boto3_snippet():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -53,3 +53,18 @@ def deployer(
     spec = EndpointSpec(name="fraud-xgboost", kind=kind, memory_mb=3072, max_concurrency=7)
     echo = lines.append if lines is not None else (lambda line: None)
     return Deployer(sagemaker, s3, spec, TARGET, poll_s=0, timeout_s=5, echo=echo)
+
+
+NOT_FOUND = {"service_error_code": "ValidationException", "service_message": "Could not find"}
+
+
+def recording_sagemaker() -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+    """A sagemaker client for botocore's Stubber (moto lacks update_endpoint), and the list of
+    (operation, parameters) it is called with."""
+    client = boto3.client("sagemaker", region_name=REGION)
+    sent: list[tuple[str, dict[str, Any]]] = []
+    client.meta.events.register(
+        "before-parameter-build.sagemaker.*",
+        lambda params, model, **_: sent.append((model.name, dict(params))),
+    )
+    return client, sent

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -14,6 +17,7 @@ import uvicorn
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings
 from fraud_pipeline.devstack.mailcatcher import MailCatcher
+from fraud_pipeline.net import wait_for_port
 from fraud_pipeline.serving import http_server
 
 
@@ -77,3 +81,21 @@ def night_window(hours: float = 2.0) -> tuple[pd.Timestamp, pd.Timestamp]:
     """
     end = pd.Timestamp(clock.day_start(clock.yesterday())) + pd.Timedelta(hours=2)
     return end - pd.Timedelta(hours=hours), end
+
+
+@contextmanager
+def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+    """A server process, until the block ends; its output shown if it never listens."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+    )
+    try:
+        try:
+            wait_for_port("127.0.0.1", port, timeout=60)
+        except TimeoutError:
+            process.kill()
+            raise AssertionError(process.communicate()[0]) from None
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -116,6 +116,8 @@ def _serve_model(args: argparse.Namespace) -> int:
         environ["SM_MODEL_DIR"] = str(args.model_dir or get_settings().artifacts_dir)
     if args.workers:
         environ["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(args.workers)
+    if args.reload:  # `model promote`/`rollback` swap the model in place: one process only
+        environ |= {"MODEL_SERVER_RELOAD": "1", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
     return main(environ)
 
 
@@ -132,6 +134,22 @@ def _sagemaker(args: argparse.Namespace) -> int:
         endpoint_type=args.endpoint_type if deploying else None,
         wait=not args.no_wait if deploying else True,
         delete_models=args.models if command == "teardown" else False,
+    )
+
+
+def _model(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fraud_pipeline.registry.commands import main as model_main
+
+    command = args.model_command
+    return model_main(
+        command,
+        artifacts_dir=Path(args.dir) if command == "register" else None,
+        version=args.version if command == "promote" else None,
+        reason=getattr(args, "reason", None),
+        by=getattr(args, "by", None),
+        rollout=not getattr(args, "no_rollout", False),
     )
 
 
@@ -276,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_model.add_argument(
         "--workers", type=int, help="default: SAGEMAKER_MODEL_SERVER_WORKERS or one per core"
     )
+    serve_model.add_argument(
+        "--reload",
+        action="store_true",
+        help="one worker, and POST /reload for `model promote`/`rollback` to swap the model",
+    )
     serve_model.set_defaults(handler=_serve_model)
 
     sagemaker = commands.add_parser("sagemaker", help="deploy the model to a SageMaker endpoint")
@@ -300,6 +323,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     teardown.add_argument("--models", action="store_true", help="delete the SageMaker models too")
     sagemaker.set_defaults(handler=_sagemaker)
+
+    model = commands.add_parser("model", help="the model registry: register, promote, roll back")
+    model_commands = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
+    register = model_commands.add_parser("register", help="store verified artifacts: challenger")
+    register.add_argument("dir", help="an artifacts folder (metadata.json and its files)")
+    model_commands.add_parser("list", help="every registered version and its status")
+    promote = model_commands.add_parser("promote", help="challenger -> champion, then serve it")
+    promote.add_argument("version")
+    rollback = model_commands.add_parser("rollback", help="the last retired champion, again")
+    model_commands.add_parser("rollout", help="make the endpoint serve the current champion")
+    for step in (promote, rollback):
+        step.add_argument("--reason")
+        step.add_argument("--by", help="default: the OS user")
+        step.add_argument(
+            "--no-rollout", action="store_true", help="registry only: leave the endpoint as is"
+        )
+    model.set_defaults(handler=_model)
 
     # --- local stack (make run) ------------------------------------------------------------
     airflow = commands.add_parser(

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
 
     # Model and scoring
     artifacts_dir: Path = PACKAGE_ROOT / "artifacts"
+    model_store: str = Field(
+        default=str(REPO_ROOT / ".local" / "models"),
+        description="where `model register` keeps each version's artifacts: a folder or s3://",
+    )
     sagemaker_endpoint_name: str = "fraud-xgboost"
     aws_region: str = "eu-west-3"
     sagemaker_endpoint_url: str | None = Field(

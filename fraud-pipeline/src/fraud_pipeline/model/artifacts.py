@@ -27,6 +27,7 @@ from fraud_pipeline.model.checksums import (
     SAGEMAKER_MEMBER,
     ArtifactError,
     sha256_of,
+    verify_files,
 )
 from fraud_pipeline.model.features import feature_frame
 
@@ -70,16 +71,7 @@ def read_metadata(artifacts_dir: Path) -> dict[str, Any]:
 
 def verify(artifacts_dir: Path, metadata: dict[str, Any]) -> None:
     """Refuse any artifact whose checksum or library versions differ from the metadata."""
-    for name, expected in metadata["sha256"].items():
-        path = artifacts_dir / name
-        if not path.exists():
-            raise ArtifactError(f"{path} is missing (listed in {METADATA_FILE})")
-        actual = sha256_of(path)
-        if actual != expected:
-            raise ArtifactError(
-                f"{path} has SHA-256 {actual}, but {METADATA_FILE} says {expected}: "
-                "refusing to load an altered artifact"
-            )
+    verify_files(artifacts_dir, metadata["sha256"])
     installed = library_versions()
     for library in VERIFIED_LIBRARIES:
         wanted = metadata["libraries"].get(library)

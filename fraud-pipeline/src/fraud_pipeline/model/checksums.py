@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -46,3 +47,20 @@ def check_sha256(artifacts_dir: Path, name: str) -> None:
         raise ArtifactError(
             f"{artifacts_dir / name} does not match the SHA-256 in {artifacts_dir / METADATA_FILE}"
         )
+
+
+def verify_files(
+    artifacts_dir: Path, expected: Mapping[str, str], source: str = METADATA_FILE
+) -> None:
+    """Refuse a missing file of `expected` (name -> SHA-256, as `source` records it) or one whose
+    SHA-256 differs: nothing altered is ever loaded, copied or served."""
+    for name, sha256 in expected.items():
+        path = artifacts_dir / name
+        if not path.exists():
+            raise ArtifactError(f"{path} is missing (listed in {source})")
+        actual = sha256_of(path)
+        if actual != sha256:
+            raise ArtifactError(
+                f"{path} has SHA-256 {actual}, but {source} says {sha256}: "
+                "refusing to load an altered artifact"
+            )

@@ -38,6 +38,7 @@ from fraud_pipeline.model.checksums import (
     SAGEMAKER_MEMBER,
     ArtifactError,
     check_sha256,
+    verify_files,
 )
 from fraud_pipeline.model.tarballs import read_member
 
@@ -180,19 +181,27 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
+def _version_header(model: LoadedBooster) -> tuple[bytes, bytes]:
+    return b"x-amzn-sagemaker-custom-attributes", f"model_version={model.version}".encode()
+
+
 class ScoringApp:
     """SageMaker's hosting contract as an ASGI app, for any ASGI server (uvicorn here).
 
     Parsing and inference run on the event loop's thread pool, so `/ping` answers while a large
     batch is being scored, and xgboost (which releases the GIL) scores concurrent requests at once.
+
+    With `reloadable` (the single-process local server: a reload reaches one process only),
+    `POST /reload` with `{"model_dir": ..., "sha256": {file: digest}}` (the model registry's
+    checksums, model.tar.gz's and metadata.json's at least) loads that model beside the one serving, then swaps the reference: a request
+    scores and reports the version of the model it started with, so none fails during a swap.
+    An artifact that does not match is refused (409) and the old model goes on serving.
     """
 
-    def __init__(self, model: LoadedBooster) -> None:
+    def __init__(self, model: LoadedBooster, *, threads: int = 0, reloadable: bool = False) -> None:
         self.model = model
-        self.version_header = (
-            b"x-amzn-sagemaker-custom-attributes",
-            f"model_version={model.version}".encode(),
-        )
+        self.threads = threads
+        self.reloadable = reloadable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # the server runs without the lifespan protocol
@@ -202,6 +211,8 @@ class ScoringApp:
             await self._send(send, 200, b'{"status": "ok"}', "application/json")
         elif method == "POST" and _INVOKE_PATH.match(path):
             await self._invoke(scope, receive, send)
+        elif path == "/reload" and method == "POST" and self.reloadable:
+            await self._reload(receive, send)
         else:
             await self._error(send, 404, "NotFound", f"no route {path}")
 
@@ -214,9 +225,12 @@ class ScoringApp:
             return
         content_type = _header(scope, b"content-type", CSV)
         accept = _header(scope, b"accept", CSV)
+        model = self.model  # this request's model, whatever a reload swaps in meanwhile
         loop = asyncio.get_running_loop()
         try:
-            payload, kind = await loop.run_in_executor(None, self.score, body, content_type, accept)
+            payload, kind = await loop.run_in_executor(
+                None, self.score, body, content_type, accept, model
+            )
         except BadRequest as error:
             await self._error(send, 400, "ValidationError", str(error))
             return
@@ -224,21 +238,59 @@ class ScoringApp:
             log.exception("inference failed")
             await self._error(send, 500, "ModelError", "inference failed; see the model server log")
             return
-        await self._send(send, 200, payload, kind)
+        await self._send(send, 200, payload, kind, _version_header(model))
 
-    def score(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+    def score(
+        self, body: bytes, content_type: str, accept: str, model: LoadedBooster | None = None
+    ) -> tuple[bytes, str]:
         """One request's scores in the format `accept` asks for (CPU work: off the event loop)."""
+        model = model or self.model
         matrix = parse_body(body, content_type)
-        scores = self.model.predict(matrix) if matrix.size else np.empty(0)
+        scores = model.predict(matrix) if matrix.size else np.empty(0)
         return format_scores(scores, accept)
+
+    async def _reload(self, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive, 64 * 1024)
+        try:
+            request = json.loads(body or b"")
+            model_dir, expected = Path(request["model_dir"]), dict(request["sha256"])
+            if not {SAGEMAKER_FILE, METADATA_FILE} <= expected.keys():
+                raise KeyError(f"sha256 must list {SAGEMAKER_FILE} and {METADATA_FILE}")
+        except (ValueError, KeyError, TypeError) as error:
+            await self._error(send, 400, "ValidationError", f"bad reload request: {error!r}")
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            model = await loop.run_in_executor(None, self.load_verified, model_dir, expected)
+        except (ArtifactError, OSError, ValueError) as error:
+            log.warning(
+                "reload of %s refused, still serving %s: %s", model_dir, self.model.version, error
+            )
+            await self._error(send, 409, "ModelError", f"reload refused: {error}")
+            return
+        previous, self.model = self.model, model  # one reference swap: atomic for the requests
+        log.info(
+            "reloaded: serving model %s (was %s) from %s",
+            model.version,
+            previous.version,
+            model_dir,
+        )
+        answer = json.dumps({"model_version": model.version, "previous": previous.version})
+        await self._send(send, 200, answer.encode(), "application/json")
+
+    def load_verified(self, model_dir: Path, expected: Mapping[str, str]) -> LoadedBooster:
+        """`model_dir`'s booster once its files match `expected` (and metadata.json beside it)."""
+        verify_files(model_dir, expected, "the reload request")
+        return load_booster(model_dir, threads=self.threads)
 
     async def _send(
         self, send: Send, status: int, body: bytes, content_type: str, *extra: tuple[bytes, bytes]
     ) -> None:
+        if not any(name == b"x-amzn-sagemaker-custom-attributes" for name, _ in extra):
+            extra = (*extra, _version_header(self.model))
         headers = [
             (b"content-type", content_type.encode()),
             (b"content-length", str(len(body)).encode()),
-            self.version_header,
             *extra,
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -254,9 +306,15 @@ class ScoringApp:
         await self._send(send, status, body, "application/json", *extra)
 
 
-def build_app(model_dir: Path, *, threads: int = 0, model_version: str | None = None) -> ScoringApp:
+def build_app(
+    model_dir: Path, *, threads: int = 0, model_version: str | None = None, reloadable: bool = False
+) -> ScoringApp:
     """The app serving `model_dir` (checksum verified first, see load_booster)."""
-    return ScoringApp(load_booster(model_dir, threads=threads, model_version=model_version))
+    return ScoringApp(
+        load_booster(model_dir, threads=threads, model_version=model_version),
+        threads=threads,
+        reloadable=reloadable,
+    )
 
 
 def app_from_environment(environ: Mapping[str, str] = os.environ) -> ScoringApp:
@@ -277,8 +335,11 @@ def serve(
     threads: int = 0,
     timeout_s: int = 60,
     model_version: str | None = None,
+    reload: bool = False,
 ) -> int:
     """Serve `model_dir` on host:port with `workers` processes until SIGTERM or Ctrl-C.
+
+    `reload` (one worker only) opens POST /reload, for the model registry's promote/rollback.
 
     The model is loaded (checksum first) before anything listens, so a bad artifact stops the
     server at once. Each worker scores with `threads` XGBoost threads (0: its share of the cores).
@@ -288,7 +349,10 @@ def serve(
     from fraud_pipeline.serving import http_server
 
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    scoring = build_app(model_dir, threads=threads, model_version=model_version)
+    reloadable = workers == 1 and reload
+    scoring = build_app(
+        model_dir, threads=threads, model_version=model_version, reloadable=reloadable
+    )
     app: ScoringApp | str = scoring
     if workers > 1:  # spawned processes: they read the model's settings from the environment
         os.environ.update(
@@ -299,7 +363,8 @@ def serve(
         app = "fraud_pipeline.serving.model_server:app_from_environment"
     print(
         f"model server on http://{host}:{port} serving {model_dir} "
-        f"(model {scoring.model.version}, {workers} worker(s) x {threads} thread(s))",
+        f"(model {scoring.model.version}, {workers} worker(s) x {threads} thread(s)"
+        f"{', POST /reload open' if reloadable else ''})",
         flush=True,
     )
     config = http_server.config(app, host, port, workers=workers, timeout_s=timeout_s)
@@ -315,7 +380,8 @@ def main(environ: Mapping[str, str] = os.environ) -> int:
     in flight get to finish at shutdown, and a worker may go unresponsive before it is replaced;
     60), MODEL_SERVER_HOST (0.0.0.0), MODEL_SERVER_THREADS
     (XGBoost threads per worker, default its share of the cores) and MODEL_VERSION (set on the
-    SageMaker model by the deploy step).
+    SageMaker model by the deploy step); MODEL_SERVER_RELOAD=1 (`fraud-pipeline serve-model`
+    with one worker) opens POST /reload, never set in the SageMaker image.
     """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -329,6 +395,7 @@ def main(environ: Mapping[str, str] = os.environ) -> int:
             threads=int(environ.get("MODEL_SERVER_THREADS") or 0),
             timeout_s=int(environ.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or 60),
             model_version=environ.get("MODEL_VERSION") or None,
+            reload=environ.get("MODEL_SERVER_RELOAD") == "1",
         )
     except KeyboardInterrupt:
         return 130
