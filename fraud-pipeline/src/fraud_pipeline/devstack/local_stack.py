@@ -275,7 +275,8 @@ class LocalStack:
             ),
             ServiceSpec(
                 "sagemaker-local",
-                cli_command("serve-model", "--port", str(ports.model)),
+                # --reload: `fraud-pipeline model promote/rollback` swap its model in place
+                cli_command("serve-model", "--port", str(ports.model), "--reload"),
                 http_ok(f"{urls.model}/ping"),
             ),
             ServiceSpec(
