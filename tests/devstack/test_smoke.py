@@ -231,10 +231,9 @@ def restart(state_dir: Path, url: str, airflow_url: str, mark: datetime) -> None
         )
         problems = {key: n for key, n in outcome.items() if n and key != "flagged"}
         assert not problems, f"the gap's payments {problems} {CATCH_UP_BUDGET_S:.0f} s after"
-        # The first stop interrupted the morning summary waiting for yesterday (one hour of it
-        # back-filled): the restart runs it again rather than losing that day's summary.
-        assert re.search(
-            r"fraud_daily_report \S+: interrupted at the last stop, rerun", stack.output
-        ), stack.output[:4000]
     finally:
         stop(stack, airflow_url)
+    # The first stop interrupted the morning summary waiting for yesterday (one hour of it
+    # back-filled): the restart runs it again rather than losing that day's summary.
+    rerun = r"fraud_daily_report \S+: interrupted at the last stop, rerun"
+    assert re.search(rerun, stack.output), stack.output[:4000]

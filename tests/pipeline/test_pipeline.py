@@ -227,7 +227,7 @@ def test_the_backfill_path_stores_what_the_dag_steps_store(services):
         with conn.cursor() as cur:
             cur.execute(query)
             by_steps = cur.fetchall()
-            cur.execute("TRUNCATE payments_scored")
+            cur.execute("TRUNCATE payments_scored CASCADE")  # and its reviews
         conn.commit()
         model, client = load_model(), EndpointClient.from_settings()
         for number, (lower, upper) in enumerate(halves * 2):  # the second pass changes nothing

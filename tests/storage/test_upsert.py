@@ -59,7 +59,7 @@ def test_copy_and_values_store_the_same_rows(conn):
     stamps = ("created_at", "updated_at")  # when each was written: differ by design
     by_copy = table_dump(conn, without=stamps)
     with conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE payments_scored")
+        cur.execute("TRUNCATE payments_scored CASCADE")  # and its reviews
     upsert_scored(conn, batch, method="values")
     assert table_dump(conn, without=stamps) == by_copy
 

@@ -56,7 +56,7 @@ def scratch_database() -> Iterator[str]:
 
 def _truncate(conn: psycopg2.extensions.connection) -> None:
     with conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE payments_scored")
+        cur.execute("TRUNCATE payments_scored CASCADE")  # and its reviews
 
 
 def bare_copy_seconds(conn: psycopg2.extensions.connection, frame: pd.DataFrame) -> float:

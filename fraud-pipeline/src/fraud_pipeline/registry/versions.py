@@ -139,6 +139,10 @@ def register_committed(conn: Connection, artifacts_dir: Path) -> bool:
         log.warning("no %s in %s: no first champion registered", METADATA_FILE, artifacts_dir)
         return False
     metadata = json.loads((artifacts_dir / METADATA_FILE).read_text())  # `db migrate`: no pandas
+    if not isinstance(metadata, dict) or not {"model_version", "sha256"} <= metadata.keys():
+        # Not a model (yet): migrating must not fail for it; serving it fails, saying why.
+        log.warning("%s in %s names no model: no first champion", METADATA_FILE, artifacts_dir)
+        return False
     verify_files(artifacts_dir, metadata["sha256"])
     with conn:
         with conn.cursor() as cur:
