@@ -67,7 +67,7 @@ def summary(day: pd.DataFrame) -> None:
 
 
 def _number(value: float | None, pattern: str) -> str:
-    return "–" if value is None or pd.isna(value) else pattern.format(value)
+    return wording.NO_FIGURE if value is None or pd.isna(value) else pattern.format(value)
 
 
 def render() -> None:

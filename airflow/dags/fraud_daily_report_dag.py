@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from airflow.sdk import PokeReturnValue, dag, task
 
-from fraud_pipeline.pipeline.airflow_support import daily_dag_args, day_sensor_args
+from fraud_pipeline.pipeline.airflow_support import (
+    SUMMARY_CRON,
+    daily_dag_args,
+    day_sensor_args,
+)
 
 
 @dag(
     dag_id="fraud_daily_report",
-    **daily_dag_args("0 7 * * *"),
+    **daily_dag_args(SUMMARY_CRON),
     tags=["fraud", "report"],
     doc_md=__doc__,
 )

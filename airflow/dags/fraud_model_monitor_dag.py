@@ -14,12 +14,16 @@ from datetime import timedelta
 
 from airflow.sdk import PokeReturnValue, chain, dag, task
 
-from fraud_pipeline.pipeline.airflow_support import daily_dag_args, day_sensor_args
+from fraud_pipeline.pipeline.airflow_support import (
+    MONITOR_CRON,
+    daily_dag_args,
+    day_sensor_args,
+)
 
 
 @dag(
     dag_id="fraud_model_monitor",
-    **daily_dag_args("30 6 * * *"),
+    **daily_dag_args(MONITOR_CRON),
     tags=["fraud", "monitoring"],
     doc_md=__doc__,
 )

@@ -144,8 +144,13 @@ def test_run_interval_yesterday_is_the_23_hour_day_not_47(monkeypatch, capsys):
         ("2026-03-29T09:00:00+02:00", 24, "2026-03-28T00:00:00+01:00"),  # today: 23 h
         ("2026-10-26T09:00:00+01:00", 24, "2026-10-25T00:00:00+02:00"),  # yesterday: 25 h, all
         ("2026-10-26T09:00:00+01:00", 2, "2026-10-25T22:00:00+01:00"),
-        ("2026-10-25T02:30:00+01:00", 24, "2026-10-24T00:00:00+02:00"),  # the repeated hour
-        ("2026-03-30T00:00:30+02:00", 24, "2026-03-29T00:00:00+01:00"),  # just after midnight
+        # Before 07:00 the morning summary's latest slot (07:00 yesterday) reports the day before
+        # yesterday, and before 06:30 the monitor's does too: the back-fill starts there.
+        ("2026-10-25T02:30:00+01:00", 24, "2026-10-23T00:00:00+02:00"),  # the repeated hour
+        ("2026-03-30T00:00:30+02:00", 24, "2026-03-28T00:00:00+01:00"),  # just after midnight
+        ("2026-11-29T06:45:00+01:00", 24, "2026-11-27T00:00:00+01:00"),  # monitor's slot passed
+        ("2026-11-29T07:00:30+01:00", 24, "2026-11-28T00:00:00+01:00"),  # both slots passed
+        ("2026-03-30T00:00:30+02:00", 2, "2026-03-29T22:00:00+02:00"),  # short: yesterday's end
     ],
 )
 def test_the_first_start_backfills_yesterday_and_today_until_now(now, hours, start):
@@ -156,8 +161,9 @@ def test_the_first_start_backfills_yesterday_and_today_until_now(now, hours, sta
     assert lower.isoformat() == start
     assert upper == frozen_now and clock.elapsed(upper, frozen_now) == timedelta(0)
     assert lower < today_start < upper  # today from its midnight, yesterday before it
-    if hours >= 24:  # the whole of yesterday, whatever its length
-        assert lower == clock.day_bounds(clock.business_day(today_start) - timedelta(days=1))[0]
+    if hours >= 24:  # whole days, whatever their length, yesterday at least
+        assert lower <= clock.day_bounds(clock.business_day(today_start) - timedelta(days=1))[0]
+        assert lower == clock.day_start(clock.business_day(lower))
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ def test_numbers_read_one_way() -> None:
     assert wording.format_signed_money(-1349.5) == "−$1,349.50"
     assert wording.format_percent(0.006396, digits=2) == "0.64%"
     assert wording.format_percent(None) == "—"
+    assert wording.format_percent(float("nan")) == "—"  # a NULL figure read by pandas
     assert [wording.format_times(n) for n in (0, 1, 2, 5)] == ["never", "once", "twice", "5 times"]
 
 

@@ -35,6 +35,7 @@ from fraud_pipeline.config import REPO_ROOT, Settings, get_settings
 from fraud_pipeline.devstack import airflow_local
 from fraud_pipeline.devstack.supervisor import Child, ServiceSpec, Supervisor
 from fraud_pipeline.net import free_port, port_open
+from fraud_pipeline.pipeline.airflow_support import earliest_reported_day
 from fraud_pipeline.report.queries import expected_password
 from fraud_pipeline.storage import db, watermark
 
@@ -175,13 +176,16 @@ class StackOptions:
 def backfill_window(hours: int) -> tuple[datetime, datetime]:
     """The first start of a day's back-fill: the last `hours` of yesterday (at most all of it)
     and today from midnight until now (business time, 23/24/25-hour days): [start, now).
+    With `hours` >= 24 it starts at the earliest day the daily DAGs' first runs report (the day
+    before yesterday too before 07:00), so the morning summary and the monitor have their day.
 
     From `now` on, the DAG's runs take over (each from the high-water mark: no gap).
     """
     first, midnight = clock.day_bounds(clock.yesterday())
     start = max(first.astimezone(UTC), midnight.astimezone(UTC) - timedelta(hours=hours))
-    if hours >= 24:  # all of it, also a 25-hour day
-        start = first.astimezone(UTC)
+    if hours >= 24:  # all of it, also a 25-hour day, from the first day a daily DAG reports
+        reported = min(clock.yesterday(), earliest_reported_day())
+        start = clock.day_bounds(reported)[0].astimezone(UTC)
     # whole seconds: the payments API's page tokens carry milliseconds, an end in microseconds
     # would fail the extract's check of the served end on the second page
     return start.astimezone(midnight.tzinfo), clock.now().replace(microsecond=0)
@@ -428,7 +432,7 @@ class LocalStack:
                 f"{self.backfill_day} (business day), at "
                 f"{datetime.now().isoformat(timespec='seconds')}, {elapsed:.0f} s\n"
             )
-            self.say(f"back-fill done in {elapsed:.0f} s: yesterday and today until the start")
+            self.say(f"back-fill done in {elapsed:.0f} s: up to the start")
         else:
             self.say(f"! back-fill failed (exit {job.exit_code()}); see {job.log_path}")
         return None

@@ -35,6 +35,10 @@ SMTP_CONN_ID = "smtp_default"
 LIBPQ_EXTRAS = frozenset(
     {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options"}
 )
+# The daily DAGs' schedules (business time); each run reports the day before its own.
+SUMMARY_CRON = "0 7 * * *"  # fraud_daily_report
+MONITOR_CRON = "30 6 * * *"  # fraud_model_monitor
+DAILY_CRONS = (SUMMARY_CRON, MONITOR_CRON)
 
 
 def _airflow_connection(conn_id: str) -> Any | None:
@@ -110,6 +114,18 @@ def summary_day(logical_date: datetime | None) -> date:
     if logical_date is None:
         return clock.yesterday()
     return clock.business_day(logical_date) - timedelta(days=1)
+
+
+def earliest_reported_day() -> date:
+    """The earliest day the daily DAGs' latest slots report: Airflow runs each DAG's latest slot
+    as soon as it is unpaused, so a first start before 07:00 asks for the day before yesterday
+    too. The first start's back-fill begins there, so no first run waits on a day never loaded.
+    """
+    from croniter import croniter
+
+    now = clock.local(clock.now())
+    slots = (croniter(cron, now).get_prev(datetime) for cron in DAILY_CRONS)
+    return min(clock.business_day(slot) for slot in slots) - timedelta(days=1)
 
 
 def day_loaded(day: date, waiting: str = "the summary") -> bool:

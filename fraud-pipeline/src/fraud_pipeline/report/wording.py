@@ -37,9 +37,12 @@ def format_signed_money(value: float) -> str:
     return f"{'+' if value >= 0 else '−'}${abs(value):,.2f}"
 
 
+NO_FIGURE: Final = "—"  # a figure that cannot be computed (nothing to divide, no value)
+
+
 def format_percent(value: float | None, digits: int = 1) -> str:
-    """0.9731 -> '97.3%'; None (nothing to divide) -> '—'."""
-    return "—" if value is None else f"{value * 100:.{digits}f}%"
+    """0.9731 -> '97.3%'; None or NaN (nothing to divide, a NULL read by pandas) -> '—'."""
+    return NO_FIGURE if value is None or math.isnan(value) else f"{value * 100:.{digits}f}%"
 
 
 def format_times(count: float) -> str:
