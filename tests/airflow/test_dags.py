@@ -78,9 +78,13 @@ def test_dags_parse_with_the_designed_shape(airflow_env):
         assert not bag.import_errors, bag.import_errors
         pipe, daily = bag.dags["fraud_pipeline"], bag.dags["fraud_daily_report"]
         order = ["extract", "validate", "transform", "score", "load", "alert"]
-        assert [t.task_id for t in pipe.tasks] == order
-        for upstream, downstream in zip(order, order[1:]):
+        assert [t.task_id for t in pipe.tasks] == [*order, "shadow_score"]
+        for upstream, downstream in zip(order[:-2], order[1:-1]):
             assert pipe.get_task(upstream).downstream_task_ids == {downstream}
+        # The challenger's shadow scoring beside alert, off the champion's path.
+        assert pipe.get_task("load").downstream_task_ids == {"alert", "shadow_score"}
+        assert not pipe.get_task("alert").downstream_task_ids
+        assert not pipe.get_task("shadow_score").downstream_task_ids
         assert type(pipe.timetable).__name__ == "CronDataIntervalTimetable"
         assert pipe.timetable.summary == "* * * * *" and pipe.max_active_runs <= 2
         assert type(daily.timetable).__name__ == "CronTriggerTimetable" and "0 7 * * *" in daily.timetable.summary
