@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from datetime import date, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from fraud_pipeline import clock
-from fraud_pipeline.config import REPO_ROOT
 from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.devstack.airflow_local import (
     DAG_IDS,
@@ -30,44 +25,15 @@ from fraud_pipeline.net import free_port
 from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect, with_database
 from fraud_pipeline.storage.upsert import upsert_scored
+from tests.support.airflow_runs import DAGS, run_python
 from tests.support.cards import database_text, leaks, luhn_number
 from tests.support.factories import real_rows, scored_payments
 from tests.support.hostile_api import hostile_api
 from tests.support.servers import serve_app
 
-DAGS = REPO_ROOT / "airflow" / "dags"
-
-
-@pytest.fixture(scope="session")
-def airflow_env(tmp_path_factory) -> dict[str, str]:
-    """An AIRFLOW_HOME with a migrated metadata database, once per session."""
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    }
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    return env
-
 
 def _python(code: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    return run_python(code, env)
 
 
 def test_dags_parse_with_the_designed_shape(airflow_env):
