@@ -64,6 +64,12 @@ def latest_challenger(conn: Connection) -> versions.ModelVersion | None:
     return challengers[-1] if challengers else None
 
 
+def forget_models() -> None:
+    """Forget the loaded challengers (a benchmark measuring a fresh task process's work)."""
+    with _MODELS_LOCK:
+        _MODELS.clear()
+
+
 def challenger_model(version: versions.ModelVersion, store: ModelStore) -> Model:
     """`version`'s artifacts, verified against the registry then loaded, once per process."""
     from fraud_pipeline.model.artifacts import load_model
