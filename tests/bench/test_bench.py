@@ -42,7 +42,7 @@ def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
     assert figures["shadow_latency_overhead_pct"] == pytest.approx(
         100 * (path["with"] / path["without"] - 1)
     )
-    assert figures["shadow_step_s"]["noop"] < figures["shadow_step_s"]["median"]
+    assert figures["shadow_payments"] > 0  # every payment of the runs shadow-scored
     assert results["machine"]["cores"] >= 1 and results["commit"]
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "pipeline_rows_per_s" in result.stdout and "met" in result.stdout

@@ -92,6 +92,20 @@ def timed_runs(url: str, settings: Settings, runs: int) -> tuple[list[float], li
     return champion_s, shadow_s
 
 
+def every_payment_shadowed(url: str) -> int:
+    """How many payments the runs shadow-scored: all they stored, else the bench is wrong."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), count(s.trans_num) FROM payments_scored p "
+            "LEFT JOIN shadow_scores s ON s.trans_num = p.trans_num"
+        )
+        stored, shadowed = cur.fetchone()
+    conn.close()
+    if not stored or shadowed != stored:
+        raise RuntimeError(f"{shadowed} of {stored} payments shadow-scored")
+    return int(shadowed)
+
+
 @contextmanager
 def services(rate_per_min: float) -> Iterator[Settings]:
     """Payments API (generator), model server and SMTP catcher; the settings naming them."""
@@ -128,11 +142,13 @@ def run(runs: int = 10, rate_per_min: float = 2_000) -> dict[str, Any]:
             finally:
                 conn.close()
             with_champion, with_shadow = timed_runs(url, settings, runs)
+            shadowed = every_payment_shadowed(url)
     base, champion = statistics.median(without), statistics.median(with_champion)
     whole_without = statistics.median(a + b for a, b in zip(without, noop, strict=True))
     whole_with = statistics.median(a + b for a, b in zip(with_champion, with_shadow, strict=True))
     figures: dict[str, Any] = {
         "shadow_runs": runs,
+        "shadow_payments": shadowed,
         "shadow_rate_per_min": rate_per_min,
         "shadow_champion_path_s": {"without": base, "with": champion},
         "shadow_step_s": {"median": statistics.median(with_shadow), "noop": max(noop)},
