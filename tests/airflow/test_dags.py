@@ -123,6 +123,9 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
             cur.execute("SELECT trans_num, reason FROM payments_quarantine ORDER BY trans_num")
             quarantined = cur.fetchall()
         assert stored == len(expected) > 500 and versions == 1
+        with conn.cursor() as cur:  # no challenger registered: the shadow task did nothing
+            cur.execute("SELECT count(*) FROM shadow_scores")
+            assert cur.fetchone()[0] == 0
         assert [q[0] for q in quarantined] == ["bad-amount", "bad-category"]
         assert frauds > 0 and len(services.mail.messages()) == 1
         # The same interval again: nothing changes, nothing is sent.
