@@ -150,3 +150,28 @@ def test_dag_runs_shadow_every_payment_and_survive_a_broken_challenger(
     np.testing.assert_allclose(second["challenger"], second["champion"], atol=1e-6)
     assert stored[~stored["trans_num"].isin(payments_of(2))]["version"].isna().all()
     assert shadow_count(conn) == len(second)
+
+
+def test_migration_020_runs_again_without_error_or_change(conn):
+    """Applied by `db migrate` already: running its file twice more changes nothing."""
+    from fraud_pipeline.storage.migrate import discover
+
+    (migration,) = [m for m in discover() if m.version == 20]
+    columns_query = (
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = 'shadow_scores' ORDER BY ordinal_position"
+    )
+    with conn.cursor() as cur:
+        cur.execute(columns_query)
+        before = cur.fetchall()
+        cur.execute(migration.sql)
+        cur.execute(migration.sql)
+        cur.execute(columns_query)
+        assert cur.fetchall() == before and len(before) == 6
+        cur.execute(
+            "SELECT has_function_privilege('fraud_report_reader', "
+            "'fraud_shadow_comparison(date, date)', 'EXECUTE'), "
+            "has_table_privilege('fraud_report_reader', 'shadow_scores', 'SELECT')"
+        )
+        assert cur.fetchone() == (True, False)  # the report reads the function, not the table
+    conn.rollback()
