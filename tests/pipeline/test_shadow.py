@@ -108,6 +108,20 @@ def test_a_tampered_challenger_never_fails_the_champions_run(services, conn, tmp
     assert shadow_count(conn) == 0
     assert "payments left unshadowed" in caplog.text
 
+    # The back-fill goes on chunk after chunk, every payment stored, none shadowed.
+    client = EndpointClient.from_settings(services.settings)
+    for hours_back in (1, 2):
+        earlier = window(10, hours_back=hours_back)
+        chunk = process_interval(
+            conn,
+            *(t.to_pydatetime() for t in earlier),
+            run_id="bf",
+            model=load_model(),
+            client=client,
+        )
+        assert chunk["loaded"] > 100 and chunk["shadowed"] == 0
+    assert shadow_count(conn) == 0 and len(pairs(conn)) > len(expected)
+
 
 @pytest.mark.airflow
 @pytest.mark.clock

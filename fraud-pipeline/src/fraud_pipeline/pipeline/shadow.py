@@ -11,13 +11,16 @@ Its probabilities go to `shadow_scores` (migration 020), upserted: a re-run chan
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import psycopg2
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
@@ -113,8 +116,11 @@ def _unshadowed(conn: Connection, first: str, last: str, version: str) -> pd.Dat
         return payments_frame(cur.fetchall(), PAYMENT_COLUMNS)
 
 
-def _guarded(conn: Connection, score: Any, settings: Settings | None) -> dict[str, Any]:
-    """Find the challenger, load it and run `score(model)`; log any failure, never raise."""
+def _guarded(
+    conn: Connection, score: Callable[[Model], int], settings: Settings | None
+) -> dict[str, Any]:
+    """Find the challenger, load it and run `score(model)`; log any failure, never raise (and
+    leave the connection usable: a back-fill goes on with its next chunk)."""
     settings = settings or get_settings()
     version: str | None = None
     try:
@@ -124,6 +130,8 @@ def _guarded(conn: Connection, score: Any, settings: Settings | None) -> dict[st
         version = found.version
         shadowed = score(challenger_model(found, model_store(settings)))
     except Exception as error:  # the challenger must never fail the champion's run
+        with contextlib.suppress(psycopg2.Error):
+            conn.rollback()
         log.warning(
             "shadow scoring with challenger %s failed, payments left unshadowed: %s: %s",
             version,
