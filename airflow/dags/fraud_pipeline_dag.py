@@ -6,7 +6,8 @@ numbers tokenised at once; from the high-water mark when runs were missed, see
 `storage/watermark.py`) → **validate** (bad rows to `payments_quarantine` with the reason) →
 **transform** (saved transformer + card history from PostgreSQL) → **score** (SageMaker endpoint,
 batched) → **load** (idempotent upsert into `payments_scored`) → **alert** (one email per run,
-each fraud exactly once).
+each fraud exactly once). Beside alert, **shadow_score**: while a challenger is registered, it
+scores the same payments too, for the report's comparison (`pipeline/shadow.py`).
 
 Tasks exchange references (run id, counts) through XCom, never payments: the data waits in
 PostgreSQL tables between tasks, so nothing is lost when a task fails and retries. Payments that
@@ -109,12 +110,25 @@ def fraud_pipeline():
         with db_connection() as conn:
             return steps.alert(conn, target=smtp_target())
 
+    @task(
+        doc_md="While a challenger is registered, score the loaded payments with it too, off "
+        "the hot path (beside alert); a challenger failure is logged, never fails the run."
+    )
+    def shadow_score(ref: dict) -> dict:
+        from fraud_pipeline.pipeline.airflow_support import db_connection
+        from fraud_pipeline.pipeline.shadow import shadow_loaded
+
+        with db_connection() as conn:
+            return shadow_loaded(conn, ref)
+
     landed = extract()
     validated = validate(landed)
     features = transform(validated)
     scored = score(features)
     loaded = load(scored)
     chain(landed, validated, features, scored, loaded, alert(loaded))
+    # Off the hot path: the champion's alerts never wait for the challenger.
+    chain(loaded, shadow_score(loaded))
 
 
 dag = fraud_pipeline()

@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from datetime import date, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from fraud_pipeline import clock
-from fraud_pipeline.config import REPO_ROOT
 from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.devstack.airflow_local import (
     DAG_IDS,
@@ -30,44 +25,15 @@ from fraud_pipeline.net import free_port
 from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect, with_database
 from fraud_pipeline.storage.upsert import upsert_scored
+from tests.support.airflow_runs import DAGS, run_python
 from tests.support.cards import database_text, leaks, luhn_number
 from tests.support.factories import real_rows, scored_payments
 from tests.support.hostile_api import hostile_api
 from tests.support.servers import serve_app
 
-DAGS = REPO_ROOT / "airflow" / "dags"
-
-
-@pytest.fixture(scope="session")
-def airflow_env(tmp_path_factory) -> dict[str, str]:
-    """An AIRFLOW_HOME with a migrated metadata database, once per session."""
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    }
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    return env
-
 
 def _python(code: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    return run_python(code, env)
 
 
 def test_dags_parse_with_the_designed_shape(airflow_env):
@@ -78,9 +44,13 @@ def test_dags_parse_with_the_designed_shape(airflow_env):
         assert not bag.import_errors, bag.import_errors
         pipe, daily = bag.dags["fraud_pipeline"], bag.dags["fraud_daily_report"]
         order = ["extract", "validate", "transform", "score", "load", "alert"]
-        assert [t.task_id for t in pipe.tasks] == order
-        for upstream, downstream in zip(order, order[1:]):
+        assert [t.task_id for t in pipe.tasks] == [*order, "shadow_score"]
+        for upstream, downstream in zip(order[:-2], order[1:-1]):
             assert pipe.get_task(upstream).downstream_task_ids == {downstream}
+        # The challenger's shadow scoring beside alert, off the champion's path.
+        assert pipe.get_task("load").downstream_task_ids == {"alert", "shadow_score"}
+        assert not pipe.get_task("alert").downstream_task_ids
+        assert not pipe.get_task("shadow_score").downstream_task_ids
         assert type(pipe.timetable).__name__ == "CronDataIntervalTimetable"
         assert pipe.timetable.summary == "* * * * *" and pipe.max_active_runs <= 2
         assert type(daily.timetable).__name__ == "CronTriggerTimetable" and "0 7 * * *" in daily.timetable.summary
@@ -153,6 +123,9 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
             cur.execute("SELECT trans_num, reason FROM payments_quarantine ORDER BY trans_num")
             quarantined = cur.fetchall()
         assert stored == len(expected) > 500 and versions == 1
+        with conn.cursor() as cur:  # no challenger registered: the shadow task did nothing
+            cur.execute("SELECT count(*) FROM shadow_scores")
+            assert cur.fetchone()[0] == 0
         assert [q[0] for q in quarantined] == ["bad-amount", "bad-category"]
         assert frauds > 0 and len(services.mail.messages()) == 1
         # The same interval again: nothing changes, nothing is sent.

@@ -36,9 +36,17 @@ def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
     )
     # The back-fill stored every payment the generator served for the period, once.
     assert 3_000 < figures["backfill_payments"] < 8_000
+    # The run's latency with and without a challenger: both measured, the overhead from them.
+    path = figures["shadow_champion_path_s"]
+    assert path["without"] > 0 and path["with"] > 0 and figures["shadow_step_s"]["median"] > 0
+    assert figures["shadow_latency_overhead_pct"] == pytest.approx(
+        100 * (path["with"] / path["without"] - 1)
+    )
+    assert figures["shadow_payments"] > 0  # every payment of the runs shadow-scored
     assert results["machine"]["cores"] >= 1 and results["commit"]
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "pipeline_rows_per_s" in result.stdout and "met" in result.stdout
+    assert "shadow_latency_overhead_pct" in result.stdout
 
 
 def test_table_says_which_goals_are_met():

@@ -40,6 +40,7 @@ from fraud_pipeline.storage import db
 from fraud_pipeline.storage.migrate import migrate
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support import fresh_machine
+from tests.support.airflow_runs import airflow_home
 from tests.support.aws import FAKE_CREDENTIALS, REGION, TARGET
 from tests.support.cards import Recorder
 from tests.support.database import (
@@ -154,6 +155,12 @@ def conn(clean_db: str) -> Iterator[psycopg2.extensions.connection]:
         yield connection
     finally:
         connection.close()
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An AIRFLOW_HOME with a migrated metadata database, once per session."""
+    return airflow_home(tmp_path_factory.mktemp("airflow_home"))
 
 
 # --- real services on loopback: payments API, model server, SMTP -------------------------

@@ -1,8 +1,8 @@
 """`fraud-pipeline bench` (`make bench`): every benchmark, one results file, a table and a chart.
 
-Throughput (pipeline, naive, COPY), scoring over HTTP, live latency in a local Airflow, and a
-large back-fill, each in its own scratch database. Writes `bench/results.json` (with the machine,
-the commit and the command) and `docs/bench.png`, and prints the figures against the goals.
+Throughput (pipeline, naive, COPY), scoring over HTTP, live latency in a local Airflow, a
+large back-fill, and a run's latency with and without a challenger to shadow-score, each in its
+own scratch database. Writes `bench/results.json` (with the machine, the commit and the command) and `docs/bench.png`, and prints the figures against the goals.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ GOALS: list[tuple[str, float, bool]] = [
     ("alert_latency_s.p95", 90, False),
     ("backfill_s", 120, False),
     ("peak_rss_mb", 1_536, False),
+    ("shadow_latency_overhead_pct", 10, False),
 ]
 
 
@@ -87,6 +88,8 @@ def table(figures: dict[str, Any]) -> list[str]:
         "pipeline_steps_rows_per_s",
         "run_lag_s.p95",
         "backfill_payments",
+        "shadow_run_overhead_pct",
+        "shadow_step_s.median",
     ):
         value = lookup(figures, name)
         if value is not None:
@@ -153,12 +156,13 @@ def main(
     Writes the results to `out` (default bench/results.json) and the chart to `chart_path`
     (default docs/bench.png); prints the table against the goals.
     """
-    from fraud_pipeline.bench import backfill, live, pipeline, scoring
+    from fraud_pipeline.bench import backfill, live, pipeline, scoring, shadow
 
     steps = [
         ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 30 if quick else 300)),
         ("scoring", lambda: scoring.run(5_000 if quick else 100_000)),
         ("backfill", lambda: backfill.run(5_000 if quick else 1_000_000)),
+        ("shadow", lambda: shadow.run(*((3, 200) if quick else (10, 2_000)))),
     ]
     if with_live:
         steps.append(("live", lambda: live.run(2 if quick else 3)))

@@ -1,6 +1,7 @@
 """The pipeline's steps, one function per DAG task; the DAG only wires them.
 
-extract -> validate -> transform -> score -> load -> alert. Each step reads its input from a
+extract -> validate -> transform -> score -> load -> alert (and, beside alert, the challenger's
+shadow scoring: `pipeline/shadow.py`). Each step reads its input from a
 PostgreSQL table and writes its output to the next one, so tasks exchange references (run id,
 batch id, counts) and a payment is never lost between them:
 
@@ -568,6 +569,9 @@ def load(conn: Connection, batch_id: str, model: Model | None = None) -> dict[st
         "inserted": int(sum(flags)),
         "frauds": int(scored["is_fraud_pred"].sum()),
         "model_version": version,
+        # The stored payments' time range: the shadow task finds them by it (trans_time index).
+        "trans_time_from": payments["trans_time"].min().isoformat(),
+        "trans_time_to": payments["trans_time"].max().isoformat(),
     }
 
 
@@ -630,8 +634,10 @@ def process_interval(
     client: Scorer,
     settings: Settings | None = None,
     raw: pd.DataFrame | None = None,
+    shadow: bool = True,
 ) -> dict[str, Any]:
-    """Extract (unless `raw` was fetched already), validate, score and upsert an interval.
+    """Extract (unless `raw` was fetched already), validate, score and upsert an interval, then
+    shadow-score it with the challenger if one is registered (`pipeline/shadow.py`).
 
     The DAG's tasks hand payments over through PostgreSQL so that each can be retried alone; a
     back-fill chunk is retried whole instead (payments stored already are set aside by the same
@@ -657,15 +663,22 @@ def process_interval(
         quarantine(cur, result.bad, run_id)
         fresh, seen = set_aside_redeliveries(cur, result.good, run_id)
     payments = fresh.sort_values(["trans_time", "trans_num"], ignore_index=True)
-    frauds = 0
+    frauds, shadowed = 0, 0
     if len(payments):
-        frauds = int(score_and_store(conn, payments, model, client, run_id)["is_fraud_pred"].sum())
+        stored = score_and_store(conn, payments, model, client, run_id)
+        frauds = int(stored["is_fraud_pred"].sum())
+        if shadow:  # after the chunk is stored: the challenger never holds the champion up
+            from fraud_pipeline.pipeline.shadow import shadow_payments
+
+            stored_payments = stored.loc[:, list(PAYMENT_COLUMNS)]
+            shadowed = shadow_payments(conn, stored_payments, settings)["shadowed"]
     return {
         "run_id": run_id,
         "fetched": len(raw),
         "quarantined": len(result.bad),
         "loaded": len(payments),
         "frauds": frauds,
+        "shadowed": shadowed,
         **seen,
     }
 
@@ -680,9 +693,11 @@ def run_interval(
     model: Model | None = None,
     client: Scorer | None = None,
     send_alerts: bool = True,
+    shadow: bool = True,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Every step for one interval, in order, as the DAG would run them."""
+    """Every step for one interval, in order, as the DAG would run them (the challenger's
+    shadow scoring last, after the alerts)."""
     from fraud_pipeline.model.artifacts import load_model
 
     settings = settings or get_settings()
@@ -696,4 +711,8 @@ def run_interval(
     summary["load"] = load(conn, run_id, model)
     if send_alerts:
         summary["alert"] = alert(conn, settings)
+    if shadow:
+        from fraud_pipeline.pipeline.shadow import shadow_loaded
+
+        summary["shadow"] = shadow_loaded(conn, summary["load"], settings)
     return summary

@@ -1,0 +1,168 @@
+"""Shadow scoring: the registered challenger scores each run's payments beside the champion.
+
+Off the hot path: the DAG runs it after load, beside alert, so the champion's alerts never wait
+for it, and whatever goes wrong with the challenger (artifacts missing or altered, a failure
+while scoring) is logged and leaves those payments unshadowed: it never fails the run. The
+challenger is not deployed to the endpoint: it scores in-process, with its own transformer and
+the same card history, from artifacts fetched from the registry's store and checked against
+the registry's SHA-256s (`versions.fetch_verified`), loaded once per process and version.
+Its probabilities go to `shadow_scores` (migration 020), upserted: a re-run changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import psycopg2
+from psycopg2 import sql
+from psycopg2.extras import execute_values
+
+from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.registry import versions
+from fraud_pipeline.registry.store import ModelStore, store_from_url
+from fraud_pipeline.schema import PAYMENT_COLUMNS
+from fraud_pipeline.storage.history import payment_columns, payments_frame
+
+if TYPE_CHECKING:
+    from fraud_pipeline.model.artifacts import Model
+    from fraud_pipeline.pipeline.steps import Connection
+
+log = logging.getLogger(__name__)
+
+_MODELS: dict[str, Model] = {}  # version -> its verified, loaded artifacts (this process)
+_MODELS_LOCK = threading.Lock()
+
+# The payments a load stored, by their time range (the trans_time index), not shadowed yet.
+_UNSHADOWED = sql.SQL(
+    "SELECT {columns} FROM payments_scored p WHERE p.trans_time >= %s AND p.trans_time <= %s "
+    "AND NOT EXISTS (SELECT 1 FROM shadow_scores s "
+    "WHERE s.trans_num = p.trans_num AND s.model_version = %s) "
+    "ORDER BY p.trans_time, p.trans_num"
+).format(columns=payment_columns(PAYMENT_COLUMNS, "p"))
+
+_UPSERT = (
+    "INSERT INTO shadow_scores (trans_num, model_version, fraud_probability, is_fraud_pred, "
+    "threshold) VALUES %s ON CONFLICT (trans_num, model_version) DO UPDATE SET "
+    "fraud_probability = EXCLUDED.fraud_probability, is_fraud_pred = EXCLUDED.is_fraud_pred, "
+    "threshold = EXCLUDED.threshold, scored_at = now()"
+)
+
+
+def model_store(settings: Settings) -> ModelStore:
+    """The store MODEL_STORE names, S3 copies cached under the local state folder."""
+    return store_from_url(settings.model_store, settings.local_state_dir / "model-cache")
+
+
+def latest_challenger(conn: Connection) -> versions.ModelVersion | None:
+    """The challenger registered last, if any: the one shadow-scored."""
+    with conn:
+        challengers = [v for v in versions.list_versions(conn) if v.status == "challenger"]
+    return challengers[-1] if challengers else None
+
+
+def forget_models() -> None:
+    """Forget the loaded challengers (a benchmark measuring a fresh task process's work)."""
+    with _MODELS_LOCK:
+        _MODELS.clear()
+
+
+def challenger_model(version: versions.ModelVersion, store: ModelStore) -> Model:
+    """`version`'s artifacts, verified against the registry then loaded, once per process."""
+    from fraud_pipeline.model.artifacts import load_model
+    from fraud_pipeline.model.checksums import ArtifactError
+
+    with _MODELS_LOCK:
+        model = _MODELS.get(version.version)
+        if model is None:
+            model = load_model(versions.fetch_verified(store, version))
+            if model.version != version.version:
+                raise ArtifactError(
+                    f"{version.location} holds model {model.version}, not {version.version}"
+                )
+            _MODELS[version.version] = model
+    return model
+
+
+def score_payments(conn: Connection, payments: pd.DataFrame, model: Model) -> int:
+    """The challenger's probabilities and decisions for `payments` (already stored), upserted."""
+    from fraud_pipeline.storage.history import load_card_history
+
+    if payments.empty:
+        return 0
+    matrix = model.features(payments, load_card_history(conn, payments))
+    probabilities = np.clip(model.predict(matrix), 0.0, 1.0)
+    threshold = model.threshold
+    rows = sorted(  # in key order, as every writer: concurrent upserts never deadlock
+        (str(trans_num), model.version, float(p), bool(p >= threshold), threshold)
+        for trans_num, p in zip(payments["trans_num"], probabilities, strict=True)
+    )
+    with conn, conn.cursor() as cur:
+        execute_values(cur, _UPSERT, rows, page_size=5_000)
+    return len(rows)
+
+
+def _unshadowed(conn: Connection, first: str, last: str, version: str) -> pd.DataFrame:
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            _UNSHADOWED, (datetime.fromisoformat(first), datetime.fromisoformat(last), version)
+        )
+        return payments_frame(cur.fetchall(), PAYMENT_COLUMNS)
+
+
+def _guarded(
+    conn: Connection, score: Callable[[Model], int], settings: Settings | None
+) -> dict[str, Any]:
+    """Find the challenger, load it and run `score(model)`; log any failure, never raise (and
+    leave the connection usable: a back-fill goes on with its next chunk)."""
+    settings = settings or get_settings()
+    version: str | None = None
+    try:
+        found = latest_challenger(conn)
+        if found is None:
+            return {"challenger": None, "shadowed": 0}
+        version = found.version
+        shadowed = score(challenger_model(found, model_store(settings)))
+    except Exception as error:  # the challenger must never fail the champion's run
+        with contextlib.suppress(psycopg2.Error):
+            conn.rollback()
+        log.warning(
+            "shadow scoring with challenger %s failed, payments left unshadowed: %s: %s",
+            version,
+            type(error).__name__,
+            error,
+            exc_info=True,
+        )
+        return {"challenger": version, "shadowed": 0, "error": f"{type(error).__name__}: {error}"}
+    log.info("shadow-scored %d payments with challenger %s", shadowed, version)
+    return {"challenger": version, "shadowed": shadowed}
+
+
+def shadow_loaded(
+    conn: Connection, loaded: dict[str, Any], settings: Settings | None = None
+) -> dict[str, Any]:
+    """The DAG's shadow task: the payments `steps.load` stored (its `loaded` summary gives their
+    time range), those not shadowed yet, scored by the challenger. No challenger: a no-op."""
+    first, last = loaded.get("trans_time_from"), loaded.get("trans_time_to")
+    if not first or not last:
+        return {"challenger": None, "shadowed": 0}
+
+    def score(model: Model) -> int:
+        return score_payments(conn, _unshadowed(conn, first, last, model.version), model)
+
+    return _guarded(conn, score, settings)
+
+
+def shadow_payments(
+    conn: Connection, payments: pd.DataFrame, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The back-fill's shadow step: stored `payments` (in memory) scored by the challenger."""
+    if payments.empty:
+        return {"challenger": None, "shadowed": 0}
+    return _guarded(conn, lambda model: score_payments(conn, payments, model), settings)
