@@ -20,8 +20,8 @@ CREATE TABLE IF NOT EXISTS alert_reviews_archive (
 );
 CREATE INDEX IF NOT EXISTS alert_reviews_archive_trans_idx ON alert_reviews_archive (trans_num);
 
--- The review queue and the monitor's flagged share read flagged payments only (~1% of rows):
--- a partial index keeps that read off a scan of the whole retention window. On a large existing
+-- The review queue (fraud_review_queue) reads flagged payments only (~1% of rows) across the
+-- whole retention window: a partial index keeps that read off a scan of every payment. On a large existing
 -- table, run this CREATE INDEX CONCURRENTLY by hand before migrating (IF NOT EXISTS skips it).
 CREATE INDEX IF NOT EXISTS payments_scored_flagged_idx
     ON payments_scored (trans_time) WHERE is_fraud_pred;

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 
 from fraud_pipeline import clock
 from fraud_pipeline.cli import main
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.features import LOOKBACK
+from fraud_pipeline.storage import history
 from fraud_pipeline.storage.archive import _LOCK_ID, archive_payments, min_retention_days
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.factories import scored_payments
@@ -178,3 +180,37 @@ def test_cli_db_archive_uses_retention_days(conn, clean_db, loaded, monkeypatch,
     finally:
         get_settings.cache_clear()
     assert count(conn, "payments_scored_archive") == 299
+
+
+@pytest.mark.parametrize(
+    ("query", "params", "index"),
+    [
+        (history._SELECT_ALL, ("tokens", "since", "until"), "payments_scored_card_time_idx"),
+        (  # the review queue's scan (fraud_review_queue in 018)
+            "SELECT * FROM payments_scored p WHERE p.is_fraud_pred "
+            "AND NOT EXISTS (SELECT 1 FROM alert_reviews r WHERE r.trans_num = p.trans_num)",
+            (),
+            "payments_scored_flagged_idx",
+        ),
+        (  # the archive's own selection
+            "SELECT trans_num FROM payments_scored WHERE trans_time < %s "
+            "AND NOT (is_fraud_pred AND alerted_at IS NULL) ORDER BY trans_time LIMIT 100",
+            ("until",),
+            "payments_scored_trans_time_idx",
+        ),
+    ],
+)
+def test_the_hot_queries_have_an_index_that_matches_them(conn, loaded, query, params, index):
+    """With sequential scans priced out, the planner picks the index only if it matches the
+    query: a dropped index, a predicate the partial index does not cover, or a parameter of
+    another type than the column (text[] for char(64)) fails here."""
+    tokens = [row[0] for row in rows(conn, "SELECT DISTINCT card_token FROM payments_scored")]
+    values = {"tokens": tokens[:5], "since": OLD_START, "until": NOW}
+    text = query.as_string(conn) if isinstance(query, sql.Composable) else query
+    with conn.cursor() as cur:
+        cur.execute("ANALYZE payments_scored")
+        cur.execute("SET enable_seqscan = off")
+        cur.execute("EXPLAIN " + text, tuple(values[name] for name in params))
+        plan = "\n".join(row[0] for row in cur.fetchall())
+    conn.rollback()
+    assert index in plan, plan
