@@ -29,6 +29,7 @@ from tests.support.aws import (
     TARGET,
     deployer,
     recording_sagemaker,
+    stub_in_place_update,
 )
 
 
@@ -98,12 +99,6 @@ def test_a_new_model_version_updates_the_endpoint_in_place(aws, release):
 
     stubbed, sent = recording_sagemaker()
     not_found = NOT_FOUND
-    in_service = {
-        "EndpointName": "fraud-xgboost",
-        "EndpointArn": "arn:aws:sagemaker:eu-west-3:123456789012:endpoint/fraud-xgboost",
-        "CreationTime": 0,
-        "LastModifiedTime": 0,
-    }
     with Stubber(stubbed) as stub:
         stub.add_client_error("describe_model", **not_found)
         stub.add_response(
@@ -125,31 +120,7 @@ def test_a_new_model_version_updates_the_endpoint_in_place(aws, release):
             "create_endpoint_config",
             {"EndpointConfigArn": "arn:aws:sagemaker:eu-west-3:123456789012:endpoint-config/c"},
         )
-        stub.add_response(
-            "describe_endpoint",
-            {
-                **in_service,
-                "EndpointStatus": "InService",
-                "EndpointConfigName": first.endpoint_config,
-            },
-        )
-        stub.add_response(
-            "update_endpoint",
-            {"EndpointArn": "arn:aws:sagemaker:eu-west-3:123456789012:endpoint/fraud-xgboost"},
-            {"EndpointName": "fraud-xgboost", "EndpointConfigName": ANY},
-        )
-        stub.add_response(
-            "describe_endpoint",
-            {
-                **in_service,
-                "EndpointStatus": "Updating",
-                "EndpointConfigName": first.endpoint_config,
-            },
-        )
-        stub.add_response(
-            "describe_endpoint",
-            {**in_service, "EndpointStatus": "InService", "EndpointConfigName": "new"},
-        )
+        stub_in_place_update(stub, first.endpoint_config, polls=("Updating", "InService"))
         result = Deployer(
             stubbed, s3, deployer(aws).spec, TARGET, poll_s=0, echo=lambda line: None
         ).deploy(v2, must_exist=True)

@@ -7,6 +7,8 @@ from fnmatch import fnmatchcase
 from string import Template
 from typing import Any
 
+import boto3
+
 from fraud_pipeline.config import REPO_ROOT
 from tests.support.aws import REGION, TARGET, deployer
 
@@ -31,6 +33,8 @@ NO_RESOURCE_LEVEL = {
     "ecr:GetAuthorizationToken",
     "sagemaker:ListEndpointConfigs",
     "sagemaker:ListModels",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
 }
 
 
@@ -117,3 +121,43 @@ def test_the_deployer_policy_allows_every_call_deploy_status_and_teardown_make(a
     assert allows(statements, "s3:PutObject", f"arn:aws:s3:::{key}")
     passed = "arn:aws:iam::123456789012:role/fraud-sagemaker-execution"
     assert allows(statements, "iam:PassRole", passed) and passed == TARGET.role_arn
+
+
+def test_the_deployer_policy_allows_every_autoscaling_call_of_a_realtime_endpoint(aws, release):
+    """A real-time deploy, re-deploy and teardown on moto, Application Auto Scaling included."""
+    sagemaker, s3 = aws
+    scaling = boto3.client("application-autoscaling", region_name=REGION)
+    calls: set[str] = set()
+    for client in (sagemaker, s3, scaling):
+        prefix = client.meta.service_model.signing_name
+        client.meta.events.register(
+            "before-parameter-build",
+            lambda model, prefix=prefix, **_: calls.add(f"{prefix}:{model.name}"),
+        )
+    steps = deployer(aws, kind="realtime")
+    steps.autoscaling = scaling
+    steps.deploy(release)
+    steps.deploy(release)
+    (target,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    steps.teardown()
+
+    statements = policy("deployer-policy.json")
+    actions = {ACTION_OF.get(call, call) for call in calls}
+    assert {
+        "application-autoscaling:RegisterScalableTarget",
+        "application-autoscaling:PutScalingPolicy",
+        "application-autoscaling:DeleteScalingPolicy",
+        "application-autoscaling:DeregisterScalableTarget",
+    } <= actions
+    allowed = {action for statement in statements for action in as_list(statement["Action"])}
+    assert actions <= allowed, actions - allowed
+    scalable = target["ScalableTargetARN"]
+    for action in ("RegisterScalableTarget", "PutScalingPolicy", "DeregisterScalableTarget"):
+        assert allows(statements, f"application-autoscaling:{action}", scalable), scalable
+    # Target tracking creates its CloudWatch alarms as the caller; AWS names them after the variant.
+    alarm = (
+        f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:"
+        "TargetTracking-endpoint/fraud-xgboost/variant/AllTraffic-AlarmHigh-0a1b"
+    )
+    assert allows(statements, "cloudwatch:PutMetricAlarm", alarm)
+    assert not allows(statements, "cloudwatch:PutMetricAlarm", alarm.replace("xgboost", "other"))

@@ -68,3 +68,34 @@ def recording_sagemaker() -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
         lambda params, model, **_: sent.append((model.name, dict(params))),
     )
     return client, sent
+
+
+ENDPOINT_ARN = "arn:aws:sagemaker:eu-west-3:123456789012:endpoint/fraud-xgboost"
+
+
+def stub_in_place_update(stub: Any, current_config: str, polls: tuple[str, ...]) -> None:
+    """Queue on a Stubber what an update sees: the endpoint InService on `current_config`,
+    update_endpoint, then one describe_endpoint per status in `polls` (the last on the new one)."""
+    from botocore.stub import ANY
+
+    endpoint = {
+        "EndpointName": "fraud-xgboost",
+        "EndpointArn": ENDPOINT_ARN,
+        "CreationTime": 0,
+        "LastModifiedTime": 0,
+    }
+    stub.add_response(
+        "describe_endpoint",
+        {**endpoint, "EndpointStatus": "InService", "EndpointConfigName": current_config},
+    )
+    stub.add_response(
+        "update_endpoint",
+        {"EndpointArn": ENDPOINT_ARN},
+        {"EndpointName": "fraud-xgboost", "EndpointConfigName": ANY},
+    )
+    for number, status in enumerate(polls, start=1):
+        config = "new" if number == len(polls) else current_config
+        stub.add_response(
+            "describe_endpoint",
+            {**endpoint, "EndpointStatus": status, "EndpointConfigName": config},
+        )

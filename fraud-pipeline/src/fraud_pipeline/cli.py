@@ -40,6 +40,12 @@ def _db_drop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_archive(args: argparse.Namespace) -> int:
+    from fraud_pipeline.storage.archive import main
+
+    return main(args.older_than_days, batch_size=args.batch_size, max_batches=args.max_batches)
+
+
 # --- adapters: parsed arguments -> typed keyword parameters (imports stay lazy) ----------------
 def _generate(args: argparse.Namespace) -> int:
     from fraud_pipeline.devstack.generate import main
@@ -237,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
         "drop", help="drop this checkout's databases (application and Airflow), only those"
     )
     drop.set_defaults(handler=_db_drop)
+    archive = db_commands.add_parser(
+        "archive", help="move payments older than the retention, with their reviews, to archive"
+    )
+    archive.add_argument("--older-than-days", type=int, help="default: RETENTION_DAYS")
+    archive.add_argument("--batch-size", type=int, help="default: ARCHIVE_BATCH_SIZE")
+    archive.add_argument("--max-batches", type=int, help="stop after this many (default: all)")
+    archive.set_defaults(handler=_db_archive)
 
     # --- data and model --------------------------------------------------------------------
     generate = commands.add_parser("generate", help="write realistic Sparkov-format payments")

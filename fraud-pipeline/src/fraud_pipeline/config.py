@@ -95,6 +95,23 @@ class Settings(BaseSettings):
     sagemaker_instance_type: str = "ml.c5.large"
     sagemaker_instance_count: int = Field(default=1, ge=1)
 
+    # Scale-out (issue 18, docs/scaling.md). A real-time endpoint's variant is a scalable target
+    # of Application Auto Scaling, tracking invocations per instance per minute (one invocation
+    # is one batch of up to ~3.5 MB); serverless endpoints scale themselves (max concurrency).
+    sagemaker_autoscaling_min_instances: int = Field(default=1, ge=1)
+    sagemaker_autoscaling_max_instances: int = Field(default=4, ge=1)
+    sagemaker_autoscaling_target_invocations: float = Field(
+        default=60.0, gt=0, description="invocations per instance per minute the policy holds"
+    )
+    sagemaker_autoscaling_scale_in_cooldown_s: int = Field(default=300, ge=0)
+    sagemaker_autoscaling_scale_out_cooldown_s: int = Field(default=60, ge=0)
+    # payments_scored keeps this many days (by trans_time); `fraud-pipeline db archive` moves
+    # older payments, with their reviews, to the archive tables in batches (storage/archive.py).
+    retention_days: int = Field(
+        default=90, ge=35, description="at least the 30-day monitoring windows plus margin"
+    )
+    archive_batch_size: int = Field(default=10_000, ge=1)
+
     # Alerts
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
@@ -167,6 +184,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _autoscaling_range(self) -> Settings:
+        if self.sagemaker_autoscaling_max_instances < self.sagemaker_autoscaling_min_instances:
+            raise ValueError(
+                "SAGEMAKER_AUTOSCALING_MAX_INSTANCES must be >= SAGEMAKER_AUTOSCALING_MIN_INSTANCES"
+            )
+        return self
 
     @model_validator(mode="after")
     def _prod_needs_real_secrets(self) -> Settings:

@@ -237,8 +237,10 @@ class EndpointClient:
         )
 
     def batch_rows(self, matrix: np.ndarray) -> int:
-        """Rows per request so that one payload stays under the limit."""
-        bytes_per_row = matrix.shape[1] * (4 if self.content_type != "text/csv" else 14) + 2
+        """Rows per request so that one payload stays under the limit, whatever the values:
+        4 bytes a value in npy (+ its 128-byte header); in CSV a float32 prints at most 16
+        ("-1.23456787e-37,"), 17 counted for margin."""
+        bytes_per_row = matrix.shape[1] * (4 if self.content_type != "text/csv" else 17) + 2
         return max(1, self.max_payload_bytes // bytes_per_row)
 
     # -- calls --------------------------------------------------------------------------------

@@ -5,6 +5,9 @@ ECR image of infra/sagemaker + the artifact) and an endpoint config, both named 
 contain, then creates the endpoint or points it at the new config (SageMaker keeps serving the old
 config until the new one is InService) and waits for InService. Running it twice changes nothing.
 `teardown` deletes the endpoint and every config of it (the cost), and optionally the models.
+A real-time endpoint's variant is registered with Application Auto Scaling (target tracking on
+invocations per instance) once InService, deregistered before an update (AWS refuses to change
+a scaled variant's instances) and at teardown; serverless endpoints scale themselves.
 
 The control plane is plain boto3: the `sagemaker` SDK's resource classes build their own clients
 and validate responses strictly (they refuse moto's), which adds nothing over these few calls;
@@ -31,6 +34,9 @@ BUILTIN_XGBOOST = "builtin-xgboost"
 BUILTIN_XGBOOST_VERSION = "3.0-5"
 _NAME_MAX = 63  # SageMaker resource names: [a-zA-Z0-9](-*[a-zA-Z0-9])*, at most 63 characters
 _TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+SCALING_NAMESPACE = "sagemaker"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+SCALING_METRIC = "SageMakerVariantInvocationsPerInstance"
 
 
 class DeployError(RuntimeError):
@@ -70,6 +76,36 @@ class Release:
 
 
 @dataclass(frozen=True)
+class Autoscaling:
+    """How many instances a real-time variant may run, and the load per instance it holds."""
+
+    min_instances: int = 1
+    max_instances: int = 4
+    target_invocations: float = 60.0  # per instance per minute (SageMaker's metric)
+    scale_in_cooldown_s: int = 300
+    scale_out_cooldown_s: int = 60
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Autoscaling:
+        return cls(
+            min_instances=settings.sagemaker_autoscaling_min_instances,
+            max_instances=settings.sagemaker_autoscaling_max_instances,
+            target_invocations=settings.sagemaker_autoscaling_target_invocations,
+            scale_in_cooldown_s=settings.sagemaker_autoscaling_scale_in_cooldown_s,
+            scale_out_cooldown_s=settings.sagemaker_autoscaling_scale_out_cooldown_s,
+        )
+
+    def policy(self) -> dict[str, Any]:
+        """The TargetTrackingScalingPolicyConfiguration of put_scaling_policy."""
+        return {
+            "TargetValue": self.target_invocations,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": SCALING_METRIC},
+            "ScaleInCooldown": self.scale_in_cooldown_s,
+            "ScaleOutCooldown": self.scale_out_cooldown_s,
+        }
+
+
+@dataclass(frozen=True)
 class EndpointSpec:
     """How the endpoint runs: serverless (pay per request) or real-time instances."""
 
@@ -79,6 +115,7 @@ class EndpointSpec:
     max_concurrency: int = 5
     instance_type: str = "ml.c5.large"
     instance_count: int = 1
+    autoscaling: Autoscaling = field(default_factory=Autoscaling)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EndpointSpec:
@@ -89,7 +126,17 @@ class EndpointSpec:
             max_concurrency=settings.sagemaker_serverless_max_concurrency,
             instance_type=settings.sagemaker_instance_type,
             instance_count=settings.sagemaker_instance_count,
+            autoscaling=Autoscaling.from_settings(settings),
         )
+
+    @property
+    def scaling_resource_id(self) -> str:
+        """The variant as Application Auto Scaling names it."""
+        return f"endpoint/{self.name}/variant/{VARIANT}"
+
+    @property
+    def scaling_policy_name(self) -> str:
+        return f"{self.name}-invocations-per-instance"
 
     def production_variant(self, model_name: str) -> dict[str, Any]:
         variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": model_name}
@@ -156,6 +203,7 @@ class DeployResult:
     endpoint_config: str
     model: str
     model_data_url: str
+    autoscaling: dict[str, Any] | None = None  # the scalable target set, None if none
 
 
 def _not_found(error: Exception) -> bool:
@@ -182,7 +230,8 @@ def _describe(call: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, A
 
 @dataclass
 class Deployer:
-    """The deploy steps against one endpoint, on injected boto3 `sagemaker` and `s3` clients."""
+    """The deploy steps against one endpoint, on injected boto3 `sagemaker` and `s3` clients
+    (and `application-autoscaling`: by default one in the `sagemaker` client's region)."""
 
     sagemaker: Any
     s3: Any
@@ -191,6 +240,15 @@ class Deployer:
     poll_s: float = 15.0
     timeout_s: float = 1800.0
     echo: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
+    autoscaling: Any = None
+
+    def _scaling(self) -> Any:
+        if self.autoscaling is None:
+            import boto3
+
+            region = self.sagemaker.meta.region_name
+            self.autoscaling = boto3.client("application-autoscaling", region_name=region)
+        return self.autoscaling
 
     def _target(self) -> Target:
         if self.target is None:
@@ -332,11 +390,87 @@ class Deployer:
             self.echo(
                 f"updating endpoint {self.spec.name}: {endpoint['EndpointConfigName']} -> {config}"
             )
+            self.remove_autoscaling()  # a scaled variant's instances cannot be changed
             self.sagemaker.update_endpoint(EndpointName=self.spec.name, EndpointConfigName=config)
             action = "updated"
         if wait and action != "unchanged":
             self.wait_in_service()
-        return DeployResult(action, self.spec.name, config, model, model_data_url)
+        scaling = None
+        if wait or action == "unchanged":  # InService: the variant exists as configured
+            scaling = self.sync_autoscaling()
+        elif self.spec.kind == "realtime":
+            self.echo("autoscaling is set once the endpoint is InService: deploy again then")
+        return DeployResult(action, self.spec.name, config, model, model_data_url, scaling)
+
+    # -- autoscaling (real-time endpoints) --------------------------------------------------------
+    def _scaling_target(self) -> dict[str, Any] | None:
+        found = self._scaling().describe_scalable_targets(
+            ServiceNamespace=SCALING_NAMESPACE,
+            ResourceIds=[self.spec.scaling_resource_id],
+            ScalableDimension=SCALABLE_DIMENSION,
+        )["ScalableTargets"]
+        return found[0] if found else None
+
+    def sync_autoscaling(self) -> dict[str, Any] | None:
+        """Real-time: register the variant and put its target tracking policy (both upserts, so
+        a re-deploy changes nothing or applies new settings); serverless: none may remain."""
+        if self.spec.kind != "realtime":
+            self.remove_autoscaling()
+            return None
+        scaling, resource = self.spec.autoscaling, self.spec.scaling_resource_id
+        wanted = {
+            "min_instances": scaling.min_instances,
+            "max_instances": scaling.max_instances,
+            "target_invocations": scaling.target_invocations,
+        }
+        self.echo(
+            f"autoscaling {resource}: {scaling.min_instances}-{scaling.max_instances} instances, "
+            f"{scaling.target_invocations:g} invocations per instance per minute"
+        )
+        self._scaling().register_scalable_target(
+            ServiceNamespace=SCALING_NAMESPACE,
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+            MinCapacity=scaling.min_instances,
+            MaxCapacity=scaling.max_instances,
+        )
+        self._scaling().put_scaling_policy(
+            PolicyName=self.spec.scaling_policy_name,
+            ServiceNamespace=SCALING_NAMESPACE,
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration=scaling.policy(),
+        )
+        return wanted
+
+    def remove_autoscaling(self) -> list[str]:
+        """Delete the variant's scaling policies and deregister it (if registered); what went."""
+        if self._scaling_target() is None:
+            return []
+        resource, removed = self.spec.scaling_resource_id, []
+        policies = self._scaling().describe_scaling_policies(
+            ServiceNamespace=SCALING_NAMESPACE,
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+        )["ScalingPolicies"]
+        for policy in policies:
+            self.echo(f"deleting scaling policy {policy['PolicyName']}")
+            self._scaling().delete_scaling_policy(
+                PolicyName=policy["PolicyName"],
+                ServiceNamespace=SCALING_NAMESPACE,
+                ResourceId=resource,
+                ScalableDimension=SCALABLE_DIMENSION,
+            )
+            removed.append(f"scaling-policy/{policy['PolicyName']}")
+        self.echo(f"deregistering scalable target {resource}")
+        self._scaling().deregister_scalable_target(
+            ServiceNamespace=SCALING_NAMESPACE,
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+        )
+        removed.append(f"scalable-target/{resource}")
+        return removed
 
     def status(self) -> dict[str, Any]:
         """What runs behind the endpoint: status, config, and per variant its model and version."""
@@ -360,12 +494,15 @@ class Deployer:
                     "instance_count": variant.get("InitialInstanceCount"),
                 }
             )
+        target = self._scaling_target()
         return {
             "endpoint": self.spec.name,
             "status": endpoint["EndpointStatus"],
             "endpoint_config": endpoint["EndpointConfigName"],
             "failure_reason": endpoint.get("FailureReason"),
             "variants": variants,
+            "autoscaling": target
+            and {"min_instances": target["MinCapacity"], "max_instances": target["MaxCapacity"]},
         }
 
     def _owned(self, pages: Iterator[dict[str, Any]], key: str, name: str, arn: str) -> list[str]:
@@ -380,7 +517,7 @@ class Deployer:
 
     def teardown(self, *, delete_models: bool = False) -> list[str]:
         """Delete the endpoint and all its configs (and models); what was deleted, in order."""
-        deleted = []
+        deleted = self.remove_autoscaling()  # before the endpoint: it names the variant
         if self.describe_endpoint() is not None:
             self.echo(f"deleting endpoint {self.spec.name}")
             self.sagemaker.delete_endpoint(EndpointName=self.spec.name)
@@ -406,12 +543,17 @@ class Deployer:
         return deleted
 
 
-def control_plane_clients(settings: Settings) -> tuple[Any, Any]:
-    """boto3 `sagemaker` and `s3` clients in the configured region (credentials: boto3's chain)."""
+def control_plane_clients(settings: Settings) -> tuple[Any, Any, Any]:
+    """boto3 `sagemaker`, `s3` and `application-autoscaling` clients in the configured region
+    (credentials: boto3's chain)."""
     import boto3
 
     session = boto3.Session(region_name=settings.aws_region)
-    return session.client("sagemaker"), session.client("s3")
+    return (
+        session.client("sagemaker"),
+        session.client("s3"),
+        session.client("application-autoscaling"),
+    )
 
 
 def deployer_from_settings(
@@ -419,9 +561,10 @@ def deployer_from_settings(
 ) -> Deployer:
     if endpoint_type:
         settings = settings.model_copy(update={"sagemaker_endpoint_type": endpoint_type})
-    sagemaker, s3 = control_plane_clients(settings)
+    sagemaker, s3, autoscaling = control_plane_clients(settings)
     target = Target.from_settings(settings) if with_target else None
-    return Deployer(sagemaker, s3, EndpointSpec.from_settings(settings), target)
+    spec = EndpointSpec.from_settings(settings)
+    return Deployer(sagemaker, s3, spec, target, autoscaling=autoscaling)
 
 
 def main(

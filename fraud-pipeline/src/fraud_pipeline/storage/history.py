@@ -16,9 +16,12 @@ from psycopg2 import sql
 from fraud_pipeline.model.features import HISTORY_COLUMNS, LOOKBACK
 from fraud_pipeline.schema import PAYMENT_COLUMNS
 
+# The tokens are cast to the column's type: a Python list arrives as text[], and
+# `card_token::text = ANY(text[])` cannot use the (card_token, trans_time) index (a scan of every
+# payment in the window instead; tests/storage/test_archive.py checks the plan).
 _QUERY = sql.SQL(
     "SELECT {columns} FROM payments_scored"
-    " WHERE card_token = ANY(%s) AND trans_time >= %s AND trans_time < %s"
+    " WHERE card_token = ANY(%s::char(64)[]) AND trans_time >= %s AND trans_time < %s"
     " ORDER BY card_token, trans_time, trans_num"
 )
 
