@@ -40,6 +40,7 @@ from fraud_pipeline.storage import db
 from fraud_pipeline.storage.migrate import migrate
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support import fresh_machine
+from tests.support.airflow import migrated_airflow_home
 from tests.support.aws import FAKE_CREDENTIALS, REGION, TARGET
 from tests.support.cards import Recorder
 from tests.support.database import (
@@ -186,6 +187,15 @@ def services(clean_db, tmp_path, monkeypatch) -> Iterator[Services]:
             server.stop()
         mail.stop()
         get_settings.cache_clear()
+
+
+# --- Airflow ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An AIRFLOW_HOME with a migrated metadata database, once per session."""
+    return migrated_airflow_home(tmp_path_factory.mktemp("airflow_home"))
 
 
 # --- the model server alone, and moto's AWS -------------------------------------------------
