@@ -3,7 +3,8 @@ labelled payments (real rows of the public Kaggle files) and a real local model 
 with `serve-model --reload`: a challenger is registered with both models' figures on the same
 latest days; with a gate it cannot pass it stays a challenger with the reason; with a gate it
 passes it becomes champion, the server serves it and the pipeline's next scored rows carry its
-version; `fraud-pipeline model rollback` brings the previous champion back, on the rows too."""
+version; `fraud-pipeline model rollback` brings the previous champion back, on the rows too, and
+a re-run of a decided run changes nothing."""
 
 from __future__ import annotations
 
@@ -228,3 +229,10 @@ def test_retrain_keeps_a_challenger_below_the_gate_promotes_past_it_and_rolls_ba
         assert versions.champion(conn).version == committed.version
         after_rollback = run_interval(minutes[1], minutes[2])
         assert list(after_rollback) == [committed.version]
+
+        # Today's run again (a retry, a manual re-run): the same window trains the same model,
+        # found registered; the decision already taken stands, the rolled-back model stays out.
+        before = versions.list_versions(conn)
+        run_at(now, RETRAIN_MIN_PR_AUC_GAIN="-1", RETRAIN_TOLERANCE="1")
+        assert versions.list_versions(conn) == before
+        assert _served_version(reload_server) == committed.version

@@ -107,9 +107,9 @@ def judge(conn: Connection, window: Window, version: str, settings: Settings) ->
     champion = versions.champion(conn)
     if challenger is None or champion is None:
         raise RetrainError(f"{version} or a champion is missing from the registry")
-    if challenger.status != "challenger":  # decided by an earlier try of this run
-        promoted = challenger.status == "champion"
-        return Decision(version, champion.version, promoted, challenger.reason or "")
+    if challenger.status != "challenger":  # decided by an earlier try of this run: it stands
+        said = f"{version} is {challenger.status} already ({challenger.reason or 'no reason'})"
+        return Decision(version, champion.version, challenger.status == "champion", said)
     learn, holdout = _split(conn, window)
     store = model_store(settings)
     evaluations = compare(
