@@ -39,12 +39,12 @@ def fraud_retrain():
     )
     def train_challenger(logical_date=None, params=None) -> dict:
         from fraud_pipeline.config import get_settings
-        from fraud_pipeline.pipeline.airflow_support import db_connection
+        from fraud_pipeline.pipeline.airflow_support import db_connection, no_retry
         from fraud_pipeline.retrain import run
 
         settings = get_settings()
-        window = run.window_ending(logical_date, settings, (params or {}).get("window_days"))
-        with db_connection() as conn:
+        with no_retry(run.RetrainError), db_connection() as conn:
+            window = run.window_ending(logical_date, settings, (params or {}).get("window_days"))
             challenger = run.train_challenger(conn, window, settings)
         return {"version": challenger.version, "window": window.as_json()}
 
@@ -54,11 +54,11 @@ def fraud_retrain():
     )
     def judge(trained: dict) -> dict:
         from fraud_pipeline.config import get_settings
-        from fraud_pipeline.pipeline.airflow_support import db_connection
+        from fraud_pipeline.pipeline.airflow_support import db_connection, no_retry
         from fraud_pipeline.retrain import run
         from fraud_pipeline.retrain.window import Window
 
-        with db_connection() as conn:
+        with no_retry(run.RetrainError), db_connection() as conn:
             decision = run.judge(
                 conn, Window.from_json(trained["window"]), trained["version"], get_settings()
             )

@@ -57,6 +57,35 @@ def test_the_dag_is_weekly_thin_and_documented(airflow_env):
     assert out.strip().endswith("ok")
 
 
+@pytest.mark.airflow
+def test_a_run_with_nothing_to_retrain_on_fails_at_once_saying_why(airflow_env, clean_db, tmp_path):
+    env = {
+        **airflow_env,
+        "DATABASE_URL": clean_db,
+        "AIRFLOW_CONN_FRAUD_DB": postgres_connection(clean_db),
+        "MODEL_STORE": str(tmp_path / "store"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+    out = run_python(
+        """
+        from airflow.dag_processing.dagbag import DagBag
+        import pendulum
+        dag = DagBag(dag_folder="%s").dags["fraud_retrain"]
+        run = dag.test(logical_date=pendulum.parse("%s"))
+        print("STATE", run.state)
+        for ti in run.get_task_instances():
+            print("TASK", ti.task_id, ti.state, ti.try_number)
+        """
+        % (DAGS, NOW),
+        env,
+    )
+    assert "STATE failed" in out, out[-3000:]
+    assert "TASK train_challenger failed 1" in out  # no retry: none would find a champion
+    assert "TASK judge upstream_failed" in out
+    assert "no champion to compare a challenger with" in out
+    assert not (tmp_path / "store").exists()
+
+
 @pytest.fixture
 def reload_server(tmp_path: Path) -> Iterator[str]:
     """`fraud-pipeline serve-model --reload` on the committed artifacts, as `make run` starts it."""
