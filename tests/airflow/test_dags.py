@@ -32,12 +32,8 @@ from tests.support.hostile_api import hostile_api
 from tests.support.servers import serve_app
 
 
-def _python(code: str, env: dict[str, str]) -> str:
-    return run_python(code, env)
-
-
 def test_dags_parse_with_the_designed_shape(airflow_env):
-    out = _python(
+    out = run_python(
         """
         from airflow.dag_processing.dagbag import DagBag
         bag = DagBag(dag_folder="%s")
@@ -109,7 +105,7 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
         """ % (DAGS, (minute + pd.Timedelta(minutes=1)).tz_convert("UTC").isoformat())
     # A manual run at T covers the interval that ends at T: [minute, minute + 1 min).
     try:
-        assert "STATE success" in _python(run, env)
+        assert "STATE success" in run_python(run, env)
         expected = payments_between(
             minute, minute + pd.Timedelta(minutes=1), seed=11, rate_per_min=2_000
         )
@@ -129,7 +125,7 @@ def test_a_real_dag_run_scores_loads_quarantines_and_alerts_once(airflow_env, se
         assert [q[0] for q in quarantined] == ["bad-amount", "bad-category"]
         assert frauds > 0 and len(services.mail.messages()) == 1
         # The same interval again: nothing changes, nothing is sent.
-        assert "STATE success" in _python(run, env)
+        assert "STATE success" in run_python(run, env)
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM payments_scored")
             assert cur.fetchone()[0] == stored
@@ -160,7 +156,7 @@ def test_runs_missed_while_airflow_was_down_are_caught_up_by_the_next_run(airflo
         DAGS,
         [(minute + pd.Timedelta(minutes=m)).tz_convert("UTC").isoformat() for m in (1, 6)],
     )
-    assert _python(run, env).count("STATE success") == 2
+    assert run_python(run, env).count("STATE success") == 2
     expected = payments_between(minute, minute + pd.Timedelta(minutes=6), seed=11, rate_per_min=40)
     conn = connect()
     try:
@@ -211,7 +207,7 @@ def test_a_poison_payment_through_sixty_per_minute_dag_runs(airflow_env, service
             for logical_date in %r:
                 print("STATE", dag.test(logical_date=pendulum.parse(logical_date)).state)
             """ % (DAGS, logical_dates)
-        out = _python(run, env)
+        out = run_python(run, env)
     assert out.count("STATE success") == 60, out[-3000:]
     conn = connect()
     try:
@@ -264,12 +260,12 @@ def test_the_morning_summary_waits_until_its_day_is_loaded(airflow_env, services
     try:
         with conn, conn.cursor() as cur:  # the first live run: today only, yesterday not yet
             watermark.advance(cur, clock.now() - timedelta(minutes=1), clock.now())
-        out = _python(run, env)
+        out = run_python(run, env)
         assert "STATE failed" in out and "waits: payments before" in out, out[-3000:]
         assert services.mail.messages() == []
         with conn, conn.cursor() as cur:  # the back-fill of yesterday reached the live runs
             watermark.advance(cur, first, clock.now())
-        assert "STATE success" in _python(run, env)
+        assert "STATE success" in run_python(run, env)
         (mail,) = services.mail.messages()
         assert f"Morning report {yesterday.isoformat()}" in mail["Subject"]
     finally:
@@ -318,7 +314,7 @@ def test_the_model_monitor_warns_once_when_the_amounts_drift(airflow_env, servic
 
     def run_for(day: date) -> None:
         logical = pd.Timestamp(clock.day_start(day + timedelta(days=1))) + pd.Timedelta(hours=6.5)
-        out = _python(
+        out = run_python(
             """
             from airflow.dag_processing.dagbag import DagBag
             import pendulum

@@ -32,14 +32,14 @@ def airflow_home(home: Path) -> dict[str, str]:
     return env
 
 
-def run_python(code: str, env: dict[str, str]) -> str:
+def run_python(code: str, env: dict[str, str], timeout_s: float = 300) -> str:
     """Run `code` in a fresh interpreter; its output, or a failure showing its end."""
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout_s,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout

@@ -13,6 +13,7 @@ from fraud_pipeline.ingest.cards import tokenise_frame
 from fraud_pipeline.schema import SPARKOV_COLUMNS
 
 KAGGLE_HEAD = REPO_ROOT / "fraud-pipeline" / "data" / "sparkov_kaggle_fraudtest_head.csv.gz"
+PUBLIC_SAMPLE = REPO_ROOT / "fraud-pipeline" / "data" / "sparkov_public_sample.csv.gz"
 
 
 @lru_cache(maxsize=1)
@@ -21,12 +22,24 @@ def real_rows() -> pd.DataFrame:
     return pd.read_csv(KAGGLE_HEAD, dtype={"cc_num": str, "zip": str})[list(SPARKOV_COLUMNS)]
 
 
+@lru_cache(maxsize=1)
+def public_sample() -> pd.DataFrame:
+    """The 52,175 real rows of the public Kaggle files (every fraud: 18.5%), as raw records."""
+    return pd.read_csv(PUBLIC_SAMPLE, dtype={"cc_num": str, "zip": str})[list(SPARKOV_COLUMNS)]
+
+
 def scored_payments(
-    n: int, *, start: datetime | None = None, seed: int = 0, step_s: float = 7.0
+    n: int,
+    *,
+    start: datetime | None = None,
+    seed: int = 0,
+    step_s: float = 7.0,
+    rows: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """`n` real payments (cycled), re-timed from `start`, tokenised and given scores."""
+    """`n` real payments (cycled; `rows`, default the Kaggle head), re-timed from `start`,
+    tokenised and given scores."""
     rng = np.random.default_rng(seed)
-    raw = real_rows()
+    raw = real_rows() if rows is None else rows.reset_index(drop=True)
     frame = raw.iloc[np.arange(n) % len(raw)].reset_index(drop=True)
     frame["trans_num"] = [f"{seed:04d}-{i:08d}" for i in range(n)]
     start = start or datetime(2026, 3, 28, 12, tzinfo=get_settings().tz)

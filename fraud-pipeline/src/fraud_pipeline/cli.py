@@ -159,6 +159,12 @@ def _model(args: argparse.Namespace) -> int:
     )
 
 
+def _retrain(args: argparse.Namespace) -> int:
+    from fraud_pipeline.retrain.run import main
+
+    return main(window_days=args.window_days)
+
+
 def _airflow(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -353,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
             "--no-rollout", action="store_true", help="registry only: leave the endpoint as is"
         )
     model.set_defaults(handler=_model)
+
+    retrain = commands.add_parser(
+        "retrain",
+        help="train a challenger on the recent window, measure it against the champion on the"
+        " same latest days, promote it past the gate (RETRAIN_* settings)",
+    )
+    retrain.add_argument(
+        "--window-days", type=int, help="days of payments_scored (default RETRAIN_WINDOW_DAYS)"
+    )
+    retrain.set_defaults(handler=_retrain)
 
     # --- local stack (make run) ------------------------------------------------------------
     airflow = commands.add_parser(

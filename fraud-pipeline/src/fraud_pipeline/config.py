@@ -145,6 +145,31 @@ class Settings(BaseSettings):
         default=2_000, ge=100, description="payments a day whose features are recomputed"
     )
 
+    # Retraining (the weekly fraud_retrain DAG, retrain/): a challenger learns from the training
+    # files plus the labelled recent window of payments_scored (the analysts' verdicts override
+    # `is_fraud`), except its last RETRAIN_HOLDOUT_DAYS, on which champion and challenger are both
+    # measured. The gate: the challenger's PR-AUC must beat the champion's by the gain, and its
+    # precision and recall (each model at its own threshold) may fall short of the champion's by
+    # at most the tolerance; otherwise it stays a challenger, with the reason.
+    retrain_window_days: int = Field(
+        default=28, ge=2, le=366, description="days of payments_scored a retraining reads"
+    )
+    retrain_holdout_days: int = Field(
+        default=7, ge=1, description="the window's last days: measured on, never trained on"
+    )
+    retrain_min_pr_auc_gain: float = Field(
+        default=0.005, ge=-1, le=1, description="challenger PR-AUC minus champion PR-AUC, at least"
+    )
+    retrain_tolerance: float = Field(
+        default=0.02, ge=0, le=1, description="precision or recall the challenger may lose"
+    )
+    retrain_min_eval_frauds: int = Field(
+        default=20, ge=1, description="labelled frauds the evaluation needs to decide anything"
+    )
+    retrain_sample_rows: int | None = Field(
+        default=None, ge=1_000, description="rows of the training files used (unset = all)"
+    )
+
     # Morning report login
     dashboard_user: str = "analyst"
     dashboard_password: SecretStr | None = None
@@ -179,6 +204,7 @@ class Settings(BaseSettings):
         "database_url",
         "report_database_url",
         "review_database_url",
+        "retrain_sample_rows",
         mode="before",
     )
     @classmethod
@@ -190,6 +216,15 @@ class Settings(BaseSettings):
         if self.sagemaker_autoscaling_max_instances < self.sagemaker_autoscaling_min_instances:
             raise ValueError(
                 "SAGEMAKER_AUTOSCALING_MAX_INSTANCES must be >= SAGEMAKER_AUTOSCALING_MIN_INSTANCES"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _holdout_inside_window(self) -> Settings:
+        if self.retrain_holdout_days >= self.retrain_window_days:
+            raise ValueError(
+                f"RETRAIN_HOLDOUT_DAYS={self.retrain_holdout_days} leaves nothing to train on in "
+                f"RETRAIN_WINDOW_DAYS={self.retrain_window_days}"
             )
         return self
 

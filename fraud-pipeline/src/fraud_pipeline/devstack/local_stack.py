@@ -376,7 +376,9 @@ class LocalStack:
         try:
             present = client.wait_for_dags(airflow_local.DAG_IDS, timeout=60)
             for dag_id in airflow_local.DAG_IDS:
-                if dag_id in present:
+                if dag_id in airflow_local.STARTED_PAUSED:
+                    self.say(f"DAG {dag_id} left paused: trigger it by hand, or unpause it")
+                elif dag_id in present:
                     client.unpause(dag_id)
                     self.say(f"DAG {dag_id} unpaused")
                 else:

@@ -11,7 +11,8 @@ The training customers' later months and the real test period are only measured 
 and seed give the same model, metrics and artifacts (`make train`).
 
 `--with-reviews` adds the analysts' verdicts on scored payments (`model.reviews`) to the train
-part only, never to what is measured; without it, nothing reads the database.
+part only, never to what is measured; without it, nothing reads the database. Retraining
+(`fraud_pipeline.retrain`) adds the labelled recent payments the same way (`recent`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,7 @@ REAL_TEST_START = pd.Timestamp("2020-06-21 12:14:25")
 REAL_MAX_FPR = 0.003
 REAL_WEIGHT = 3.0  # real rows are few; weigh them so the model also learns their shape
 REVIEW_WEIGHT = REAL_WEIGHT  # reviewed payments too: few, real, and labelled by people
+RECENT_WEIGHT = 1.0  # recent production payments: as many as the files' rows, weighed alike
 
 PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -75,6 +77,23 @@ PARAMS: dict[str, Any] = {
 }
 ROUNDS = 600
 EARLY_STOPPING = 40
+
+
+class Examples(Protocol):
+    """Labelled payments from the database, featurised as they were scored (model.reviews,
+    retrain.window): what the train part may take beside the files' rows."""
+
+    @property
+    def features(self) -> pd.DataFrame: ...
+
+    @property
+    def labels(self) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+    def digest(self) -> str: ...
+
+    def outside(self, cards: Any, trans_nums: Any) -> Examples: ...
 
 
 def labelled(path: Path, *, sample_rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -135,11 +154,12 @@ def train(
     min_precision: float = 0.9,
     sample_rows: int | None = None,
     with_reviews: bool = False,
+    recent: Examples | None = None,
 ) -> dict[str, Any]:
     """Train, choose the threshold, measure, and write the artifacts; return the metadata.
 
     `with_reviews` also trains on the reviewed payments in PostgreSQL (read first: an unreachable
-    database fails before the long work).
+    database fails before the long work); `recent` adds labelled recent payments (retraining).
     """
     import xgboost
 
@@ -176,21 +196,28 @@ def train(
     train_weight = np.concatenate(
         [np.ones(gen_train.sum()), np.full(real_train.sum(), REAL_WEIGHT)]
     )
-    added: ReviewedExamples | None = None
-    if reviewed is not None:
-        # Not a card whose rows are measured (validation, test) nor a row of the files.
-        measured_cards = pd.concat(
-            [gen_pay.card_token[~gen_train], real_pay.card_token[~real_train]]
-        )
-        added = reviewed.outside(measured_cards, pd.concat([gen_pay.trans_num, real_pay.trans_num]))
+    # Database rows never on a card whose rows are measured (validation, test) nor a file row.
+    measured_cards = pd.concat([gen_pay.card_token[~gen_train], real_pay.card_token[~real_train]])
+    file_rows = pd.concat([gen_pay.trans_num, real_pay.trans_num])
+    kept: dict[str, Examples] = {}
+    for name, examples, weight in (
+        ("reviewed", reviewed, REVIEW_WEIGHT),
+        ("recent", recent, RECENT_WEIGHT),
+    ):
+        if examples is None:
+            continue
+        kept[name] = chosen = examples.outside(measured_cards, file_rows)
         log.info(
-            "adding %d reviewed payments to the train part (%d on measured cards left out)",
-            len(added),
-            len(reviewed) - len(added),
+            "adding %d %s payments to the train part (%d on measured cards left out)",
+            len(chosen),
+            name,
+            len(examples) - len(chosen),
         )
-        train_frame = pd.concat([train_frame, added.features])
-        train_label = np.concatenate([train_label, added.labels])
-        train_weight = np.concatenate([train_weight, np.full(len(added), REVIEW_WEIGHT)])
+        train_frame = pd.concat([train_frame, chosen.features])
+        train_label = np.concatenate([train_label, chosen.labels])
+        train_weight = np.concatenate([train_weight, np.full(len(chosen), weight)])
+    added = cast(ReviewedExamples | None, kept.get("reviewed"))
+    recent_added = kept.get("recent")
 
     preprocess = build_preprocess().fit(train_frame.loc[:, list(FEATURE_COLUMNS)])
     names = [str(n) for n in preprocess.get_feature_names_out()]
@@ -248,6 +275,8 @@ def train(
     identity = repr((PARAMS, best, sample_rows))
     if added is not None and len(added):
         identity += added.digest()
+    if recent_added is not None and len(recent_added):
+        identity += "recent" + recent_added.digest()
     params_digest = hashlib.sha256(identity.encode()).hexdigest()
     metadata: dict[str, Any] = {
         "model_version": f"xgb-{digest[:8]}-{params_digest[:8]}",
@@ -285,6 +314,14 @@ def train(
         "best_iteration": best,
         "metrics": metrics,
     }
+    if recent is not None and recent_added is not None:
+        metadata["training_data"]["recent"] = {
+            "source": "payments_scored, labelled by v_alert_verdicts, else is_fraud",
+            "weight": RECENT_WEIGHT,
+            "rows": len(recent_added),
+            "frauds": int(recent_added.labels.sum()),
+            "left_out_measured_cards": len(recent) - len(recent_added),
+        }
     if reviewed is not None and added is not None:
         metadata["reviewed_examples"] = added.counts()
         metadata["training_data"]["reviews"] = {

@@ -76,6 +76,17 @@ def db_connection() -> Iterator[psycopg2.extensions.connection]:
         conn.close()
 
 
+@contextmanager
+def no_retry(*errors: type[Exception]) -> Iterator[None]:
+    """`errors` a retry cannot mend (no data, no champion) fail the task at once, saying why."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except errors as error:
+        raise AirflowFailException(str(error)) from error
+
+
 def scoring_client() -> Any:
     from fraud_pipeline.serving.endpoint import EndpointClient
 

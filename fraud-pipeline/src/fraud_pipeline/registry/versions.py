@@ -207,6 +207,30 @@ def rollback(conn: Connection, by: str, reason: str | None = None) -> ModelVersi
     return restored
 
 
+def record_evaluation(
+    conn: Connection,
+    version: str,
+    metrics: dict[str, Any],
+    reason: str | None,
+    training_data_to: datetime | None = None,
+) -> ModelVersion:
+    """Merge `metrics` (top-level keys) into the version's metrics and store `reason` (why a
+    challenger stays one); a retrained version also records where its training data ends."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """UPDATE model_versions
+               SET metrics = metrics || %s::jsonb, reason = %s,
+                   training_data_to = COALESCE(%s, training_data_to)
+               WHERE version = %s""",
+            (json.dumps(metrics), reason, training_data_to, version),
+        )
+        if cur.rowcount != 1:
+            raise RegistryError(f"model version {version} is not registered")
+    recorded = get_version(conn, version)
+    assert recorded is not None
+    return recorded
+
+
 def fetch_verified(store: ModelStore, version: ModelVersion) -> Path:
     """A local folder with `version`'s artifacts, checked against the registry's SHA-256s."""
     folder = store.fetch(version.location)

@@ -1,0 +1,184 @@
+"""One retraining, in the three steps the fraud_retrain DAG runs (and `fraud-pipeline retrain`):
+
+1. `train_challenger`: train on the files plus the window's labelled payments before its holdout,
+   in a temporary folder, and register the result as a challenger (its verified copy in
+   MODEL_STORE). The same window gives the same version: a re-run finds it registered.
+2. `judge`: score the holdout with the champion and the challenger (each verified against the
+   registry), record both evaluations and the gate's decision on the challenger's row
+   (metrics['evaluations'], metrics['gate']; the reason when it stays a challenger), and promote
+   it when it passes.
+3. `serve_champion`: after a promotion, the endpoint serves the champion (registry.rollout); a
+   failed rollout is retried alone, the decision stands.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from psycopg2.extensions import connection as Connection
+
+from fraud_pipeline import clock
+from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.registry import versions
+from fraud_pipeline.registry.store import ModelStore, store_from_url
+from fraud_pipeline.retrain.gate import Gate, decide
+from fraud_pipeline.retrain.window import LabelledPayments, Window, load_labelled
+
+log = logging.getLogger(__name__)
+
+RETRAINED_BY = "fraud_retrain"
+
+
+class RetrainError(RuntimeError):
+    """Retraining cannot go on: no champion to compare with, no labelled recent payments."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    version: str
+    champion: str
+    promoted: bool
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "champion": self.champion,
+            "promoted": self.promoted,
+            "reason": self.reason,
+        }
+
+
+def model_store(settings: Settings) -> ModelStore:
+    return store_from_url(settings.model_store, settings.local_state_dir / "model-cache")
+
+
+def window_ending(end: datetime | None, settings: Settings, days: int | None = None) -> Window:
+    """The window that ends at `end` (default: now), RETRAIN_WINDOW_DAYS long unless `days`."""
+    days = days or settings.retrain_window_days
+    if days <= settings.retrain_holdout_days:
+        raise RetrainError(
+            f"a window of {days} days leaves nothing to train on before its "
+            f"{settings.retrain_holdout_days} holdout days (RETRAIN_HOLDOUT_DAYS)"
+        )
+    return Window.ending(end or clock.now(), days, settings.retrain_holdout_days)
+
+
+def _split(conn: Connection, window: Window) -> tuple[LabelledPayments, LabelledPayments]:
+    rows = load_labelled(conn, window)
+    learn, holdout = rows.before(window.holdout_start), rows.since(window.holdout_start)
+    if not len(holdout) or not len(learn):
+        raise RetrainError(
+            f"{len(learn)} labelled payments to learn from and {len(holdout)} to measure on in "
+            f"{window.as_json()}: nothing to retrain on (is the pipeline storing payments?)"
+        )
+    return learn, holdout
+
+
+def train_challenger(conn: Connection, window: Window, settings: Settings) -> versions.ModelVersion:
+    """Train on the files and the window before its holdout; the registered challenger."""
+    from fraud_pipeline.model.train import train
+
+    if versions.champion(conn) is None:
+        raise RetrainError("no champion to compare a challenger with: `fraud-pipeline db migrate`")
+    learn, _ = _split(conn, window)
+    log.info("training a challenger on the files and %d recent payments", len(learn))
+    with tempfile.TemporaryDirectory(prefix="fraud-retrain-") as folder:
+        artifacts = Path(folder) / "challenger"
+        metadata = train(artifacts, sample_rows=settings.retrain_sample_rows, recent=learn)
+        found = versions.get_version(conn, str(metadata["model_version"]))
+        if found is not None:  # a re-run on the same window: the same model, registered
+            log.info("%s is already registered (%s)", found.version, found.status)
+            return found
+        return versions.register(conn, model_store(settings), artifacts)
+
+
+def judge(conn: Connection, window: Window, version: str, settings: Settings) -> Decision:
+    """Measure the champion and `version` on the holdout, record both, promote past the gate."""
+    from fraud_pipeline.model.artifacts import load_model
+    from fraud_pipeline.retrain.evaluate import compare
+
+    challenger = versions.get_version(conn, version)
+    champion = versions.champion(conn)
+    if challenger is None or champion is None:
+        raise RetrainError(f"{version} or a champion is missing from the registry")
+    if challenger.status != "challenger":  # decided by an earlier try of this run: it stands
+        said = f"{version} is {challenger.status} already ({challenger.reason or 'no reason'})"
+        return Decision(version, champion.version, challenger.status == "champion", said)
+    learn, holdout = _split(conn, window)
+    store = model_store(settings)
+    evaluations = compare(
+        load_model(versions.fetch_verified(store, champion)),
+        load_model(versions.fetch_verified(store, challenger)),
+        learn,
+        holdout,
+    )
+    gate = Gate.from_settings(settings)
+    verdict = decide(gate, evaluations["champion"]["all"], evaluations["challenger"]["all"])
+    log.info("%s against %s: %s", version, champion.version, verdict.reason)
+    metrics = {
+        "evaluations": {
+            champion.version: {"role": "champion", **evaluations["champion"]},
+            version: {"role": "challenger", **evaluations["challenger"]},
+        },
+        "evaluation_window": {
+            **window.as_json(),
+            "trained_on_payments": len(learn),
+            "measured_payments": len(holdout),
+            "measured_frauds": int(holdout.labels.sum()),
+        },
+        "gate": {**gate.as_json(), "passed": verdict.passed, "reason": verdict.reason},
+    }
+    versions.record_evaluation(
+        conn,
+        version,
+        metrics,
+        None if verdict.passed else verdict.reason,
+        training_data_to=window.holdout_start,
+    )
+    if verdict.passed:
+        versions.promote(conn, version, RETRAINED_BY, verdict.reason)
+    return Decision(version, champion.version, verdict.passed, verdict.reason)
+
+
+def serve_champion(conn: Connection, settings: Settings) -> str:
+    """Make the endpoint serve the registry's champion (local server reload or SageMaker)."""
+    from fraud_pipeline.registry.rollout import roll_out
+
+    champion = versions.champion(conn)
+    if champion is None:
+        raise RetrainError("no champion to serve")
+    return roll_out(versions.fetch_verified(model_store(settings), champion), champion, settings)
+
+
+def retrain(
+    conn: Connection, settings: Settings, *, end: datetime | None = None, days: int | None = None
+) -> tuple[Decision, str | None]:
+    """The three steps in a row; the rollout's outcome when the challenger was promoted."""
+    window = window_ending(end, settings, days)
+    challenger = train_challenger(conn, window, settings)
+    decision = judge(conn, window, challenger.version, settings)
+    return decision, serve_champion(conn, settings) if decision.promoted else None
+
+
+def main(*, window_days: int | None = None) -> int:
+    """`fraud-pipeline retrain`: one retraining now; exit 0 whether promoted or not."""
+    from fraud_pipeline.storage.db import connect
+
+    settings = get_settings()
+    conn = connect()
+    try:
+        decision, rollout = retrain(conn, settings, days=window_days)
+    finally:
+        conn.close()
+    status = "champion" if decision.promoted else "challenger"
+    print(f"{decision.version} (against {decision.champion}): {status}")
+    print(decision.reason)
+    if rollout:
+        print(rollout)
+    return 0
