@@ -41,7 +41,7 @@ from fraud_pipeline.model.checksums import METADATA_FILE
 from fraud_pipeline.net import free_port
 from fraud_pipeline.pipeline import shadow
 from fraud_pipeline.pipeline.steps import run_interval
-from fraud_pipeline.registry import versions
+from fraud_pipeline.registry import models, versions
 from fraud_pipeline.registry.store import LocalStore
 from fraud_pipeline.serving.endpoint import EndpointClient
 
@@ -67,7 +67,7 @@ def timed_runs(url: str, settings: Settings, runs: int) -> tuple[list[float], li
     try:
         for minute in range(runs + 1):
             start = START + timedelta(minutes=minute)
-            shadow.forget_models()  # a fresh task process
+            models.forget_models()  # a fresh task process
             began = time.perf_counter()
             summary = run_interval(
                 conn,

@@ -477,11 +477,35 @@ class LocalStack:
         else:
             self.supervisor.wait_healthy(apps, self.options.start_timeout, self.say)
         self.supervisor.wait_healthy(airflow, self.options.start_timeout, self.say)
+        if self.wants("sagemaker-local"):
+            self.serve_champion()
         if airflow:
             self.unpause_dags()
         if self.options.backfill and self.wants("payments-api"):
             self.backfill = self.start_backfill()
         self.write_state()
+
+    def serve_champion(self) -> None:
+        """The model server starts on ARTIFACTS_DIR: after a promotion (a past `make run`'s
+        fraud_retrain, `model promote`) it must serve the registry's champion again."""
+        from fraud_pipeline.model.checksums import ArtifactError
+        from fraud_pipeline.registry import models, versions
+        from fraud_pipeline.registry.rollout import RolloutError, reload_local_server
+
+        conn = db.connect(self.fraud_db_url)
+        try:
+            champion = models.promoted_champion(conn, self.settings)
+            if champion is None:
+                return
+            model_dir = versions.fetch_verified(models.model_store(self.settings), champion)
+            served = reload_local_server(self.urls.model, model_dir, champion)
+            self.say(f"model server: serves the champion {served}")
+        except (ArtifactError, RolloutError, OSError) as error:
+            self.say(
+                f"! the model server serves {self.settings.artifacts_dir}, not the champion: {error}"
+            )
+        finally:
+            conn.close()
 
     def write_state(self) -> None:
         """`<state dir>/stack.json`: what runs where (for tools and the smoke test)."""

@@ -20,8 +20,9 @@ from fraud_pipeline.alerting.alerts import alert_pending
 from fraud_pipeline.alerting.digest import catching_up
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.extract import fetch_window
-from fraud_pipeline.model.artifacts import Model, load_model
+from fraud_pipeline.model.artifacts import Model
 from fraud_pipeline.pipeline.steps import Connection, process_interval
+from fraud_pipeline.registry.models import champion_model
 from fraud_pipeline.serving.endpoint import EndpointClient
 from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect
@@ -48,7 +49,8 @@ def backfill(
     Live frauds are alerted after each chunk; older ones wait for one catch-up digest at the
     end (`alerting.digest`), also with `alerts=False` (the next alert step sends it then).
     """
-    model, client, conn = load_model(), EndpointClient.from_settings(), connect()
+    client, conn = EndpointClient.from_settings(), connect()
+    model = champion_model(conn)
     settings = get_settings()
     began = time.monotonic()
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from psycopg2.extras import execute_values
 
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.registry import versions
-from fraud_pipeline.registry.store import ModelStore, store_from_url
+from fraud_pipeline.registry.models import model_store, version_model
 from fraud_pipeline.schema import PAYMENT_COLUMNS
 from fraud_pipeline.storage.history import payment_columns, payments_frame
 
@@ -35,9 +34,6 @@ if TYPE_CHECKING:
     from fraud_pipeline.pipeline.steps import Connection
 
 log = logging.getLogger(__name__)
-
-_MODELS: dict[str, Model] = {}  # version -> its verified, loaded artifacts (this process)
-_MODELS_LOCK = threading.Lock()
 
 # The payments a load stored, by their time range (the trans_time index), not shadowed yet.
 _UNSHADOWED = sql.SQL(
@@ -55,39 +51,11 @@ _UPSERT = (
 )
 
 
-def model_store(settings: Settings) -> ModelStore:
-    """The store MODEL_STORE names, S3 copies cached under the local state folder."""
-    return store_from_url(settings.model_store, settings.local_state_dir / "model-cache")
-
-
 def latest_challenger(conn: Connection) -> versions.ModelVersion | None:
     """The challenger registered last, if any: the one shadow-scored."""
     with conn:
         challengers = [v for v in versions.list_versions(conn) if v.status == "challenger"]
     return challengers[-1] if challengers else None
-
-
-def forget_models() -> None:
-    """Forget the loaded challengers (a benchmark measuring a fresh task process's work)."""
-    with _MODELS_LOCK:
-        _MODELS.clear()
-
-
-def challenger_model(version: versions.ModelVersion, store: ModelStore) -> Model:
-    """`version`'s artifacts, verified against the registry then loaded, once per process."""
-    from fraud_pipeline.model.artifacts import load_model
-    from fraud_pipeline.model.checksums import ArtifactError
-
-    with _MODELS_LOCK:
-        model = _MODELS.get(version.version)
-        if model is None:
-            model = load_model(versions.fetch_verified(store, version))
-            if model.version != version.version:
-                raise ArtifactError(
-                    f"{version.location} holds model {model.version}, not {version.version}"
-                )
-            _MODELS[version.version] = model
-    return model
 
 
 def score_payments(conn: Connection, payments: pd.DataFrame, model: Model) -> int:
@@ -128,7 +96,7 @@ def _guarded(
         if found is None:
             return {"challenger": None, "shadowed": 0}
         version = found.version
-        shadowed = score(challenger_model(found, model_store(settings)))
+        shadowed = score(version_model(found, model_store(settings)))
     except Exception as error:  # the challenger must never fail the champion's run
         with contextlib.suppress(psycopg2.Error):
             conn.rollback()

@@ -394,10 +394,10 @@ def _inbox_frame(cur: psycopg2.extensions.cursor, batch_id: str) -> pd.DataFrame
 
 def transform(conn: Connection, batch_id: str, model: Model | None = None) -> dict[str, Any]:
     """Claim the pending payments and write their feature rows to scoring_stage."""
-    from fraud_pipeline.model.artifacts import load_model
+    from fraud_pipeline.registry.models import champion_model
     from fraud_pipeline.storage.history import load_card_history
 
-    model = model or load_model()
+    model = model or champion_model(conn)
     with conn, conn.cursor() as cur:
         _lock_for_claims(cur)
         cur.execute(
@@ -536,9 +536,9 @@ def scored_frame(
 
 def load(conn: Connection, batch_id: str, model: Model | None = None) -> dict[str, Any]:
     """Upsert the scored batch and clear it from inbox and stage, in one transaction."""
-    from fraud_pipeline.model.artifacts import load_model
+    from fraud_pipeline.registry.models import champion_model
 
-    model = model or load_model()
+    model = model or champion_model(conn)
     with conn, conn.cursor() as cur:
         _lock_batch(cur, batch_id)
         payments = _inbox_frame(cur, batch_id)
@@ -698,11 +698,11 @@ def run_interval(
 ) -> dict[str, Any]:
     """Every step for one interval, in order, as the DAG would run them (the challenger's
     shadow scoring last, after the alerts)."""
-    from fraud_pipeline.model.artifacts import load_model
+    from fraud_pipeline.registry.models import champion_model
 
     settings = settings or get_settings()
     run_id = run_id or f"manual__{start.isoformat()}__{end.isoformat()}"
-    model = model or load_model(settings.artifacts_dir)
+    model = model or champion_model(conn, settings)
     summary: dict[str, Any] = {"run_id": run_id}
     summary["extract"] = extract(conn, run_id, start, end, settings)
     summary["validate"] = validate(conn, run_id)

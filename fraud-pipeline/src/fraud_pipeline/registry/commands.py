@@ -9,8 +9,8 @@ from typing import Literal
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.checksums import ArtifactError
 from fraud_pipeline.registry import versions
+from fraud_pipeline.registry.models import model_store
 from fraud_pipeline.registry.rollout import RolloutError, roll_out
-from fraud_pipeline.registry.store import store_from_url
 from fraud_pipeline.storage.db import connect
 
 
@@ -26,7 +26,7 @@ def main(
     """Run one registry command; after promote/rollback the endpoint follows (unless not
     `rollout`). Exit code 1 with the reason when refused."""
     settings = get_settings()
-    store = store_from_url(settings.model_store, settings.local_state_dir / "model-cache")
+    store = model_store(settings)
     conn = connect()
     try:
         if command == "list":

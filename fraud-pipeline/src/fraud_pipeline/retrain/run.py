@@ -25,7 +25,7 @@ from psycopg2.extensions import connection as Connection
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.registry import versions
-from fraud_pipeline.registry.store import ModelStore, store_from_url
+from fraud_pipeline.registry.models import model_store
 from fraud_pipeline.retrain.gate import Gate, decide
 from fraud_pipeline.retrain.window import LabelledPayments, Window, load_labelled
 
@@ -52,10 +52,6 @@ class Decision:
             "promoted": self.promoted,
             "reason": self.reason,
         }
-
-
-def model_store(settings: Settings) -> ModelStore:
-    return store_from_url(settings.model_store, settings.local_state_dir / "model-cache")
 
 
 def window_ending(end: datetime | None, settings: Settings, days: int | None = None) -> Window:
