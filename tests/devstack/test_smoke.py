@@ -138,24 +138,23 @@ def gap_outcome(url: str, maildir: str, gap: set[str]) -> dict[str, int]:
 @pytest.mark.slow
 @pytest.mark.airflow
 @pytest.mark.timeout(2400)  # the budgets, the downtime, and stops that may take minutes
-def test_make_run_end_to_end(database_url, tmp_path, monkeypatch):
+def test_make_run_end_to_end(database_url, tmp_path, monkeypatch, launch_stack):
     airflow_db = f"airflow_smoke_{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("AIRFLOW_DATABASE_NAME", airflow_db)
     state_dir = tmp_path / "state"
     airflow_url = db.with_database(database_url, airflow_db)
     try:
-        first_start(state_dir, airflow_url)
+        first_start(launch_stack(state_dir, *STACK_ARGS), state_dir, airflow_url)
         mark = high_water_mark(database_url)
         time.sleep(DOWNTIME_S)
-        restart(state_dir, database_url, airflow_url, mark)
+        restart(launch_stack(state_dir, *STACK_ARGS), database_url, airflow_url, mark)
     finally:
         db.drop_database(airflow_url)
 
 
-def first_start(state_dir: Path, airflow_url: str) -> None:
+def first_start(stack: Stack, state_dir: Path, airflow_url: str) -> None:
     """`make run` from nothing to a green scheduled run, an email and a report; Ctrl-C."""
     started = time.monotonic()
-    stack = Stack(state_dir, *STACK_ARGS)
     try:
         state = stack.wait_for_state(timeout=BUDGET_S)
         ready_s = time.monotonic() - started
@@ -210,10 +209,9 @@ def tracebacks(state_dir: Path) -> dict[str, str]:
     return found
 
 
-def restart(state_dir: Path, url: str, airflow_url: str, mark: datetime) -> None:
+def restart(stack: Stack, url: str, airflow_url: str, mark: datetime) -> None:
     """The same state after the downtime: the gap [mark, restart) caught up within the budget."""
     restarted_at, started = clock.now(), time.monotonic()
-    stack = Stack(state_dir, *STACK_ARGS)
     try:
         state = stack.wait_for_state(timeout=CATCH_UP_BUDGET_S)
         gap = served(state["urls"]["payments"], mark, restarted_at)

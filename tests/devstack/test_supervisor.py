@@ -8,28 +8,22 @@ import signal
 import httpx
 import pytest
 
-from tests.support.processes import Stack
-
 ARGS = ("--free-ports", "--no-backfill", "--only", "mailpit,sagemaker-local")
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_child_and_leaves_no_process(database_url, tmp_path):
+def test_ctrl_c_stops_every_child_and_leaves_no_process(database_url, tmp_path, launch_stack):
     state_dir = tmp_path / "state"
-    stack = Stack(state_dir, *ARGS)
-    try:
-        state = stack.wait_for_state()
-        assert set(state["children"]) == {"mailpit", "sagemaker-local"}
-        assert httpx.get(f"{state['urls']['inbox']}/health").text == "ok"
-        assert httpx.get(f"{state['urls']['model']}/ping").status_code == 200
-        children = list(state["children"].values())
-        for pid in children:  # each child leads its own process group, apart from ours
-            assert os.getpgid(pid) == pid != os.getpgid(0)
-        assert set(children) <= set(stack.left_behind())
-        output = stack.stop(signal.SIGINT)  # Ctrl-C
-    finally:
-        if stack.process.poll() is None:
-            stack.kill()
+    stack = launch_stack(state_dir, *ARGS)
+    state = stack.wait_for_state()
+    assert set(state["children"]) == {"mailpit", "sagemaker-local"}
+    assert httpx.get(f"{state['urls']['inbox']}/health").text == "ok"
+    assert httpx.get(f"{state['urls']['model']}/ping").status_code == 200
+    children = list(state["children"].values())
+    for pid in children:  # each child leads its own process group, apart from ours
+        assert os.getpgid(pid) == pid != os.getpgid(0)
+    assert set(children) <= set(stack.left_behind())
+    output = stack.stop(signal.SIGINT)  # Ctrl-C
     assert stack.process.returncode == 0, output
     assert "no process left" in output
     assert stack.left_behind() == []
@@ -37,14 +31,16 @@ def test_ctrl_c_stops_every_child_and_leaves_no_process(database_url, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_service_that_cannot_start_stops_the_others(database_url, tmp_path, monkeypatch):
+def test_a_service_that_cannot_start_stops_the_others(
+    database_url, tmp_path, monkeypatch, launch_stack
+):
     # The model server cannot load a model from a directory without one: it exits at once.
     no_model = tmp_path / "no-model"
     no_model.mkdir()
     (no_model / "metadata.json").write_text("{}")
     monkeypatch.setenv("ARTIFACTS_DIR", str(no_model))
     state_dir = tmp_path / "state"
-    stack = Stack(state_dir, *ARGS)
+    stack = launch_stack(state_dir, *ARGS)
     output = stack.finish()
     assert stack.process.returncode == 1, output
     assert "sagemaker-local exited" in output

@@ -21,7 +21,6 @@ from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.registry import models, versions
 from fraud_pipeline.registry.store import LocalStore
 from fraud_pipeline.storage.migrate import migrate
-from tests.support.processes import Stack
 from tests.support.registry import model_version_copy, tamper
 from tests.support.servers import night_window
 
@@ -90,14 +89,16 @@ def test_after_a_promotion_the_steps_score_with_the_champions_artifacts(
 
 @pytest.mark.slow
 def test_make_run_serves_the_champion_not_the_committed_model(
-    clean_db, conn, tmp_path, monkeypatch
+    clean_db, conn, tmp_path, monkeypatch, launch_stack
 ):
     """The model server starts on ARTIFACTS_DIR; a start after a promotion reloads the champion."""
     migrate(clean_db)
     promoted_copy(conn, tmp_path, monkeypatch)  # MODEL_STORE in the stack's environment too
     buffer = io.BytesIO()
     np.save(buffer, np.zeros((1, len(load_model().feature_names)), dtype=np.float32))
-    stack = Stack(tmp_path / "state", "--free-ports", "--no-backfill", "--only", "sagemaker-local")
+    stack = launch_stack(
+        tmp_path / "state", "--free-ports", "--no-backfill", "--only", "sagemaker-local"
+    )
     try:
         state = stack.wait_for_state()
         response = requests.post(
@@ -108,8 +109,6 @@ def test_make_run_serves_the_champion_not_the_committed_model(
         )
         output = stack.stop(signal.SIGTERM)
     finally:
-        if stack.process.poll() is None:
-            stack.kill()
         get_settings.cache_clear()
     assert response.status_code == 200, response.text
     assert "xgb-promoted" in response.headers["x-amzn-sagemaker-custom-attributes"]

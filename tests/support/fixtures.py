@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from fraud_pipeline.serving.sagemaker_deploy import Release
 from fraud_pipeline.storage import db
 from fraud_pipeline.storage.migrate import migrate
 from fraud_pipeline.storage.upsert import upsert_scored
-from tests.support import fresh_machine
+from tests.support import fresh_machine, processes
 from tests.support.airflow_runs import airflow_home
 from tests.support.aws import FAKE_CREDENTIALS, REGION, TARGET
 from tests.support.cards import Recorder
@@ -285,6 +285,23 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture
 def outcomes() -> list[Outcome]:
     return TABLE
+
+
+@pytest.fixture
+def launch_stack() -> Iterator[Callable[..., processes.Stack]]:
+    """Start `fraud-pipeline run` stacks (`launch_stack(state_dir, *args)`); however the test ends
+    (passed, failed, timed out), each is stopped and nothing carrying its id is left running."""
+    stacks: list[processes.Stack] = []
+
+    def launch(state_dir: Path, *args: str) -> processes.Stack:
+        stacks.append(processes.Stack(state_dir, *args))
+        return stacks[-1]
+
+    try:
+        yield launch
+    finally:
+        for stack in stacks:
+            stack.ensure_stopped()
 
 
 @pytest.fixture(scope="session")

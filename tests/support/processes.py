@@ -94,3 +94,12 @@ class Stack:
 
     def left_behind(self) -> list[int]:
         return processes_with(self.stack_id)
+
+    def ensure_stopped(self, grace_s: float = 60.0) -> None:
+        """Whatever the test's end: SIGTERM (a graceful stop), then SIGKILL to what is left."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.output, _ = self.process.communicate(timeout=grace_s)
+        if self.process.poll() is None or self.left_behind():
+            self.kill()
