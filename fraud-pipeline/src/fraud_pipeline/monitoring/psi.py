@@ -15,20 +15,23 @@ import numpy as np
 
 EPSILON: Final = 1e-4
 BINS: Final = 10
+EDGE_DIGITS: Final = 12
 
 
 def bin_edges(reference: Sequence[float] | np.ndarray, bins: int = BINS) -> list[float]:
     """The inner edges of up to `bins` quantile bins of `reference` (ties merged).
 
     Bin i holds values in (edges[i-1], edges[i]]; the first and last bins are open, so values
-    beyond the reference's range still land somewhere.
+    beyond the reference's range still land somewhere. Edges keep 12 significant digits: numpy's
+    vectorised log/exp differ in the last bit from one CPU to another, and the reference must be
+    the same file (and checksum) on every machine that rebuilds it.
     """
     values = np.asarray(reference, dtype=float)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return []
     quantiles = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
-    return [float(edge) for edge in np.unique(quantiles)]
+    return sorted({float(f"{edge:.{EDGE_DIGITS}g}") for edge in quantiles})
 
 
 def shares(values: Sequence[float] | np.ndarray, edges: Sequence[float]) -> list[float]:
