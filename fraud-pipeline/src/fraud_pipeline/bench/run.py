@@ -31,7 +31,7 @@ GOALS: list[tuple[str, float, bool]] = [
     ("alert_latency_s.p95", 70, False),
     ("backfill_s", 60, False),
     ("peak_rss_mb", 1_536, False),
-    ("shadow_latency_overhead_pct", 10, False),
+    ("shadow_run_overhead_pct", 10, False),
 ]
 
 
