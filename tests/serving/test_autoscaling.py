@@ -22,6 +22,7 @@ from tests.support.aws import (
     NOT_FOUND,
     REGION,
     TARGET,
+    autoscaling,
     recording_sagemaker,
     stub_in_place_update,
 )
@@ -35,7 +36,7 @@ def realtime(aws, scaling: Autoscaling | None = None, lines: list[str] | None = 
         kind="realtime",
         instance_type="ml.m5.large",
         instance_count=2,
-        autoscaling=scaling or Autoscaling(min_instances=2, max_instances=6, target_invocations=90),
+        autoscaling=scaling or autoscaling(min_instances=2, max_instances=6, target_invocations=90),
     )
     echo = lines.append if lines is not None else (lambda line: None)
     return Deployer(*aws, spec, TARGET, poll_s=0, timeout_s=5, echo=echo)
@@ -85,7 +86,7 @@ def test_redeploying_keeps_one_target_and_one_policy_and_applies_new_bounds(aws,
     assert again.action == "unchanged"
     assert len(targets()) == 1 and len(policies()) == 1
 
-    wider = Autoscaling(min_instances=1, max_instances=10, target_invocations=120)
+    wider = autoscaling(min_instances=1, max_instances=10, target_invocations=120)
     realtime(aws, wider).deploy(release)
     (target,) = targets()
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 10)
@@ -95,7 +96,7 @@ def test_redeploying_keeps_one_target_and_one_policy_and_applies_new_bounds(aws,
 
 def test_a_serverless_endpoint_gets_no_autoscaling(aws, release):
     result = Deployer(
-        *aws, EndpointSpec(name="fraud-xgboost"), TARGET, poll_s=0, echo=lambda line: None
+        *aws, EndpointSpec("fraud-xgboost", autoscaling()), TARGET, poll_s=0, echo=lambda line: None
     ).deploy(release)
     assert result.autoscaling is None
     assert targets() == [] and policies() == []
@@ -127,7 +128,7 @@ def test_an_update_deregisters_first_and_a_serverless_switch_leaves_none(aws, re
     ]
     assert deployer.remove_autoscaling() == []  # nothing left to remove
     serverless = Deployer(
-        *aws, EndpointSpec(name="fraud-xgboost"), TARGET, poll_s=0, echo=lambda line: None
+        *aws, EndpointSpec("fraud-xgboost", autoscaling()), TARGET, poll_s=0, echo=lambda line: None
     )
     realtime(aws).sync_autoscaling()
     assert serverless.sync_autoscaling() is None

@@ -27,6 +27,7 @@ from tests.support.aws import (
     REGION,
     ROLE,
     TARGET,
+    autoscaling,
     deployer,
     recording_sagemaker,
     stub_in_place_update,
@@ -80,7 +81,11 @@ def test_deploying_twice_changes_nothing_and_duplicates_nothing(aws, release):
 def test_a_realtime_endpoint_config_asks_for_instances(aws, release):
     sagemaker, _ = aws
     spec = EndpointSpec(
-        name="fraud-xgboost", kind="realtime", instance_type="ml.m5.large", instance_count=2
+        name="fraud-xgboost",
+        autoscaling=autoscaling(),
+        kind="realtime",
+        instance_type="ml.m5.large",
+        instance_count=2,
     )
     result = Deployer(*aws, spec, TARGET, poll_s=0, echo=lambda line: None).deploy(release)
     (variant,) = sagemaker.describe_endpoint_config(EndpointConfigName=result.endpoint_config)[
@@ -286,7 +291,11 @@ def test_waiting_reports_a_failed_endpoint_with_its_reason():
             {**endpoint, "EndpointStatus": "Failed", "FailureReason": "ping failed on /ping"},
         )
         waiting = Deployer(
-            sagemaker, None, EndpointSpec("fraud-xgboost"), poll_s=0, echo=lines.append
+            sagemaker,
+            None,
+            EndpointSpec("fraud-xgboost", autoscaling()),
+            poll_s=0,
+            echo=lines.append,
         )
         with pytest.raises(DeployError, match=r"is Failed: ping failed on /ping.*teardown"):
             waiting.wait_in_service()

@@ -7,7 +7,8 @@ from typing import Any, Literal
 import boto3
 from botocore.config import Config
 
-from fraud_pipeline.serving.sagemaker_deploy import Deployer, EndpointSpec, Target
+from fraud_pipeline.config import Settings
+from fraud_pipeline.serving.sagemaker_deploy import Autoscaling, Deployer, EndpointSpec, Target
 
 
 def runtime_for(url: str, read_timeout: float = 10.0):
@@ -46,11 +47,23 @@ FAKE_CREDENTIALS = {
 }
 
 
+def autoscaling(**overrides: Any) -> Autoscaling:
+    """The settings' autoscaling, `overrides` (min_instances=2...) replacing some settings."""
+    named = {f"sagemaker_autoscaling_{key}": value for key, value in overrides.items()}
+    return Autoscaling.from_settings(Settings(**named))
+
+
 def deployer(
     aws, kind: Literal["serverless", "realtime"] = "serverless", lines: list[str] | None = None
 ) -> Deployer:
     sagemaker, s3 = aws
-    spec = EndpointSpec(name="fraud-xgboost", kind=kind, memory_mb=3072, max_concurrency=7)
+    spec = EndpointSpec(
+        name="fraud-xgboost",
+        autoscaling=autoscaling(),
+        kind=kind,
+        memory_mb=3072,
+        max_concurrency=7,
+    )
     echo = lines.append if lines is not None else (lambda line: None)
     return Deployer(sagemaker, s3, spec, TARGET, poll_s=0, timeout_s=5, echo=echo)
 

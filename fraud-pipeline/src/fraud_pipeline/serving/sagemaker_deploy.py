@@ -77,13 +77,16 @@ class Release:
 
 @dataclass(frozen=True)
 class Autoscaling:
-    """How many instances a real-time variant may run, and the load per instance it holds."""
+    """How many instances a real-time variant may run, and the load per instance it holds.
 
-    min_instances: int = 1
-    max_instances: int = 4
-    target_invocations: float = 60.0  # per instance per minute (SageMaker's metric)
-    scale_in_cooldown_s: int = 300
-    scale_out_cooldown_s: int = 60
+    No defaults here: the values are the settings' (SAGEMAKER_AUTOSCALING_*), via `from_settings`.
+    """
+
+    min_instances: int
+    max_instances: int
+    target_invocations: float  # per instance per minute (SageMaker's metric)
+    scale_in_cooldown_s: int
+    scale_out_cooldown_s: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Autoscaling:
@@ -110,23 +113,23 @@ class EndpointSpec:
     """How the endpoint runs: serverless (pay per request) or real-time instances."""
 
     name: str
+    autoscaling: Autoscaling  # used by a real-time variant only
     kind: Literal["serverless", "realtime"] = "serverless"
     memory_mb: int = 2048
     max_concurrency: int = 5
     instance_type: str = "ml.c5.large"
     instance_count: int = 1
-    autoscaling: Autoscaling = field(default_factory=Autoscaling)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EndpointSpec:
         return cls(
             name=settings.sagemaker_endpoint_name,
+            autoscaling=Autoscaling.from_settings(settings),
             kind=settings.sagemaker_endpoint_type,
             memory_mb=settings.sagemaker_serverless_memory_mb,
             max_concurrency=settings.sagemaker_serverless_max_concurrency,
             instance_type=settings.sagemaker_instance_type,
             instance_count=settings.sagemaker_instance_count,
-            autoscaling=Autoscaling.from_settings(settings),
         )
 
     @property
