@@ -112,4 +112,4 @@ def test_make_run_serves_the_champion_not_the_committed_model(
         get_settings.cache_clear()
     assert response.status_code == 200, response.text
     assert "xgb-promoted" in response.headers["x-amzn-sagemaker-custom-attributes"]
-    assert "serves the champion xgb-promoted" in output
+    assert f"the champion: model server {state['urls']['model']} now serves xgb-promoted" in output

@@ -490,7 +490,7 @@ class LocalStack:
         fraud_retrain, `model promote`) it must serve the registry's champion again."""
         from fraud_pipeline.model.checksums import ArtifactError
         from fraud_pipeline.registry import models, versions
-        from fraud_pipeline.registry.rollout import RolloutError, reload_local_server
+        from fraud_pipeline.registry.rollout import RolloutError, roll_out
 
         conn = db.connect(self.fraud_db_url)
         try:
@@ -498,8 +498,8 @@ class LocalStack:
             if champion is None:
                 return
             model_dir = versions.fetch_verified(models.model_store(self.settings), champion)
-            served = reload_local_server(self.urls.model, model_dir, champion)
-            self.say(f"model server: serves the champion {served}")
+            outcome = roll_out(model_dir, champion, self.settings, model_url=self.urls.model)
+            self.say(f"the champion: {outcome}")
         except (ArtifactError, RolloutError, OSError) as error:
             self.say(
                 f"! the model server serves {self.settings.artifacts_dir}, not the champion: {error}"

@@ -52,11 +52,15 @@ def update_sagemaker(deployer: Any, model_dir: Path, *, wait: bool = True) -> An
     return deployer.deploy(Release.from_artifacts(model_dir), must_exist=True, wait=wait)
 
 
-def roll_out(model_dir: Path, version: ModelVersion, settings: Settings) -> str:
-    """Point the configured endpoint (local server or SageMaker) at `version`; what happened."""
-    if settings.sagemaker_endpoint_url:
-        served = reload_local_server(settings.sagemaker_endpoint_url, model_dir, version)
-        return f"model server {settings.sagemaker_endpoint_url} now serves {served}"
+def roll_out(
+    model_dir: Path, version: ModelVersion, settings: Settings, *, model_url: str | None = None
+) -> str:
+    """Point the endpoint at `version`: the local model server at `model_url` (default
+    SAGEMAKER_ENDPOINT_URL; `make run --free-ports` has its own), else SageMaker; what happened."""
+    url = model_url or settings.sagemaker_endpoint_url
+    if url:
+        served = reload_local_server(url, model_dir, version)
+        return f"model server {url} now serves {served}"
     from fraud_pipeline.serving.sagemaker_deploy import deployer_from_settings
 
     result = update_sagemaker(deployer_from_settings(settings), model_dir)
