@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from fraud_pipeline.bench import capacity
 from fraud_pipeline.bench.run import GOALS, lookup, table
 
 
@@ -43,11 +44,25 @@ def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
         100 * (path["with"] / path["without"] - 1)
     )
     assert figures["shadow_payments"] > 0  # every payment of the runs shadow-scored
+    # A busy minute's run (the capacity): measured on the payments it stored.
+    assert figures["capacity_payments_per_run"] > 0 and figures["capacity_run_s"] > 0
+    assert "capacity_payments_per_min" not in figures  # needs the live DAG runs' cost
     assert results["machine"]["cores"] >= 1 and results["commit"]
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "pipeline_rows_per_s" in result.stdout and "met" in result.stdout
     assert "shadow_run_overhead_pct" in result.stdout  # the goal's figure, in the table
-    assert -100 < figures["shadow_run_overhead_pct"] < 1_000
+    run = figures["shadow_run_s"]  # load, then the later of alert and shadow_score
+    assert run["with"] >= figures["shadow_champion_path_s"]["with"] > 0
+    assert figures["shadow_run_overhead_pct"] == pytest.approx(
+        100 * (run["with"] / run["without"] - 1)
+    )
+
+
+def test_capacity_is_the_busy_minute_only_if_its_run_fits_in_the_minute():
+    measured = {"capacity_run_s": 12.0, "capacity_payments_per_run": 20_300}
+    assert capacity.keeps_up(measured, dag_overhead_s=13.0) == 20_300
+    assert capacity.keeps_up(measured, dag_overhead_s=48.5) is None
+    assert capacity.keeps_up({}, dag_overhead_s=1.0) is None
 
 
 def test_table_says_which_goals_are_met():

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.model.checksums import METADATA_FILE
+from fraud_pipeline.registry.versions import relabelled_copy
 
 
 def model_version_copy(target: Path, version: str) -> Path:
-    """The committed artifacts copied to `target`, metadata.json naming `version` (the files it
-    lists are unchanged, so their SHA-256s still hold; metadata.json's own is the registry's)."""
-    shutil.copytree(get_settings().artifacts_dir, target)
-    metadata = json.loads((target / METADATA_FILE).read_text())
-    metadata["model_version"] = version
-    (target / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    return target
+    """The committed artifacts copied to `target`, metadata.json naming `version`."""
+    return relabelled_copy(get_settings().artifacts_dir, target, version)
 
 
 def tamper(path: Path) -> None:

@@ -37,7 +37,7 @@ def feature_rows(n: int) -> np.ndarray:
 
 
 @contextmanager
-def cli_server(*args: str, processes: int = 1) -> Iterator[str]:
+def cli_server(*args: str, processes: int = 1, start_s: float = 60) -> Iterator[str]:
     """`fraud-pipeline <args> --port P` in its own process on a free port; its URL.
 
     Yielded once `processes` server processes have logged that they serve (uvicorn's "Started
@@ -52,8 +52,8 @@ def cli_server(*args: str, processes: int = 1) -> Iterator[str]:
             stderr=log,
         )
         try:
-            wait_for_port("127.0.0.1", port, timeout=60)
-            deadline = time.monotonic() + 60
+            wait_for_port("127.0.0.1", port, timeout=start_s)
+            deadline = time.monotonic() + start_s
             while _started(log) < processes:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"fraud-pipeline {args[0]} did not start: {_tail(log)}")

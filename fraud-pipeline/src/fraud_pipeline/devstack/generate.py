@@ -252,11 +252,48 @@ def parameters(profiles_file: Path = PROFILES) -> Parameters:
 
 @dataclass(frozen=True, eq=False)
 class Population:
-    card_numbers: np.ndarray
+    """The customers, as numbers: the identity strings of a card are built only when it pays
+    (`identities`), so a population sized for 20,000 payments a minute (millions of cards)
+    takes about 100 bytes a card, not the ~700 of its strings."""
+
+    card_numbers: np.ndarray  # int64, 16 digits
     profile: np.ndarray  # card -> profile
-    customers: pd.DataFrame  # one row per card: first, last, gender, street, city, ..., dob
     rate: np.ndarray  # card -> payments per day
     phase: np.ndarray  # card -> where in its year the card stood on day 0 (days)
+    city: np.ndarray  # card -> row of the parameters' cities
+    male: np.ndarray
+    first: np.ndarray  # card -> first name, in the male or female list
+    last: np.ndarray
+    street_number: np.ndarray
+    street: np.ndarray
+    job: np.ndarray
+    age: np.ndarray  # years, at BORN_BEFORE
+
+    def identities(self, params: Parameters, cards: np.ndarray) -> pd.DataFrame:
+        """One row per entry of `cards`: city, first, last, gender, street, job, dob, cc_num."""
+        male = self.male[cards]
+        first = self.first[cards]
+        dob = BORN_BEFORE - pd.to_timedelta(np.round(self.age[cards] * 365.25), unit="D")
+        streets = params.streets[self.street[cards]]
+        return (
+            params.cities.iloc[self.city[cards]]
+            .reset_index(drop=True)
+            .assign(
+                first=np.where(
+                    male,
+                    params.first_names["M"][np.where(male, first, 0)],
+                    params.first_names["F"][np.where(male, 0, first)],
+                ),
+                last=params.last_names[self.last[cards]],
+                gender=np.where(male, "M", "F"),
+                street=np.char.add(
+                    np.char.add(self.street_number[cards].astype(str), " "), streets
+                ),
+                job=params.jobs[self.job[cards]],
+                dob=dob.strftime("%Y-%m-%d"),
+                cc_num=self.card_numbers[cards].astype(str),
+            )
+        )
 
 
 def _interpolate(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -273,7 +310,7 @@ def population(seed: int, n_cards: int) -> Population:
     """`n_cards` new customers: each a profile, its own rate, and its own identity."""
     params = parameters()
     rng = np.random.default_rng([seed, 1])
-    numbers = np.char.add("4", rng.integers(10**14, 10**15, size=n_cards).astype(str))
+    numbers = 4 * 10**15 + rng.integers(10**14, 10**15, size=n_cards)
     profile = rng.choice(len(params.share), size=n_cards, p=params.share)
     rate = _interpolate(params.rate_quantiles[profile], rng.random(n_cards))
     male = rng.random(n_cards) < params.male_share[profile]
@@ -286,23 +323,27 @@ def population(seed: int, n_cards: int) -> Population:
         city_urban[rng.integers(0, len(city_urban), n_cards)],
         city_rural[rng.integers(0, max(len(city_rural), 1), n_cards) % max(len(city_rural), 1)],
     )
-    first = np.where(
-        male,
-        params.first_names["M"][rng.integers(0, len(params.first_names["M"]), n_cards)],
-        params.first_names["F"][rng.integers(0, len(params.first_names["F"]), n_cards)],
-    )
-    streets = params.streets[rng.integers(0, len(params.streets), n_cards)]
-    dob = BORN_BEFORE - pd.to_timedelta(np.round(age * 365.25), unit="D")
-    customers = params.cities.iloc[city].reset_index(drop=True)
-    customers = customers.assign(
+    first_male = rng.integers(0, len(params.first_names["M"]), n_cards)
+    first = np.where(male, first_male, rng.integers(0, len(params.first_names["F"]), n_cards))
+    street = rng.integers(0, len(params.streets), n_cards)
+    last = rng.integers(0, len(params.last_names), n_cards)
+    street_number = rng.integers(1, 99999, n_cards)
+    job = rng.integers(0, len(params.jobs), n_cards)
+    phase = rng.integers(0, YEAR_DAYS, n_cards)
+    return Population(
+        card_numbers=numbers,
+        profile=profile,
+        rate=rate,
+        phase=phase,
+        city=city,
+        male=male,
         first=first,
-        last=params.last_names[rng.integers(0, len(params.last_names), n_cards)],
-        gender=np.where(male, "M", "F"),
-        street=np.char.add(np.char.add(rng.integers(1, 99999, n_cards).astype(str), " "), streets),
-        job=params.jobs[rng.integers(0, len(params.jobs), n_cards)],
-        dob=dob.strftime("%Y-%m-%d"),
+        last=last,
+        street_number=street_number,
+        street=street,
+        job=job,
+        age=age,
     )
-    return Population(numbers, profile, customers, rate, rng.integers(0, YEAR_DAYS, n_cards))
 
 
 @dataclass(frozen=True, eq=False)
@@ -411,12 +452,11 @@ def _draws(
 def _assemble(params: Parameters, pop: Population, parts: list[Draws]) -> pd.DataFrame:
     """Sparkov rows from the draws of many minutes and episodes, built in one go."""
     d = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-    customers = pop.customers.iloc[d["card"]].reset_index(drop=True)
+    customers = pop.identities(params, d["card"])
     category = d["category"]
     when = pd.DatetimeIndex(d["when"])
     frame = customers.assign(
         trans_date_trans_time=when.strftime("%Y-%m-%d %H:%M:%S"),
-        cc_num=pop.card_numbers[d["card"]],
         merchant=params.merchants[
             category, (d["merchant_u"] * params.merchant_count[category]).astype(int)
         ],

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import psycopg2
 from psycopg2 import sql
-from psycopg2.extras import execute_values
 
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.registry import versions
@@ -43,9 +42,14 @@ _UNSHADOWED = sql.SQL(
     "ORDER BY p.trans_time, p.trans_num"
 ).format(columns=payment_columns(PAYMENT_COLUMNS, "p"))
 
+# One statement for the whole batch: arrays, in key order (as every writer: concurrent upserts
+# never deadlock), unnested by the server; a re-run replaces the scores instead of doubling them.
 _UPSERT = (
     "INSERT INTO shadow_scores (trans_num, model_version, fraud_probability, is_fraud_pred, "
-    "threshold) VALUES %s ON CONFLICT (trans_num, model_version) DO UPDATE SET "
+    "threshold) SELECT t.trans_num, %(version)s, t.p, t.p >= %(threshold)s, %(threshold)s "
+    "FROM unnest(%(trans_nums)s::text[], %(probabilities)s::float8[]) AS t (trans_num, p) "
+    "ORDER BY t.trans_num "
+    "ON CONFLICT (trans_num, model_version) DO UPDATE SET "
     "fraud_probability = EXCLUDED.fraud_probability, is_fraud_pred = EXCLUDED.is_fraud_pred, "
     "threshold = EXCLUDED.threshold, scored_at = now()"
 )
@@ -66,14 +70,15 @@ def score_payments(conn: Connection, payments: pd.DataFrame, model: Model) -> in
         return 0
     matrix = model.features(payments, load_card_history(conn, payments))
     probabilities = np.clip(model.predict(matrix), 0.0, 1.0)
-    threshold = model.threshold
-    rows = sorted(  # in key order, as every writer: concurrent upserts never deadlock
-        (str(trans_num), model.version, float(p), bool(p >= threshold), threshold)
-        for trans_num, p in zip(payments["trans_num"], probabilities, strict=True)
-    )
+    params = {
+        "version": model.version,
+        "threshold": float(model.threshold),
+        "trans_nums": payments["trans_num"].astype(str).tolist(),
+        "probabilities": probabilities.astype(float).tolist(),
+    }
     with conn, conn.cursor() as cur:
-        execute_values(cur, _UPSERT, rows, page_size=5_000)
-    return len(rows)
+        cur.execute(_UPSERT, params)
+    return len(payments)
 
 
 def _unshadowed(conn: Connection, first: str, last: str, version: str) -> pd.DataFrame:

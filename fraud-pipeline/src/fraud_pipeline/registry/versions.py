@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -236,6 +237,17 @@ def fetch_verified(store: ModelStore, version: ModelVersion) -> Path:
     folder = store.fetch(version.location)
     verify_files(folder, version.sha256, "the model registry")
     return folder
+
+
+def relabelled_copy(artifacts_dir: Path, target: Path, version: str) -> Path:
+    """`artifacts_dir` copied to `target` with metadata.json naming `version`: a second version
+    of the same model (benchmarks and tests of shadow scoring and promotion). The files that
+    metadata.json lists are unchanged, so their SHA-256s still hold; its own is the registry's."""
+    shutil.copytree(artifacts_dir, target)
+    metadata = json.loads((target / METADATA_FILE).read_text())
+    metadata["model_version"] = version
+    (target / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    return target
 
 
 __all__ = ["ArtifactError", "ModelVersion", "RegistryError"]
