@@ -2,21 +2,23 @@
 
 A minute of generated payments goes through extract (from the payments API), validate,
 transform, score (on the model server), load; then alert (to a local SMTP catcher) and
-shadow_score side by side, as the DAG's two tasks after load (here two threads with a
-connection each; the DAG's are two processes, so threads sharing one GIL are the harder case).
-Airflow's own cost per run (scheduling, a process per task) is not in these figures: `live.py`
-measures the real DAG runs.
+shadow_score side by side, as the DAG's two tasks after load: two processes, each with its own
+connection, forked from a fork server that preloaded the scheduler's TASK_MODULES (as the
+LocalExecutor forks its tasks from the scheduler; not from this process: XGBoost's OpenMP
+threads do not survive a fork once they ran). Airflow's own cost per run (scheduling, starting the task processes) is not
+in these figures: `live.py` measures the real DAG runs.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import psycopg2
 
 from fraud_pipeline.bench.scoring import model_server
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.devstack.airflow_local import TASK_MODULES
 from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.model.artifacts import Model
 from fraud_pipeline.net import free_port
@@ -46,16 +49,54 @@ class MinuteRun:
     loaded: int
 
 
+def _task(
+    name: str, url: str, loaded: dict[str, Any], settings: Settings, done: Connection
+) -> None:
+    """A forked task process: alert or shadow_score on a connection of its own; sends back
+    (when it finished, its summary)."""
+    conn = psycopg2.connect(url)
+    try:
+        if name == "alert":
+            summary = steps.alert(conn, settings)
+        else:
+            summary = shadow.shadow_loaded(conn, loaded, settings)
+    finally:
+        conn.close()
+    done.send((time.perf_counter(), summary))
+
+
+def _side_by_side(
+    url: str, loaded: dict[str, Any], settings: Settings
+) -> dict[str, tuple[float, dict[str, Any]]]:
+    """alert and shadow_score in two forked processes at once: each one's (end, summary)."""
+    fork = multiprocessing.get_context("forkserver")
+    fork.set_forkserver_preload([*TASK_MODULES, __name__])
+    pipes, processes = {}, []
+    for name in ("alert", "shadow_score"):
+        receiver, sender = fork.Pipe(duplex=False)
+        process = fork.Process(target=_task, args=(name, url, loaded, settings, sender))
+        process.start()
+        sender.close()  # the child's copy only: recv() sees EOF if the child dies
+        pipes[name] = receiver
+        processes.append(process)
+    try:
+        return {name: pipe.recv() for name, pipe in pipes.items()}
+    except EOFError as error:
+        raise RuntimeError("a bench task process died before it finished") from error
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+            if process.exitcode != 0:
+                raise RuntimeError(f"bench task process ended with {process.exitcode}")
+
+
 def run_minute(
     url: str, start: datetime, model: Model, client: EndpointClient, settings: Settings
 ) -> MinuteRun:
     """The minute from `start`, as the DAG runs it, into the database at `url`."""
-    with ExitStack() as stack:
-        conn = psycopg2.connect(url)
-        stack.callback(conn.close)
-        shadow_conn = psycopg2.connect(url)
-        stack.callback(shadow_conn.close)
-        models.forget_models()  # each task a fresh process
+    conn = psycopg2.connect(url)
+    try:
+        models.forget_models()  # each task a fresh process: the challenger loaded every run
         began = time.perf_counter()
         summary = run_interval(
             conn,
@@ -68,19 +109,11 @@ def run_minute(
             send_alerts=False,
             shadow=False,
         )
-
-        def timed(step: Any, *args: Any) -> tuple[float, Any]:
-            result = step(*args)
-            return time.perf_counter(), result
-
-        loaded = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            alerted = pool.submit(timed, steps.alert, conn, settings)
-            shadowed = pool.submit(
-                timed, shadow.shadow_loaded, shadow_conn, summary["load"], settings
-            )
-            alert_done, _ = alerted.result()
-            shadow_done, shadow_summary = shadowed.result()
+    finally:
+        conn.close()
+    loaded = time.perf_counter()
+    ends = _side_by_side(url, summary["load"], settings)
+    (alert_done, _), (shadow_done, shadow_summary) = ends["alert"], ends["shadow_score"]
     if "error" in shadow_summary:
         raise RuntimeError(f"shadow scoring failed: {shadow_summary['error']}")
     return MinuteRun(

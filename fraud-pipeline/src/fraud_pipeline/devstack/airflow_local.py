@@ -93,6 +93,8 @@ TASK_MODULES = (
     "fraud_pipeline.model.reasons",
     "fraud_pipeline.serving.endpoint",
     "fraud_pipeline.alerting.alerts",
+    "fraud_pipeline.pipeline.shadow",  # the challenger's shadow_score, beside alert
+    "fraud_pipeline.registry.models",
     "fraud_pipeline.monitoring.health",  # the daily monitor: its task starts warm too
     "sklearn.compose",
     "sklearn.preprocessing",
