@@ -112,3 +112,28 @@ def test_unknown_fields_are_dropped_names_logged_values_never_kept(caplog):
     assert "card_number" not in good.columns
     assert "card_number" in caplog.text
     assert not leaks([CARD], caplog.text + good.to_string() + good.to_json())
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("street", ["a"]), ("city", None), ("zip", 75001), ("amt", True), ("lat", [1]), ("amt", "3")],
+)
+def test_the_column_fast_paths_agree_with_the_per_row_reading(field, value):
+    """`fields_typed` and `texts` skip per-value work only where the per-row functions would
+    find nothing: one odd value in a column sends the whole column back to them."""
+    records = _records(5)
+    clean = pd.DataFrame.from_records(records)
+    assert rows.fields_typed(clean)
+    assert all(not rows.field_problems(r) for r in clean.to_dict(orient="records"))
+    records[2][field] = value
+    odd = pd.DataFrame.from_records(records)
+    found = any(rows.field_problems(r) for r in odd.to_dict(orient="records"))
+    assert not rows.fields_typed(odd) or not found
+    if value is True or isinstance(value, list) or value is None:
+        assert not rows.fields_typed(odd)
+    records[1]["merchant"] = f"shop {CARD}"
+    column = pd.DataFrame.from_records(records)["merchant"]
+    assert rows.texts(column).tolist() == [rows.as_text(v) for v in column]
+    assert not leaks([CARD], str(rows.texts(column).tolist()))
+    mixed = pd.Series([CARD, 42, None, 4.0, ["x"]], dtype=object)
+    assert rows.texts(mixed).tolist() == [rows.as_text(v) for v in mixed]

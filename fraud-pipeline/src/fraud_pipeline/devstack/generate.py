@@ -489,10 +489,13 @@ def _legit_minute(params: Parameters, pop: Population, seed: int, minute: pd.Tim
     return _draws(rng, when, cards, category, amounts, ids, 0)
 
 
+@lru_cache(maxsize=16)
 def _fraud_day(
-    params: Parameters, pop: Population, seed: int, day: pd.Timestamp, payments_per_day: float
-) -> list[Draws]:
-    """The fraud episodes that start on `day`: they cover that day and the next."""
+    seed: int, n_cards: int, day: pd.Timestamp, payments_per_day: float
+) -> tuple[Draws, ...]:
+    """The fraud episodes that start on `day`: they cover that day and the next. Cached: every
+    window of those two days (a back-fill asks for them an hour at a time) cuts the same ones."""
+    params, pop = parameters(), population(seed, n_cards)
     key = int(day.timestamp() // 86_400)
     rng = np.random.default_rng([seed, 3, key])
     mean_size = float(params.episode_sizes @ params.episode_p)
@@ -515,7 +518,7 @@ def _fraud_day(
         amounts = _amounts(params.fraud_amount[category], rng.random(k))
         ids = [_trans_num(seed, key, 1_000_000 + episode, j) for j in range(k)]
         episodes.append(_draws(rng, when, np.full(k, card), category, amounts, ids, 1))
-    return episodes
+    return tuple(episodes)
 
 
 def _card_days(part: Draws) -> np.ndarray:
@@ -552,7 +555,7 @@ def payments_between(
     minutes = pd.date_range(lo.floor("min"), hi.ceil("min"), freq="min", inclusive="left")
     frauds: list[Draws] = []
     for day in pd.date_range(lo.normalize() - pd.Timedelta(days=1), hi.normalize(), freq="D"):
-        frauds += _fraud_day(params, pop, seed, day, rate_per_min * 1440)
+        frauds += _fraud_day(seed, len(pop.profile), day, rate_per_min * 1440)
     blocked = np.concatenate([_card_days(p) for p in frauds] + [np.zeros(0, np.int64)])
     parts = [_legit_minute(params, pop, seed, minute) for minute in minutes] + frauds
     inside = [

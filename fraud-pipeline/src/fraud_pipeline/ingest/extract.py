@@ -198,9 +198,9 @@ def to_records(raw: pd.DataFrame, settings: Settings | None = None) -> pd.DataFr
     for column in rows.TEXT_FIELDS:
         if column in frame:
             mask = mask_identifier if column == "trans_num" else mask_card_numbers
-            frame[column] = frame[column].map(lambda v, m=mask: rows.as_text(v, m)).astype(object)
+            frame[column] = rows.texts(frame[column], mask)
     if rows.CARD_FIELD in frame:  # a card "number" that is a list, a bool...: no card
-        cards = frame[rows.CARD_FIELD].map(rows.as_text)
+        cards = frame[rows.CARD_FIELD].map(lambda v: rows.as_text(v, str))  # its type only
         unusable = cards.map(lambda v: not (isinstance(v, str) or rows.is_missing(v)))
         if unusable.any():
             reason = cards[unusable].map(

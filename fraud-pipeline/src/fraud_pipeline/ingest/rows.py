@@ -82,6 +82,35 @@ def field_problems(record: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _all_text(values: pd.Series) -> bool:
+    return bool(values.notna().all()) and pd.api.types.infer_dtype(values, skipna=False) == "string"
+
+
+def _all_numbers(values: pd.Series) -> bool:
+    if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_float_dtype(values.dtype):
+        return True
+    return pd.api.types.infer_dtype(values, skipna=False) in _NUMBERS
+
+
+_NUMBERS: Final = frozenset(("integer", "floating", "mixed-integer-float", "string"))
+
+
+def fields_typed(frame: pd.DataFrame) -> bool:
+    """True when no row can have `field_problems`, seen per column: each text field all text,
+    each number field all numbers (or numeric text). The usual batch skips the per-row check;
+    any other column (a missing value, a list...) leaves every row to it."""
+    return all(_all_text(frame[f]) for f in TEXT_FIELDS if f in frame) and all(
+        _all_numbers(frame[f]) for f in NUMBER_FIELDS if f in frame
+    )
+
+
+def texts(values: pd.Series, mask: Callable[[str], str] = mask_card_numbers) -> pd.Series:
+    """`as_text` over a column (object dtype); a column all of text is only masked."""
+    if _all_text(values):
+        return pd.Series([mask(v) for v in values.tolist()], index=values.index, dtype=object)
+    return values.map(lambda v: as_text(v, mask)).astype(object)
+
+
 def as_text(value: Any, mask: Callable[[str], str] = mask_card_numbers) -> Any:
     """A text field as received → its text, card numbers masked (other types are left for
     `field_problems` to name; a number, e.g. a zip code sent as 75001, becomes its text)."""

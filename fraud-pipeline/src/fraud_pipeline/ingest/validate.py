@@ -67,13 +67,13 @@ def _read_rows(records: pd.DataFrame, tz: str) -> tuple[pd.DataFrame, pd.DataFra
         frame["trans_time"] if "trans_time" in frame else [None] * len(frame), tz
     )
     early: list[str | None] = []
-    for record, reject, time_problem in zip(
-        frame.to_dict(orient="records"), rejected, time_problems, strict=True
-    ):
+    typed = rows.fields_typed(frame)  # the usual batch: no row to look at field by field
+    records = [None] * len(frame) if typed else frame.to_dict(orient="records")
+    for record, reject, time_problem in zip(records, rejected, time_problems, strict=True):
         if isinstance(reject, str):
             early.append(reject)
             continue
-        problems = rows.field_problems(record)
+        problems = [] if record is None else rows.field_problems(record)
         if time_problem:
             problems.append(time_problem)
         early.append("; ".join(problems) or None)

@@ -19,9 +19,8 @@ from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import alert_pending
 from fraud_pipeline.alerting.digest import catching_up
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.ingest.extract import fetch_window
 from fraud_pipeline.model.artifacts import Model
-from fraud_pipeline.pipeline.steps import Connection, process_interval
+from fraud_pipeline.pipeline.steps import Connection, process_interval, receive
 from fraud_pipeline.registry.models import champion_model
 from fraud_pipeline.serving.endpoint import EndpointClient
 from fraud_pipeline.storage import watermark
@@ -102,17 +101,18 @@ def _run_chunks(
 ) -> int:
     """Each period fetched, scored and stored in turn; the number of payments loaded.
 
-    The next chunk is fetched while this one is scored and stored (the payments API works
-    meanwhile), so at most two chunks are in memory.
+    The next chunk is fetched and validated (no database: `steps.receive`) while this one is
+    scored and stored: the payments API works meanwhile, and validation's Python runs while
+    this thread waits for PostgreSQL, the model server or SHAP. At most two chunks are in memory.
     """
     loaded = 0
     with ThreadPoolExecutor(max_workers=1) as prefetch:
-        upcoming = prefetch.submit(fetch_window, *periods[0], settings) if periods else None
+        upcoming = prefetch.submit(receive, *periods[0], settings) if periods else None
         for number, (lower, upper) in enumerate(periods):
             assert upcoming is not None
-            raw = upcoming.result()
+            received = upcoming.result()
             if number + 1 < len(periods):
-                upcoming = prefetch.submit(fetch_window, *periods[number + 1], settings)
+                upcoming = prefetch.submit(receive, *periods[number + 1], settings)
             summary = process_interval(
                 conn,
                 lower,
@@ -121,7 +121,7 @@ def _run_chunks(
                 model=model,
                 client=client,
                 settings=settings,
-                raw=raw,
+                received=received,
             )
             if alerts:
                 alert_pending(conn, settings, old="hold")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -624,6 +625,26 @@ def score_and_store(
     return pd.concat([others, frauds.result()]).loc[payments.index]
 
 
+@dataclass(frozen=True)
+class Received:
+    """An interval's payments as fetched, then checked row by row (`rows`; None when none came).
+    No database is touched: a back-fill receives its next chunk while this one is stored."""
+
+    fetched: int
+    rows: Validated | None
+
+
+def receive(start: datetime, end: datetime, settings: Settings | None = None) -> Received:
+    """Extract and validate an interval in memory (`process_interval`'s first half)."""
+    from fraud_pipeline.ingest.extract import fetch_window, to_records
+
+    settings = settings or get_settings()
+    raw = fetch_window(start, end, settings)
+    if raw.empty:
+        return Received(0, None)
+    return Received(len(raw), check_rows(to_records(raw, settings)))
+
+
 def process_interval(
     conn: Connection,
     start: datetime,
@@ -633,10 +654,10 @@ def process_interval(
     model: Model,
     client: Scorer,
     settings: Settings | None = None,
-    raw: pd.DataFrame | None = None,
+    received: Received | None = None,
     shadow: bool = True,
 ) -> dict[str, Any]:
-    """Extract (unless `raw` was fetched already), validate, score and upsert an interval, then
+    """Extract and validate (unless `received` already), score and upsert an interval, then
     shadow-score it with the challenger if one is registered (`pipeline/shadow.py`).
 
     The DAG's tasks hand payments over through PostgreSQL so that each can be retried alone; a
@@ -644,11 +665,9 @@ def process_interval(
     re-delivery rule as the DAG's validate, every write is an idempotent upsert, alert
     bookkeeping is kept), which spares four table round trips per payment.
     """
-    from fraud_pipeline.ingest.extract import fetch_window, to_records
-
     settings = settings or get_settings()
-    raw = fetch_window(start, end, settings) if raw is None else raw
-    if raw.empty:
+    received = receive(start, end, settings) if received is None else received
+    if received.rows is None:
         return {
             "run_id": run_id,
             "fetched": 0,
@@ -658,7 +677,7 @@ def process_interval(
             "redelivered": 0,
             "conflicts": 0,
         }
-    result = check_rows(to_records(raw, settings))
+    result = received.rows
     with conn, conn.cursor() as cur:
         quarantine(cur, result.bad, run_id)
         fresh, seen = set_aside_redeliveries(cur, result.good, run_id)
@@ -674,7 +693,7 @@ def process_interval(
             shadowed = shadow_payments(conn, stored_payments, settings)["shadowed"]
     return {
         "run_id": run_id,
-        "fetched": len(raw),
+        "fetched": received.fetched,
         "quarantined": len(result.bad),
         "loaded": len(payments),
         "frauds": frauds,
