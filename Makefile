@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## build .venv from requirements.lock (uv), with the package in editable mode
+install: $(STAMP)  ## build .venv from requirements.lock (uv), with the package in editable mode, compiled
 
 $(STAMP): requirements.lock fraud-pipeline/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make install: no $(PYTHON); Python 3.11 to 3.13 is required (make install PYTHON=/path/to/python3)" >&2; exit 1; }
@@ -19,8 +19,9 @@ $(STAMP): requirements.lock fraud-pipeline/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.version_info[:2] <= (3, 13) or print(f"make install: Python {sys.version.split()[0]} is newer than the tested 3.11 to 3.13", file=sys.stderr)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make install: $(PYTHON) -m venv failed (Debian/Ubuntu: apt install python3-venv)" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e fraud-pipeline
+	$(BIN)/python -m compileall -q fraud-pipeline/src
 	touch $(STAMP)
 
 lock:  ## re-pin requirements.in into requirements.lock

@@ -47,8 +47,8 @@ def scored_rows(n: int, seed: int = 7) -> pd.DataFrame:
 def scratch_database() -> Iterator[str]:
     """A migrated database of its own, dropped afterwards."""
     url = db.with_database(db.server_url(), f"fraud_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}")
-    migrate(url)
     try:
+        migrate(url)  # inside: a failed migration leaves no database behind either
         yield url
     finally:
         db.drop_database(url)
