@@ -166,11 +166,14 @@ def main(
     from fraud_pipeline.bench import backfill, capacity, live, pipeline, scoring, shadow
 
     steps = [
-        ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 30 if quick else 150)),
+        ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 30 if quick else 100)),
         ("scoring", lambda: scoring.run(5_000 if quick else 100_000)),
         ("backfill", lambda: backfill.run(5_000 if quick else 1_000_000)),
-        ("shadow", lambda: shadow.run(*((3, 200) if quick else (6, 2_000)))),
-        ("capacity", lambda: capacity.run(*((1_000, 1) if quick else ()))),
+        ("shadow", lambda: shadow.run(*((3, 200) if quick else (5, 2_000)))),
+        (
+            "capacity",
+            lambda: capacity.run(*((1_000, 1) if quick else (capacity.NOMINAL_FOR_20K, 1))),
+        ),
     ]
     if with_live:
         steps.append(("live", lambda: live.run(2 if quick else 3)))
