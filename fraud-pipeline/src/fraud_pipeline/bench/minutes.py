@@ -5,8 +5,8 @@ transform, score (on the model server), load; then alert (to a local SMTP catche
 shadow_score side by side, as the DAG's two tasks after load: two processes, each with its own
 connection, forked from a fork server that preloaded the scheduler's TASK_MODULES (as the
 LocalExecutor forks its tasks from the scheduler; not from this process: XGBoost's OpenMP
-threads do not survive a fork once they ran). Airflow's own cost per run (scheduling, starting the task processes) is not
-in these figures: `live.py` measures the real DAG runs.
+threads do not survive a fork once they ran). Airflow's own cost per run (scheduling, starting
+the task processes) is not in these figures: `live.py` measures the real DAG runs.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,43 +110,63 @@ def steps_seconds(
     return seconds
 
 
-def run(batch_rows: int = 100_000, naive_rows: int = 2_000) -> dict[str, Any]:
-    """The throughput figures (rows per second) and what they were measured on."""
+@dataclass(frozen=True)
+class Bench:
+    """A scratch database holding the history, a model server, and the batch to measure."""
+
+    conn: psycopg2.extensions.connection
+    model: Model
+    client: EndpointClient
+    history: pd.DataFrame
+    batch: pd.DataFrame
+
+
+@contextmanager
+def batch_bench(batch_rows: int) -> Iterator[Bench]:
+    """The stream's history stored (the cards' past, not measured), the batch still to score."""
     model = load_model()
     history, batch = stream(batch_rows)
-    print(f"  stream: {len(history):,} payments of history, a batch of {len(batch):,}", flush=True)
-    figures: dict[str, Any] = {"pipeline_rows": len(batch), "history_rows": len(history)}
     with scratch_database() as url, model_server() as model_url:
         settings = get_settings().model_copy(update={"sagemaker_endpoint_url": model_url})
         client = EndpointClient.from_settings(settings)
         conn = psycopg2.connect(url)
         try:
-            steps.score_and_store(conn, history, model, client)  # the cards' past, not timed
-            started = time.perf_counter()
-            scored = steps.score_and_store(conn, batch, model, client)
-            pipeline_s = time.perf_counter() - started
-            figures["pipeline_rows_per_s"] = len(batch) / pipeline_s
-            print(f"  pipeline: {len(batch) / pipeline_s:,.0f} payments/s", flush=True)
-
-            half = batch.head(len(batch) // 2)  # a rate: half the batch tells it, in half the time
-            _delete(conn, half["trans_num"].tolist())
-            steps_s = steps_seconds(conn, half, model, client)
-            figures["pipeline_steps_rows"] = len(half)
-            figures["pipeline_steps_rows_per_s"] = len(half) / steps_s
-            print(f"  pipeline (task by task): {len(half) / steps_s:,.0f} payments/s", flush=True)
-
-            few = batch.head(naive_rows)
-            _delete(conn, few["trans_num"].tolist())
-            naive_s = naive_seconds(conn, few, model, client)
-            figures["naive_rows"] = len(few)
-            figures["naive_rows_per_s"] = len(few) / naive_s
-            print(f"  naive: {len(few) / naive_s:,.1f} payments/s", flush=True)
-
-            copy_s = bare_copy_seconds(conn, scored)
-            figures["copy_rows_per_s"] = len(batch) / copy_s
-            print(f"  bare COPY: {len(batch) / copy_s:,.0f} rows/s", flush=True)
+            steps.score_and_store(conn, history, model, client)
+            yield Bench(conn, model, client, history, batch)
         finally:
             conn.close()
+
+
+def run(batch_rows: int = 100_000, naive_rows: int = 2_000) -> dict[str, Any]:
+    """The throughput figures (rows per second) and what they were measured on."""
+    with batch_bench(batch_rows) as bench:
+        conn, model, client, batch = bench.conn, bench.model, bench.client, bench.batch
+        stored = len(bench.history)
+        print(f"  stream: {stored:,} payments of history, a batch of {len(batch):,}", flush=True)
+        figures: dict[str, Any] = {"pipeline_rows": len(batch), "history_rows": stored}
+        started = time.perf_counter()
+        scored = steps.score_and_store(conn, batch, model, client)
+        pipeline_s = time.perf_counter() - started
+        figures["pipeline_rows_per_s"] = len(batch) / pipeline_s
+        print(f"  pipeline: {len(batch) / pipeline_s:,.0f} payments/s", flush=True)
+
+        half = batch.head(len(batch) // 2)  # a rate: half the batch tells it, in half the time
+        _delete(conn, half["trans_num"].tolist())
+        steps_s = steps_seconds(conn, half, model, client)
+        figures["pipeline_steps_rows"] = len(half)
+        figures["pipeline_steps_rows_per_s"] = len(half) / steps_s
+        print(f"  pipeline (task by task): {len(half) / steps_s:,.0f} payments/s", flush=True)
+
+        few = batch.head(naive_rows)
+        _delete(conn, few["trans_num"].tolist())
+        naive_s = naive_seconds(conn, few, model, client)
+        figures["naive_rows"] = len(few)
+        figures["naive_rows_per_s"] = len(few) / naive_s
+        print(f"  naive: {len(few) / naive_s:,.1f} payments/s", flush=True)
+
+        copy_s = bare_copy_seconds(conn, scored)
+        figures["copy_rows_per_s"] = len(batch) / copy_s
+        print(f"  bare COPY: {len(batch) / copy_s:,.0f} rows/s", flush=True)
     figures["speedup_vs_naive"] = figures["pipeline_rows_per_s"] / figures["naive_rows_per_s"]
     figures["copy_ratio"] = pipeline_s / copy_s
     figures["frauds_in_batch"] = int(np.sum(scored["is_fraud_pred"]))

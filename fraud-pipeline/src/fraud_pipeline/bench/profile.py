@@ -16,34 +16,19 @@ import pstats
 import sys
 import time
 
-import psycopg2
-
-from fraud_pipeline.bench.pipeline import stream
+from fraud_pipeline.bench.pipeline import batch_bench
 from fraud_pipeline.bench.run import machine
-from fraud_pipeline.bench.scoring import model_server
-from fraud_pipeline.bench.storage import scratch_database
-from fraud_pipeline.config import get_settings
-from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.pipeline import steps
-from fraud_pipeline.serving.endpoint import EndpointClient
 
 
 def profile_batch(rows: int, top: int = 25) -> str:
     """The cProfile excerpt (top `top` functions by cumulative time) of one batch of `rows`."""
-    model = load_model()
-    history, batch = stream(rows)
-    with scratch_database() as url, model_server() as model_url:
-        settings = get_settings().model_copy(update={"sagemaker_endpoint_url": model_url})
-        client = EndpointClient.from_settings(settings)
-        conn = psycopg2.connect(url)
-        try:
-            steps.score_and_store(conn, history, model, client)  # the cards' past, not profiled
-            profiler = cProfile.Profile()
-            began = time.perf_counter()
-            profiler.runcall(steps.score_and_store, conn, batch, model, client)
-            seconds = time.perf_counter() - began
-        finally:
-            conn.close()
+    with batch_bench(rows) as bench:
+        profiler = cProfile.Profile()
+        began = time.perf_counter()
+        profiler.runcall(steps.score_and_store, bench.conn, bench.batch, bench.model, bench.client)
+        seconds = time.perf_counter() - began
+    history, batch = bench.history, bench.batch
     cpu = machine()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative")
