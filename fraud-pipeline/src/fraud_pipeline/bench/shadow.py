@@ -4,9 +4,9 @@ The same minutes of generated payments run in two scratch databases of their own
 payments meet the same card history): one without a challenger, one with a challenger registered
 (a copy of the committed model under another version), minute by minute in alternating order so
 that neither side gets the warmer machine. Each minute runs as the DAG runs it
-(`minutes.run_minute`: alert and shadow_score side by side after load). Before each run the
-challenger is forgotten, as each Airflow task is a process of its own: its fetch, checksums and
-load are counted every run.
+(`minutes.run_minute`: alert and shadow_score side by side after load). Each shadow_score is a
+fresh process, as each Airflow task is: the challenger's fetch, checksums and load are counted
+every run.
 
 - `shadow_extra_s`: what a challenger adds to a run: the median whole run (load, then the later
   of alert and shadow_score) with a challenger minus without;

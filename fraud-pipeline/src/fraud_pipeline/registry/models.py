@@ -33,7 +33,7 @@ def model_store(settings: Settings) -> ModelStore:
 
 
 def forget_models() -> None:
-    """Forget the loaded versions (a benchmark measuring a fresh task process's work)."""
+    """Forget the loaded versions (a test that needs a fresh task process's view)."""
     with _LOADED_LOCK:
         _LOADED.clear()
 
