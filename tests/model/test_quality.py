@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 
 import pandas as pd
 import pytest
 
-from fraud_pipeline.ingest.payments import read_sparkov_csv
+from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.ingest.payments import local_wall_clock, read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.model.evaluate import JSON_KEYS, evaluate_file
+from fraud_pipeline.model.features import feature_frame
 from fraud_pipeline.model.metrics import recall_at_fpr
 from fraud_pipeline.model.split import (
+    COLD_DAYS,
+    COLD_RESTARTS,
     UNSEEN_START,
     card_groups,
+    cold_start_replicas,
     cold_start_rows,
     from_unseen_start,
     row_groups,
@@ -49,6 +55,39 @@ def test_the_split_is_by_customer_and_by_time(generated_raw):
     unseen = raw[cold_start_rows(raw, "unseen")]
     assert 0.002 < unseen["is_fraud"].mean() < 0.01
     assert unseen["cc_num"].nunique() >= 150
+
+
+def test_cold_start_replicas_are_training_cards_made_new(generated_raw):
+    """Each replica is a training card's payments of one COLD_DAYS window before UNSEEN_START, on
+    a card of its own whose history starts at the window: its first payment has none."""
+    raw = generated_raw
+    trained = (row_groups(raw) == "train") & ~from_unseen_start(raw)
+    replicas = cold_start_replicas(raw, to_payments(raw), trained)
+    card, restart = replicas["card_token"].str.rsplit("@", n=1, expand=True).T.to_numpy()
+    assert set(card) <= set(to_payments(raw[trained])["card_token"])
+    assert len(set(restart)) == len(COLD_RESTARTS) > 50
+    start = pd.Series(pd.to_datetime(restart, format="%Y-%m-%dT%H"), index=replicas.index)
+    wall_clock = local_wall_clock(replicas["trans_time"])
+    assert ((wall_clock >= start) & (wall_clock < start + COLD_DAYS)).all()
+    assert wall_clock.max() < UNSEEN_START
+    assert replicas["is_fraud"].sum() > 1_000
+    features = feature_frame(replicas)
+    first = ~replicas.duplicated("card_token")  # rows are in time order per card
+    assert (features.loc[first.to_numpy(), "card_count_30d"] == 0).all()
+    assert features["card_count_30d"].max() < 7 * 24  # never more than a week of history
+
+
+@pytest.mark.slow
+def test_a_generated_week_of_new_customers_at_the_demo_rate(tmp_path):
+    """The demo stream's week, every card cold at its start, at the saved threshold: the bar the
+    morning report of `make run` is read against (README, Model)."""
+    path = tmp_path / "week.csv"
+    payments_between(datetime(2026, 3, 2), datetime(2026, 3, 9)).to_csv(path, index=False)
+    metrics, _, _ = evaluate_file(path, load_model())
+    assert metrics["n"] > 500_000 and metrics["n_fraud"] > 3_000
+    assert metrics["threshold"] == load_model().threshold
+    assert metrics["precision"] >= 0.85
+    assert metrics["recall"] >= 0.85
 
 
 @pytest.mark.slow

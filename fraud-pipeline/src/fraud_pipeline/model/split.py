@@ -10,6 +10,11 @@ fraud rate):
 Validation and unseen customers are also split by time: only their payments from UNSEEN_START on
 are kept, so each of them starts cold, at the first payment the model knows of, after everything
 training read. `evaluate --split unseen-customers` rebuilds the same split from the file.
+
+The training customers are each new only once in the file (its first days, January 2019), while
+production meets thousands of new cards a day. So training also reads cold-start replicas
+(`cold_start_replicas`): the training cards' payments again from each of COLD_RESTARTS, for
+COLD_DAYS, as if the card were new at that date (its history read from that date on only).
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ Group = Literal["train", "validation", "unseen"]
 SPLIT_SEED: Final = 14
 UNSEEN_START: Final = pd.Timestamp("2019-08-01")
 SHARES: Final[dict[Group, float]] = {"train": 0.5, "validation": 0.25, "unseen": 0.25}
+# Twice a week, a fresh start for every training card; each covers a new card's first week.
+# Measured on generated weeks of new customers (README, Model): without replicas precision 0.72,
+# weekly 0.84, twice a week 0.87 at recall 0.86 (every 3 days: 0.89, but the real rows' false
+# alarms come within 0.02 points of the product's 0.5%).
+COLD_RESTARTS: Final = pd.date_range("2019-01-04", UNSEEN_START - pd.Timedelta(days=7), freq="84h")
+COLD_DAYS: Final = pd.Timedelta(days=7)
 
 
 def card_groups(raw: pd.DataFrame) -> pd.Series:
@@ -55,3 +66,19 @@ def from_unseen_start(raw: pd.DataFrame) -> np.ndarray:
     """Rows at or after UNSEEN_START (the file's wall-clock time)."""
     times = pd.to_datetime(raw["trans_date_trans_time"]).to_numpy()
     return np.asarray(times >= UNSEEN_START.to_datetime64())
+
+
+def cold_start_replicas(
+    raw: pd.DataFrame, payments: pd.DataFrame, rows: np.ndarray
+) -> pd.DataFrame:
+    """`payments[rows]` again from each COLD_RESTARTS date for COLD_DAYS, each copy on its own
+    card token (`<token>@<date>`), so featurised alone its history starts at that date."""
+    times = pd.to_datetime(raw["trans_date_trans_time"]).to_numpy()
+    copies = []
+    for start in COLD_RESTARTS:
+        window = (
+            rows & (times >= start.to_datetime64()) & (times < (start + COLD_DAYS).to_datetime64())
+        )
+        copy = payments[window]
+        copies.append(copy.assign(card_token=copy["card_token"] + f"@{start:%Y-%m-%dT%H}"))
+    return pd.concat(copies, ignore_index=True)

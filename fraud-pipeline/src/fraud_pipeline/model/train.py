@@ -1,8 +1,9 @@
 """`fraud-pipeline train`: XGBoost on the one feature definition, split by customer and by time.
 
 The generated year (`sparkov_train_2019.csv.gz`) is split by card (`model.split`):
-- train: the training customers' payments before UNSEEN_START, plus the real Kaggle rows before
-  the public test period (2020-06-21 12:14:25), weighted up because they are few;
+- train: the training customers' payments before UNSEEN_START, with their cold-start replicas
+  (the same cards as if new, twice a week: `split.cold_start_replicas`), plus the real Kaggle rows
+  before the public test period (2020-06-21 12:14:25), weighted up because they are few;
 - validation: other customers, from their first payment on (UNSEEN_START, cold start), for early
   stopping and the decision threshold (configured goal), raised if needed so that the same
   customers' real rows before the public test period keep false alarms under REAL_MAX_FPR;
@@ -32,10 +33,13 @@ from fraud_pipeline.model.features import CATEGORICAL, FEATURE_COLUMNS, NUMERIC,
 from fraud_pipeline.model.metrics import binary_metrics, choose_threshold, recall_at_fpr
 from fraud_pipeline.model.reviews import ReviewedExamples, load_reviewed_examples
 from fraud_pipeline.model.split import (
+    COLD_DAYS,
+    COLD_RESTARTS,
     SHARES,
     SPLIT_SEED,
     UNSEEN_START,
     card_groups,
+    cold_start_replicas,
     cold_start_rows,
     from_unseen_start,
     row_groups,
@@ -191,10 +195,14 @@ def train(
     }
     cold_feat = {name: feature_frame(pay) for name, pay in cold.items()}
 
-    train_frame = pd.concat([gen_feat[gen_train], real_feat[real_train]])
-    train_label = np.concatenate([gen_pay.is_fraud[gen_train], real_pay.is_fraud[real_train]])
+    log.info("featurising the training cards' cold-start replicas")
+    replicas = cold_start_replicas(gen_raw, gen_pay, gen_train)
+    train_frame = pd.concat([gen_feat[gen_train], feature_frame(replicas), real_feat[real_train]])
+    train_label = np.concatenate(
+        [gen_pay.is_fraud[gen_train], replicas.is_fraud, real_pay.is_fraud[real_train]]
+    )
     train_weight = np.concatenate(
-        [np.ones(gen_train.sum()), np.full(real_train.sum(), REAL_WEIGHT)]
+        [np.ones(gen_train.sum() + len(replicas)), np.full(real_train.sum(), REAL_WEIGHT)]
     )
     # Database rows never on a card whose rows are measured (validation, test) nor a file row.
     measured_cards = pd.concat([gen_pay.card_token[~gen_train], real_pay.card_token[~real_train]])
@@ -272,7 +280,7 @@ def train(
         }
 
     digest = files_digest([GENERATED_FILE, REAL_FILE])
-    identity = repr((PARAMS, best, sample_rows))
+    identity = repr((PARAMS, best, sample_rows, list(COLD_RESTARTS), COLD_DAYS))
     if added is not None and len(added):
         identity += added.digest()
     if recent_added is not None and len(recent_added):
@@ -305,6 +313,13 @@ def train(
                 "cards": {name: int(n) for name, n in card_groups(gen_raw).value_counts().items()},
             },
             "real_test_start": str(REAL_TEST_START),
+            "cold_start_replicas": {
+                "restarts": len(COLD_RESTARTS),
+                "first": str(COLD_RESTARTS[0]),
+                "every_hours": int(COLD_RESTARTS.freq.nanos // 3_600_000_000_000),
+                "days": COLD_DAYS.days,
+                "rows": len(replicas),
+            },
             "rows_train": len(train_frame),
             "rows_validation": len(cold["validation"]),
             "rows_test_new_customers": len(cold["unseen"]),
