@@ -188,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         only=args.only,
         backfill=not args.no_backfill,
         backfill_hours=args.backfill_hours,
+        history_days=args.history_days,
         payments_rate=args.payments_rate,
         status_every=args.status_every,
     )
@@ -388,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-backfill", action="store_true", help="skip back-filling yesterday and today"
     )
     run.add_argument("--backfill-hours", type=int, default=24, help="of yesterday, up to 24")
+    run.add_argument(
+        "--history-days",
+        type=int,
+        help="whole days before those back-filled, loaded too so that the cards have a history "
+        "(default: a week; 0: none)",
+    )
     run.add_argument(
         "--payments-rate", type=float, default=60.0, help="payments per minute the API generates"
     )
