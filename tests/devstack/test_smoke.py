@@ -6,6 +6,9 @@ Airflow shows a successful *scheduled* run of fraud_pipeline, the inbox has an e
 report has rows, and Ctrl-C (SIGTERM) stops everything with no SIGKILL, no process left and no
 Airflow run left running or queued (issue 15; the stop's duration is printed, never asserted:
 speed is measured, not timed in tests), and no traceback in any log of the clean start.
+Issue 14 on the same start: once the back-fill is done and a scheduled run has followed it, its
+frauds older than ALERT_MAX_AGE_MIN went out in at most one catch-up digest, none of them in a
+live alert email, and no payment was mailed twice.
 
 Then issue 13's downtime proof on the same state and databases: the stack stays stopped for
 DOWNTIME_S (5 min; `FRAUD_SMOKE_DOWNTIME_S` shortens it while developing), starts again, and
@@ -24,7 +27,8 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import psycopg2
@@ -44,6 +48,9 @@ from tests.support.runs import PAYMENT_LINE
 BUDGET_S = 480.0  # a ceiling for a loaded machine: the loop ends as soon as all is there
 DOWNTIME_S = float(os.environ.get("FRAUD_SMOKE_DOWNTIME_S", "300"))  # issue 13: a 5-minute stop
 CATCH_UP_BUDGET_S = 180.0  # issue 13: the gap stored and alerted within 3 min of the restart
+# An alert email's Date is stamped (to the second) just after its run took the frauds younger
+# than ALERT_MAX_AGE_MIN: a fraud at the limit may look this much older in it.
+DATE_SLACK = timedelta(minutes=1)
 LIST_RUNS = ("dags", "list-runs", "fraud_pipeline")
 FRAUD_PIPELINE = str(Path(sys.executable).parent / "fraud-pipeline")
 STACK_ARGS = ("--free-ports", "--backfill-hours", "1", "--status-every", "15")
@@ -52,6 +59,64 @@ STACK_ARGS = ("--free-ports", "--backfill-hours", "1", "--status-every", "15")
 def green_scheduled_run(client: AirflowClient) -> dict | None:
     runs = client.dag_runs("fraud_pipeline")
     return next((r for r in runs if r["run_type"] == "scheduled" and r["state"] == "success"), None)
+
+
+def back_fill_followed(client: AirflowClient, state_dir: Path) -> bool:
+    """The back-fill is done and a scheduled run started after it succeeded: that run's alert
+    step ended the catch-up (its digest, if any old frauds, is in the inbox)."""
+    marker = state_dir / "backfilled"  # written by the stack once the back-fill exited with 0
+    if not marker.exists():
+        return False
+    done = datetime.fromtimestamp(marker.stat().st_mtime).astimezone()
+    return any(
+        run["run_type"] == "scheduled"
+        and run["state"] == "success"
+        and datetime.fromisoformat(run["start_date"]) > done
+        for run in client.dag_runs("fraud_pipeline")
+    )
+
+
+def listed_payments(message: EmailMessage) -> list[str]:
+    body = message.get_body(preferencelist=("plain",))
+    return PAYMENT_LINE.findall(body.get_content() if body else "")
+
+
+def catch_up_outcome(url: str, maildir: str) -> dict[str, int]:
+    """Issue 14 on the inbox of a first start: the digests, and what is wrong (all zero: none).
+
+    Digests carry X-Fraud-Digest-Id (`alerting.digest.render`), live alerts X-Fraud-Alert-Id
+    (`alerting.alerts.render`), each listing its payments; a payment's age is taken at the
+    alert email's Date, against ALERT_MAX_AGE_MIN (`alerting.alerts.alert_pending`).
+    """
+    max_age = timedelta(minutes=get_settings().alert_max_age_min)
+    messages = read_maildir(Path(maildir))
+    alerts = [m for m in messages if m["X-Fraud-Alert-Id"]]
+    live = {t: m["Date"].datetime for m in alerts for t in listed_payments(m)}
+    mailed = Counter(t for m in alerts for t in listed_payments(m))
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT trans_num, trans_time FROM payments_scored WHERE trans_num = ANY(%s)",
+            (sorted(live),),
+        )
+        made = dict(cur.fetchall())
+        cur.execute("SELECT trans_num FROM payments_scored WHERE alert_kind = 'digest'")
+        mailed.update(t for (t,) in cur.fetchall())
+        cur.execute(
+            "SELECT count(*) FROM payments_scored "
+            "WHERE is_fraud_pred AND alerted_at IS NULL AND trans_time < now() - %s",
+            (max_age,),
+        )
+        (old_pending,) = cur.fetchone()
+    conn.close()
+    return {
+        "digests": sum(1 for m in messages if m["X-Fraud-Digest-Id"]),
+        "old in a live alert": sum(
+            1 for t, sent in live.items() if sent - made[t] > max_age + DATE_SLACK
+        ),
+        "not stored": len(set(live) - set(made)),
+        "mailed twice": sum(1 for n in mailed.values() if n > 1),
+        "old left pending": int(old_pending),
+    }
 
 
 def report_rows(url: str) -> int:
@@ -159,23 +224,26 @@ def first_start(stack: Stack, state_dir: Path, airflow_url: str) -> None:
         state = stack.wait_for_state(timeout=BUDGET_S)
         ready_s = time.monotonic() - started
         client = airflow_client(state_dir, state)
-        green, emails, rows = None, 0, 0
+        green, emails, rows, followed = None, 0, 0, False
         while time.monotonic() - started < BUDGET_S:
             assert stack.process.poll() is None, "the stack stopped by itself"
             green = green or green_scheduled_run(client)
             emails = len(list(Path(state["maildir"]).glob("*.eml")))
             rows = report_rows(state["database_url"])
-            if green and emails and rows:
+            followed = followed or back_fill_followed(client, state_dir)
+            if green and emails and rows and followed:
                 break
             time.sleep(5)
         client.close()
         done_s = time.monotonic() - started
         print(
-            f"smoke: ready after {ready_s:.0f} s, green run + email + report after {done_s:.0f} s"
+            f"smoke: ready after {ready_s:.0f} s, green run + email + report + a run after "
+            f"the back-fill after {done_s:.0f} s"
         )
         assert green, "no successful scheduled fraud_pipeline run"
         assert emails >= 1, "no email in the inbox"
         assert rows > 0, "yesterday's report is empty"
+        assert followed, "no successful scheduled run after the back-fill (or it never ended)"
         # The on-call engineer's first tool works on the stack's own state (issue 15).
         listed = subprocess.run(
             [FRAUD_PIPELINE, "airflow", "--state-dir", str(state_dir), "--", *LIST_RUNS],
@@ -194,6 +262,11 @@ def first_start(stack: Stack, state_dir: Path, airflow_url: str) -> None:
     # Yesterday is back-filled for one hour only: never complete, so no morning summary for it.
     subjects = [str(m["Subject"]) for m in read_maildir(Path(state["maildir"]))]
     assert not [s for s in subjects if "Morning report" in s], subjects
+    # Issue 14: the back-fill's old frauds in at most one catch-up email, live alerts live only.
+    catch_up = catch_up_outcome(state["database_url"], state["maildir"])
+    print(f"smoke: first start's inbox {subjects}: {catch_up}")
+    assert catch_up["digests"] <= 1, subjects
+    assert not {key: n for key, n in catch_up.items() if n and key != "digests"}, catch_up
     # A clean start leaves no traceback for a user grepping the logs to find (issue 15).
     assert tracebacks(state_dir) == {}
 
