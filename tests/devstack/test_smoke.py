@@ -53,7 +53,17 @@ CATCH_UP_BUDGET_S = 180.0  # issue 13: the gap stored and alerted within 3 min o
 DATE_SLACK = timedelta(minutes=1)
 LIST_RUNS = ("dags", "list-runs", "fraud_pipeline")
 FRAUD_PIPELINE = str(Path(sys.executable).parent / "fraud-pipeline")
-STACK_ARGS = ("--free-ports", "--backfill-hours", "1", "--status-every", "15")
+# One hour of yesterday and one day of history before it: the first start as `make run` does it,
+# shorter.
+STACK_ARGS = (
+    "--free-ports",
+    "--backfill-hours",
+    "1",
+    "--history-days",
+    "1",
+    "--status-every",
+    "15",
+)
 
 
 def green_scheduled_run(client: AirflowClient) -> dict | None:
