@@ -167,23 +167,24 @@ def test_the_first_start_backfills_yesterday_and_today_until_now(now, hours, sta
 
 
 @pytest.mark.parametrize(
-    ("now", "history_days", "start"),
+    ("now", "hours", "history_days", "start"),
     [
-        ("2026-03-30T09:00:00+02:00", 7, "2026-03-22T00:00:00+01:00"),  # across spring forward
-        ("2026-11-01T12:00:00+01:00", 7, "2026-10-24T00:00:00+02:00"),  # across fall back
-        ("2026-11-29T06:45:00+01:00", 1, "2026-11-26T00:00:00+01:00"),  # before the monitor's slot
-        ("2027-01-01T00:10:00+01:00", 3, "2026-12-27T00:00:00+01:00"),  # across New Year
+        ("2026-03-30T09:00:00+02:00", 24, 7, "2026-03-22T00:00:00+01:00"),  # across spring forward
+        ("2026-11-01T12:00:00+01:00", 24, 7, "2026-10-24T00:00:00+02:00"),  # across fall back
+        ("2026-11-29T06:45:00+01:00", 24, 1, "2026-11-26T00:00:00+01:00"),  # monitor's slot ahead
+        ("2027-01-01T00:10:00+01:00", 24, 3, "2026-12-27T00:00:00+01:00"),  # across New Year
+        ("2026-11-29T12:00:00+01:00", 1, 1, "2026-11-27T23:00:00+01:00"),  # an hour of yesterday
     ],
 )
-def test_the_first_start_also_loads_the_cards_history(now, history_days, start):
-    """`history_days` whole business days before the reported ones: the cards' recent payments,
-    so the first report is not about brand-new cards only (README, Model)."""
+def test_the_first_start_also_loads_the_cards_history(now, hours, history_days, start):
+    """`history_days` days before the reported hours: the cards' recent payments, so the first
+    report is not about brand-new cards only (README, Model)."""
     with clock.frozen(now) as frozen_now:
-        without, _ = local_stack.backfill_window(24)
-        lower, upper = local_stack.backfill_window(24, history_days)
+        without, _ = local_stack.backfill_window(hours)
+        lower, upper = local_stack.backfill_window(hours, history_days)
     assert lower.isoformat() == start
-    assert lower == clock.day_start(clock.business_day(lower))
     assert (clock.business_day(without) - clock.business_day(lower)).days == history_days
+    assert clock.local(lower).time() == clock.local(without).time()
     assert upper == frozen_now
 
 

@@ -185,7 +185,7 @@ def backfill_window(hours: int, history_days: int = 0) -> tuple[datetime, dateti
     and today from midnight until now (business time, 23/24/25-hour days): [start, now).
     With `hours` >= 24 it starts at the earliest day the daily DAGs' first runs report (the day
     before yesterday too before 07:00), so the morning summary and the monitor have their day.
-    `history_days` whole days before that start are loaded too: the cards' recent history.
+    `history_days` days before that start are loaded too: the cards' recent history.
 
     From `now` on, the DAG's runs take over (each from the high-water mark: no gap).
     """
@@ -194,9 +194,12 @@ def backfill_window(hours: int, history_days: int = 0) -> tuple[datetime, dateti
     if hours >= 24:  # all of it, also a 25-hour day, from the first day a daily DAG reports
         reported = min(clock.yesterday(), earliest_reported_day())
         start = clock.day_bounds(reported)[0].astimezone(UTC)
-    if history_days:
-        first_day = clock.business_day(start) - timedelta(days=history_days)
-        start = clock.day_start(first_day).astimezone(UTC)
+    if history_days:  # the same wall-clock time, that many days earlier
+        day = clock.business_day(start)
+        since_midnight = start - clock.day_start(day)
+        start = (clock.day_start(day - timedelta(days=history_days)) + since_midnight).astimezone(
+            UTC
+        )
     # whole seconds: the payments API's page tokens carry milliseconds, an end in microseconds
     # would fail the extract's check of the served end on the second page
     return start.astimezone(midnight.tzinfo), clock.now().replace(microsecond=0)
