@@ -419,7 +419,8 @@ class LocalStack:
         back-fills again, so the report has data and today's earlier payments are scored.
 
         Alerts are not sent per back-filled hour: the frauds stay pending and the first
-        scheduled run sends them in one email.
+        scheduled run sends them, those older than ALERT_MAX_AGE_MIN in one catch-up digest,
+        the recent ones in its live alert.
         """
         assert self.supervisor is not None
         marker = self.state_dir / "backfilled"
