@@ -19,7 +19,7 @@ from fraud_pipeline.config import get_settings
 from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.net import free_port
 from fraud_pipeline.storage.upsert import upsert_scored
-from tests.support.factories import real_rows, scored_payments
+from tests.support.factories import public_sample, real_rows, scored_payments
 
 # What the model stores per flagged payment (model.reasons): the feature, its value, its SHAP
 # contribution and the card's own history.
@@ -139,7 +139,11 @@ def test_the_morning_summary_has_a_date_an_id_and_one_number_format(
     conn: psycopg2.extensions.connection, tmp_path: Path
 ) -> None:
     day = clock.yesterday()
-    payments = scored_payments(1200, start=clock.day_start(day) + timedelta(hours=1), step_s=30)
+    # Real rows from where the public files' frauds begin, so both kinds of error occur.
+    rows = public_sample().iloc[2_000:]
+    payments = scored_payments(
+        1200, start=clock.day_start(day) + timedelta(hours=1), step_s=30, rows=rows
+    )
     upsert_scored(conn, payments)
     with MailCatcher(tmp_path / "mail", port=free_port()) as mail:
         summary = send_daily_summary(conn, day, SmtpTarget("127.0.0.1", mail.port))
@@ -153,3 +157,14 @@ def test_the_morning_summary_has_a_date_an_id_and_one_number_format(
     assert f"Payments: 1,200 for ${payments['amt'].sum():,.2f}" in text
     assert summary["payments"] == 1200
     assert f"?day={day.isoformat()}" in text  # the report opens on that day
+    # How the model did, from the true labels: counted here independently of the report's SQL.
+    flagged, fraud = payments["is_fraud_pred"], payments["is_fraud"] == 1
+    caught, false_alarms = int((flagged & fraud).sum()), int((flagged & ~fraud).sum())
+    assert caught and false_alarms  # both appear, so the figures below can be wrong
+    precision, recall = caught / (caught + false_alarms), caught / int(fraud.sum())
+    assert (
+        f"precision {precision:.1%} ({false_alarms:,} false alarms), recall {recall:.1%} "
+        f"({int(fraud.sum()) - caught:,} of {int(fraud.sum()):,} frauds missed)"
+    ) in text
+    html = first.get_body(("html",)).get_content()
+    assert f"<b>{precision:.1%}</b> ({false_alarms:,} false alarms)" in html

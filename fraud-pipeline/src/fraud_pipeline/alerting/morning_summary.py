@@ -1,4 +1,5 @@
-"""The morning summary email: yesterday's payments and frauds, from the report's own SQL."""
+"""The morning summary email: yesterday's payments, frauds and, where the payments carry their
+true label (the demo), how the model did: the report's own figures (`report.queries`)."""
 
 from __future__ import annotations
 
@@ -10,34 +11,29 @@ import psycopg2.extensions
 from fraud_pipeline import clock
 from fraud_pipeline.alerting.mail import SmtpTarget, compose, send
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.report.queries import day_summary
 from fraud_pipeline.report.wording import format_count, report_link
-
-_SUMMARY = """
-SELECT count(*), coalesce(sum(amt), 0)::float8,
-       count(*) FILTER (WHERE is_fraud_pred), coalesce(sum(amt) FILTER (WHERE is_fraud_pred), 0)::float8,
-       count(is_fraud), count(*) FILTER (WHERE is_fraud = 1),
-       count(*) FILTER (WHERE is_fraud = 1 AND NOT is_fraud_pred)
-FROM fraud_report_for_day(%s)
-"""
 
 
 def summarise(
     conn: psycopg2.extensions.connection, day: date, settings: Settings
 ) -> dict[str, Any]:
-    with conn.cursor() as cur:
-        cur.execute(_SUMMARY, (day,))
-        payments, amount, frauds, fraud_amount, labelled, true_frauds, missed = cur.fetchone()
+    """The report's own day summary (`report.queries.day_summary`), as plain values."""
+    summary = day_summary(conn, day)
     return {
         "day": day.isoformat(),
         "tz": settings.business_tz,
-        "payments": payments,
-        "amount": amount,
-        "frauds": frauds,
-        "fraud_amount": fraud_amount,
-        "flag_rate": frauds / payments if payments else 0.0,
-        "labelled": labelled > 0,
-        "true_frauds": true_frauds,
-        "missed": missed,
+        "payments": summary.payments,
+        "amount": summary.amount,
+        "frauds": summary.frauds,
+        "fraud_amount": summary.amount_at_risk,
+        "flag_rate": summary.share_flagged or 0.0,
+        "labelled": summary.has_labels,
+        "precision": summary.precision,
+        "recall": summary.recall,
+        "false_alarms": summary.false_alarms,
+        "true_frauds": summary.caught + summary.missed,
+        "missed": summary.missed,
     }
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import psycopg2.extensions
 from psycopg2 import sql
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.psycopg2 import dialect as psycopg2_dialect
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from fraud_pipeline.config import Settings, get_settings
@@ -35,7 +36,8 @@ from fraud_pipeline.report.wording import (
 )
 from fraud_pipeline.storage import db
 
-Db: TypeAlias = Engine | Connection
+# The report's engine, or a task's own psycopg2 connection (the morning summary's DAG task).
+Db: TypeAlias = Engine | Connection | psycopg2.extensions.connection
 
 REPORT_ROLE: Final = "fraud_report_reader"
 # Used only by the dev profile when DASHBOARD_PASSWORD is unset; prod refuses to start without it.
@@ -126,6 +128,11 @@ def _read(conn: Db, query: str, **params: Any) -> pd.DataFrame:
     if isinstance(conn, Engine):
         with conn.connect() as connection:
             return _read(connection, query, **params)
+    if isinstance(conn, psycopg2.extensions.connection):  # the same SQL, compiled for psycopg2
+        statement = str(text(query).compile(dialect=psycopg2_dialect()))
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description or ()])
     result = conn.execute(text(query), params)
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
