@@ -142,9 +142,9 @@ class Scan:
                 return self.trusted(func.value, local, seen) and all(
                     self.trusted(p, local, seen) for p in parts
                 )
-            if func.attr in ("as_string", "strip"):
+            if func.attr in ("as_string", "strip", "compile"):  # compile: the same statement
                 return self.trusted(func.value, local, seen) or self._composable(func.value, local)
-        if getattr(func, "id", "") in ("text", "sorted", "list", "tuple"):
+        if getattr(func, "id", "") in ("text", "sorted", "list", "tuple", "str"):
             return all(self.trusted(p, local, seen) for p in parts)
         return self._composable(node, local)
 
@@ -253,6 +253,10 @@ def _run(cur, statement):
 def fine(cur, trans_num):
     cur.execute(f"SELECT * FROM {TABLE} WHERE trans_num = %s", (trans_num,))
     cur.execute(sql.SQL("SELECT {} FROM t").format(sql.Identifier(trans_num)))
+    cur.execute(str(text("SELECT * FROM t WHERE a = :a").compile()), {"a": trans_num})
+
+def spliced_then_compiled(cur, trans_num):
+    cur.execute(str(text("SELECT * FROM t WHERE a = " + trans_num).compile()))
 """
     findings = Scan.of({"hostile.py": hostile}).run()
-    assert [f.split(":")[1] for f in findings] == ["7", "8", "9", "11", "12"], findings
+    assert [f.split(":")[1] for f in findings] == ["7", "8", "9", "11", "12", "23", "23"], findings
