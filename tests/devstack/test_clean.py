@@ -38,8 +38,18 @@ def test_make_clean_drops_the_projects_databases_and_only_those(database_url):
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.strip() == f"dropped {app}, {airflow}"
         names = [app, airflow, neighbour, db.database_name(database_url)]
         assert existing(database_url, names) == {neighbour, db.database_name(database_url)}
+        again = subprocess.run(
+            [sys.executable, "-m", "fraud_pipeline.cli", "db", "drop"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert again.stdout.strip() == "nothing to drop"  # not "dropped" what was not there
     finally:
         for url in urls.values():
             db.drop_database(url)

@@ -36,7 +36,7 @@ def _db_drop(args: argparse.Namespace) -> int:
     from fraud_pipeline.storage.db import drop_project_databases
 
     dropped = drop_project_databases()
-    print(f"dropped {', '.join(dropped)}" if dropped else "no database server: nothing to drop")
+    print(f"dropped {', '.join(dropped)}" if dropped else "nothing to drop")
     return 0
 
 

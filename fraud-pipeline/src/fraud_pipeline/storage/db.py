@@ -154,16 +154,21 @@ def ensure_database(url: str) -> bool:
         return True
 
 
-def drop_database(url: str) -> None:
-    """Drop the database named in `url`, cutting off its sessions (tests, `make clean`)."""
+def drop_database(url: str) -> bool:
+    """Drop the database named in `url`, cutting off its sessions (tests, `make clean`); True
+    when there was one to drop."""
     name = database_name(url)
     with _admin_cursor(url) as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        existed = cur.fetchone() is not None
         cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return existed
 
 
 def drop_project_databases(settings: Settings | None = None) -> list[str]:
     """`make clean`: drop this checkout's databases (the application's and Airflow's metadata
-    database, as the settings name them) and nothing else on the server; the names dropped.
+    database, as the settings name them) and nothing else on the server; the names of those
+    that existed.
 
     Without DATABASE_URL or a server on 5432 the only server is the embedded one, whose data
     directory `make clean` deletes: nothing to drop (and no server started to drop it).
@@ -172,8 +177,5 @@ def drop_project_databases(settings: Settings | None = None) -> list[str]:
     if not settings.database_url and not port_open("127.0.0.1", 5432):
         return []
     app = database_url(settings)
-    dropped = []
-    for url in (app, with_database(app, settings.airflow_database_name)):
-        drop_database(url)
-        dropped.append(database_name(url))
-    return dropped
+    urls = (app, with_database(app, settings.airflow_database_name))
+    return [database_name(url) for url in urls if drop_database(url)]
