@@ -12,8 +12,10 @@ import pytest
 
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
+from fraud_pipeline.model.features import HISTORY_NUMERIC
 from fraud_pipeline.monitoring.health import compute
 from fraud_pipeline.monitoring.reference import load_reference
+from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.factories import scored_payments
 
@@ -77,3 +79,30 @@ def test_precision_is_not_judged_on_too_few_reviews(conn):
     assert figures["confirmed_precision"].value == 0.0
     assert not figures["confirmed_precision"].breached  # 10 reviews < 50
     assert figures["alert_volume"].threshold is None  # no earlier day to compare with
+
+
+@pytest.mark.parametrize(("loaded_days", "judged"), [(7, False), (30, True)])
+def test_history_drift_is_not_judged_while_the_history_is_short(conn, loaded_days, judged):
+    """A fresh start loads a few days: the cards' history features and the score shift because
+    the database holds less than LOOKBACK, not because the world changed (make run's first day:
+    score PSI 0.75 with 7 days loaded, 0.15 with 30). Row features are judged either way."""
+    day = scored_payments(400, start=clock.day_start(DAY) + timedelta(hours=1), seed=22)
+    day["fraud_probability"], day["is_fraud_pred"] = 0.99, True  # every score far off
+    day["amt"] = day["amt"] * 50  # and every amount
+    upsert_scored(conn, day)
+    with conn, conn.cursor() as cur:
+        watermark.advance(
+            cur,
+            clock.day_start(DAY - timedelta(days=loaded_days)),
+            clock.day_start(DAY + timedelta(days=1)),
+        )
+    reference = load_reference(get_settings().artifacts_dir)
+    figures = {f.metric: f for f in compute(conn, DAY, reference)}
+    history = [n for n in reference["features"] if n in HISTORY_NUMERIC]
+    assert history, reference["features"]  # the top features include card-history ones
+    for metric in ["psi_score", *(f"psi_{n}" for n in history)]:
+        assert figures[metric].value is not None, metric
+        assert (figures[metric].threshold is not None) is judged, metric
+    assert figures["psi_score"].breached is judged  # a real shift, judged once history is full
+    assert figures["psi_amt"].threshold == get_settings().monitor_psi_max
+    assert figures["psi_amt"].breached

@@ -27,7 +27,7 @@ WINDOWS: Final[dict[str, int]] = {"1h": 3_600, "24h": 86_400, "7d": 7 * 86_400, 
 NIGHT_HOURS: Final = frozenset({22, 23, 0, 1, 2, 3})
 
 CATEGORICAL: Final[tuple[str, ...]] = ("category", "gender")
-NUMERIC: Final[tuple[str, ...]] = (
+ROW_NUMERIC: Final[tuple[str, ...]] = (
     "amt",
     "log_amt",
     "hour",
@@ -36,6 +36,9 @@ NUMERIC: Final[tuple[str, ...]] = (
     "age",
     "distance_km",
     "log_city_pop",
+)
+# What a card's earlier payments give: these shift while less than LOOKBACK is loaded.
+HISTORY_NUMERIC: Final[tuple[str, ...]] = (
     *(f"card_count_{w}" for w in WINDOWS),
     *(f"card_sum_{w}" for w in WINDOWS),
     "card_night_count_24h",
@@ -48,6 +51,7 @@ NUMERIC: Final[tuple[str, ...]] = (
     "card_category_share_30d",
     "amt_vs_card_category_mean_30d",
 )
+NUMERIC: Final[tuple[str, ...]] = ROW_NUMERIC + HISTORY_NUMERIC
 FEATURE_COLUMNS: Final[tuple[str, ...]] = NUMERIC + CATEGORICAL
 
 

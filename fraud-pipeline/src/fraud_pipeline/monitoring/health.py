@@ -2,7 +2,10 @@
 
 Figures for a business day, against the reference stored with the model (reference.py):
 - `psi_score` and `psi_<feature>` (the model's top features, recomputed with card history for a
-  sample of the day's payments): drift, breached above MONITOR_PSI_MAX;
+  sample of the day's payments): drift, breached above MONITOR_PSI_MAX; while less than the
+  features' LOOKBACK is loaded before the day (a fresh start), the score's and the card-history
+  features' PSI are stored but not judged (no threshold): their shift is the history missing
+  from the database, not a change in the world;
 - `flag_share`: breached above MONITOR_FLAG_SHARE_RATIO_MAX times the reference's share;
 - `alert_volume` (payments flagged): breached above MONITOR_ALERT_VOLUME_RATIO_MAX times the
   median of the previous 30 days that had payments (no threshold without history);
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 import statistics
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +33,17 @@ from fraud_pipeline import clock
 from fraud_pipeline.alerting.mail import SmtpTarget, compose, send
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.model.artifacts import read_metadata
+from fraud_pipeline.model.features import HISTORY_NUMERIC, LOOKBACK
 from fraud_pipeline.monitoring.psi import psi, shares
 from fraud_pipeline.monitoring.reference import SCORE, load_reference
+from fraud_pipeline.storage import watermark
 
 log = logging.getLogger(__name__)
 
 WINDOW_DAYS = 30
 PSI_PREFIX = "psi_"
+# What a short loaded history shifts on its own.
+HISTORY_DEPENDENT = frozenset({SCORE, *HISTORY_NUMERIC})
 
 
 @dataclass(frozen=True)
@@ -87,12 +94,20 @@ def _day_features(
     return feature_frame(payments, load_batch_history(conn, payments))[names]
 
 
-def _drift(reference: dict[str, Any], name: str, values: Any, settings: Settings) -> Figure:
+def history_complete(day: date, loaded_from: datetime | None) -> bool:
+    """Whether every payment of `day` had its card's full LOOKBACK loaded before it."""
+    return loaded_from is not None and loaded_from <= clock.day_start(day) - LOOKBACK
+
+
+def _drift(
+    reference: dict[str, Any], name: str, values: Any, settings: Settings, judged: bool
+) -> Figure:
+    metric, threshold = f"{PSI_PREFIX}{name}", settings.monitor_psi_max if judged else None
     if values is None or len(values) == 0:
-        return _above(f"{PSI_PREFIX}{name}", None, settings.monitor_psi_max)
+        return _above(metric, None, threshold)
     expected = reference["distributions"][name]
     actual = shares(np.asarray(values, dtype=float), expected["edges"])
-    return _above(f"{PSI_PREFIX}{name}", psi(expected["shares"], actual), settings.monitor_psi_max)
+    return _above(metric, psi(expected["shares"], actual), threshold)
 
 
 def _alert_volume_median(cur: psycopg2.extensions.cursor, day: date) -> float | None:
@@ -143,13 +158,23 @@ def compute(
         median = _alert_volume_median(cur, day)
         quarantined = _quarantined(cur, day)
         confirmed, reviewed = _reviews(cur, day)
+        full_history = history_complete(day, watermark.loaded_from(cur))
     features = _day_features(conn, day, names, settings.monitor_feature_sample)
     payments = len(scores)
     precision = confirmed / reviewed if reviewed else None
     ratio = settings.monitor_alert_volume_ratio_max
     return [
-        _drift(reference, SCORE, scores, settings),
-        *(_drift(reference, n, None if features is None else features[n], settings) for n in names),
+        _drift(reference, SCORE, scores, settings, full_history),
+        *(
+            _drift(
+                reference,
+                n,
+                None if features is None else features[n],
+                settings,
+                full_history or n not in HISTORY_DEPENDENT,
+            )
+            for n in names
+        ),
         _above(
             "flag_share",
             flagged / payments if payments else None,

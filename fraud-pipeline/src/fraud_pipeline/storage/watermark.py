@@ -65,6 +65,13 @@ def advance(
     )
 
 
+def loaded_from(cur: psycopg2.extensions.cursor, name: str = NAME) -> datetime | None:
+    """Where the gap-free loaded range starts; None before the first window was landed."""
+    cur.execute("SELECT loaded_from FROM pipeline_watermark WHERE name = %s", (name,))
+    row = cur.fetchone()
+    return None if row is None else row[0]
+
+
 def loaded_until(cur: psycopg2.extensions.cursor, name: str = NAME) -> datetime | None:
     """The end of what is loaded: the mark, held back by payments landed but not loaded yet.
 
@@ -97,14 +104,12 @@ def day_incomplete(cur: psycopg2.extensions.cursor, day: date, name: str = NAME)
     `loaded_until` back): a summary of the day before that would report a day half loaded.
     """
     first, last = clock.day_bounds(day)
-    until = loaded_until(cur, name)
-    cur.execute("SELECT loaded_from FROM pipeline_watermark WHERE name = %s", (name,))
-    row = cur.fetchone()
-    if until is None or row is None:
+    until, since = loaded_until(cur, name), loaded_from(cur, name)
+    if until is None or since is None:
         return "no payments loaded yet"
-    if row[0] > first:
-        since = clock.local(row[0])
-        return f"payments before {since:%Y-%m-%d %H:%M %Z} are not loaded (a back-fill runs?)"
+    if since > first:
+        start = f"{clock.local(since):%Y-%m-%d %H:%M %Z}"
+        return f"payments before {start} are not loaded (a back-fill runs?)"
     if until < last:
         return f"payments are loaded until {clock.local(until):%Y-%m-%d %H:%M %Z} only"
     return None
