@@ -61,6 +61,13 @@ def summary(day: pd.DataFrame) -> None:
     else:
         names = ", ".join(breached["metric"])
         st.warning(f"Over threshold on {when.isoformat()}: {names}", icon=WARN)
+    unjudged = model_health.not_judged(day)
+    if unjudged:
+        st.caption(
+            f"Not judged (no threshold yet): {', '.join(unjudged)}. Drift of the score and of "
+            "card-history features waits until 30 days of payments are loaded before the day; "
+            "the alert volume, for an earlier day to compare with."
+        )
     figures = dict(zip(day["metric"], day["value"], strict=True))
     score, flagged, alerts, quarantined, precision = st.columns(5)
     score.metric("Score drift (PSI)", _number(figures.get("psi_score"), "{:.3f}"))

@@ -77,3 +77,27 @@ def test_without_figures_the_page_says_where_they_come_from(clean_db: str) -> No
     app = rendered()
     assert "fraud_model_monitor DAG" in app.info[0].value
     assert not app.get("vega_lite_chart")
+
+
+@pytest.mark.clock
+@pytest.mark.usefixtures("report_env")
+def test_figures_without_a_threshold_are_said_not_judged(clean_db: str) -> None:
+    """A fresh start: the monitor stores the score's drift with no threshold (monitoring.health);
+    the page must not let "every figure is within its threshold" stand alone for it."""
+    yesterday = clock.yesterday()
+    seed_model_health(clean_db, yesterday)
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE model_health SET threshold = NULL, breached = false "
+            "WHERE day = %s AND metric IN ('psi_score', 'psi_amt')",
+            (yesterday,),
+        )
+    conn.close()
+    app = rendered()
+    notes = [c.value for c in app.caption if c.value.startswith("Not judged")]
+    assert notes == [
+        "Not judged (no threshold yet): psi_amt, psi_score. Drift of the score and of "
+        "card-history features waits until 30 days of payments are loaded before the day; "
+        "the alert volume, for an earlier day to compare with."
+    ]
+    assert "psi_amt" not in app.warning[0].value  # no longer over a threshold

@@ -57,3 +57,11 @@ def latest(history: pd.DataFrame) -> pd.DataFrame:
     if history.empty:
         return history
     return history[history["day"] == history["day"].max()].reset_index(drop=True)
+
+
+def not_judged(day: pd.DataFrame) -> list[str]:
+    """The figures of a day measured but with no threshold: drift while less than the features'
+    lookback is loaded (monitoring.health), the alert volume before any earlier day."""
+    if day.empty:
+        return []
+    return sorted(day.loc[day["value"].notna() & day["threshold"].isna(), "metric"])
