@@ -21,6 +21,20 @@ def existing(url: str, names: list[str]) -> set[str]:
     return found
 
 
+def db_drop(env: dict[str, str]) -> str:
+    """`fraud-pipeline db drop` (what `make clean` runs) with `env`: what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fraud_pipeline.cli", "db", "drop"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
 def test_make_clean_drops_the_projects_databases_and_only_those(database_url):
     suffix = uuid.uuid4().hex[:8]
     app, airflow, neighbour = (f"clean_{kind}_{suffix}" for kind in ("app", "airflow", "other"))
@@ -29,27 +43,10 @@ def test_make_clean_drops_the_projects_databases_and_only_those(database_url):
         db.ensure_database(url)
     try:
         env = {**os.environ, "DATABASE_URL": urls[app], "AIRFLOW_DATABASE_NAME": airflow}
-        done = subprocess.run(
-            [sys.executable, "-m", "fraud_pipeline.cli", "db", "drop"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert done.stdout.strip() == f"dropped {app}, {airflow}"
+        assert db_drop(env) == f"dropped {app}, {airflow}"
         names = [app, airflow, neighbour, db.database_name(database_url)]
         assert existing(database_url, names) == {neighbour, db.database_name(database_url)}
-        again = subprocess.run(
-            [sys.executable, "-m", "fraud_pipeline.cli", "db", "drop"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        assert again.stdout.strip() == "nothing to drop"  # not "dropped" what was not there
+        assert db_drop(env) == "nothing to drop"  # not "dropped" what was not there
     finally:
         for url in urls.values():
             db.drop_database(url)
