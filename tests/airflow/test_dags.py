@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from datetime import date, timedelta
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from fraud_pipeline import clock
+from fraud_pipeline.config import get_settings
 from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.devstack.airflow_local import (
     DAG_IDS,
@@ -22,10 +24,11 @@ from fraud_pipeline.model.artifacts import record_artifact
 from fraud_pipeline.model.features import feature_frame
 from fraud_pipeline.monitoring.reference import REFERENCE_FILE, build_reference, to_bytes
 from fraud_pipeline.net import free_port
+from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect, with_database
 from fraud_pipeline.storage.upsert import upsert_scored
-from tests.support.airflow_runs import DAGS, run_python
+from tests.support.airflow_runs import DAGS, dag_test, run_python
 from tests.support.cards import database_text, leaks, luhn_number
 from tests.support.factories import real_rows, scored_payments
 from tests.support.hostile_api import hostile_api
@@ -169,28 +172,65 @@ def test_runs_missed_while_airflow_was_down_are_caught_up_by_the_next_run(airflo
         conn.close()
 
 
-@pytest.mark.slow
-@pytest.mark.airflow
-def test_a_poison_payment_through_sixty_per_minute_dag_runs(airflow_env, services, caplog):
-    """Issue #13: a list in a text field, an unknown field holding a card number and non-objects
-    among real payments, minute after minute: every run green, every good payment stored, each
-    bad item quarantined once, no card number anywhere."""
-    start = pd.Timestamp("2026-03-01 12:00", tz="UTC")
-    card = luhn_number("4539")
+POISON_START = pd.Timestamp("2026-03-01 12:00", tz="UTC")
+
+
+def poison_items(card: str) -> tuple[list, dict, dict[str, pd.Timestamp]]:
+    """180 real payments, three a minute for an hour from POISON_START, with a list in a text
+    field (minute 2), an unknown field holding a card number (minute 10) and two non-objects
+    (minute 30): (the API's items, the poison payment, each good payment's id and instant)."""
     records = json.loads(real_rows().head(180).to_json(orient="records"))
     items = []
     for i, record in enumerate(records):  # three a minute
-        when = start + pd.Timedelta(seconds=20 * i + 5)
+        when = POISON_START + pd.Timedelta(seconds=20 * i + 5)
         record["trans_date_trans_time"] = when.isoformat()
         items.append((when, record))
     poison = items[7][1]
     poison["street"] = ["a", ["b"]]
     items[31][1]["card_number"] = card  # dropped at extract, the payment stored
-    items.extend((start + pd.Timedelta(minutes=30, seconds=j), v) for j, v in enumerate([42, None]))
-    good = {r["trans_num"] for _, r in items if isinstance(r, dict) and r is not poison}
-    logical_dates = [
-        (start + pd.Timedelta(minutes=m)).tz_convert("UTC").isoformat() for m in range(1, 61)
+    extra = enumerate([42, None])
+    items.extend((POISON_START + pd.Timedelta(minutes=30, seconds=j), v) for j, v in extra)
+    good = {r["trans_num"]: w for w, r in items if isinstance(r, dict) and r is not poison}
+    return items, poison, good
+
+
+def assert_poison_outcome(
+    conn, minutes: int, poison: dict, good: dict[str, pd.Timestamp], card: str, text: str
+) -> None:
+    """After runs over the first `minutes`: every good payment of them stored, each bad item
+    quarantined once, nothing left behind to block a later run, the high-water mark at the
+    last minute, no card number in the database, `text` (logs) or the mail."""
+    end = POISON_START + pd.Timedelta(minutes=minutes)
+    with conn.cursor() as cur:
+        cur.execute("SELECT trans_num FROM payments_scored")
+        assert {row[0] for row in cur.fetchall()} == {t for t, w in good.items() if w < end}
+        cur.execute("SELECT trans_num, reason FROM payments_quarantine ORDER BY id")
+        quarantined = cur.fetchall()
+        cur.execute(
+            "SELECT (SELECT count(*) FROM payments_landing) + (SELECT count(*) FROM payments_inbox)"
+        )
+        assert cur.fetchone()[0] == 0  # nothing left behind to block a later run
+        cur.execute("SELECT loaded_until FROM pipeline_watermark")
+        assert pd.Timestamp(cur.fetchone()[0]) == end
+    assert quarantined[0] == (poison["trans_num"], "street: expected text, got list")
+    assert sorted(q[1] for q in quarantined[1:]) == [
+        "payment is not an object: int",
+        "payment is not an object: null",
     ]
+    assert len(quarantined) == 3
+    assert not leaks([card], database_text(conn.dsn) + text)
+
+
+@pytest.mark.airflow
+def test_a_poison_payment_through_real_dag_runs(airflow_env, services):
+    """Issue #13, through Airflow: the poison's minute and the next, then runs that catch up the
+    minutes with the card number and the non-objects: every run green, every good payment
+    stored, each bad item quarantined once, no card number anywhere. (Minute after minute for
+    an hour, through the same steps: the test below.)"""
+    card = luhn_number("4539")
+    items, poison, good = poison_items(card)
+    minutes = [1, 2, 3, 4, 11, 31, 32]  # 3: the poison's; 11 and 31 catch up the others
+    logical_dates = [(POISON_START + pd.Timedelta(minutes=m)).isoformat() for m in minutes]
     with hostile_api(items) as url:
         env = {
             **airflow_env,
@@ -200,39 +240,48 @@ def test_a_poison_payment_through_sixty_per_minute_dag_runs(airflow_env, service
             "AIRFLOW_CONN_FRAUD_DB": postgres_connection(os.environ["DATABASE_URL"]),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         }
-        run = """
-            from airflow.dag_processing.dagbag import DagBag
-            import pendulum
-            dag = DagBag(dag_folder="%s").dags["fraud_pipeline"]
-            for logical_date in %r:
-                print("STATE", dag.test(logical_date=pendulum.parse(logical_date)).state)
-            """ % (DAGS, logical_dates)
-        out = run_python(run, env)
-    assert out.count("STATE success") == 60, out[-3000:]
+        out = run_python(dag_test("fraud_pipeline", logical_dates), env)
+    assert out.count("STATE success") == len(minutes), out[-3000:]
     conn = connect()
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT trans_num FROM payments_scored")
-            assert {row[0] for row in cur.fetchall()} == good
-            cur.execute("SELECT trans_num, reason FROM payments_quarantine ORDER BY id")
-            quarantined = cur.fetchall()
-            cur.execute(
-                "SELECT (SELECT count(*) FROM payments_landing) + "
-                "(SELECT count(*) FROM payments_inbox)"
-            )
-            assert cur.fetchone()[0] == 0  # nothing left behind to block a later run
-            cur.execute("SELECT loaded_until FROM pipeline_watermark")
-            assert pd.Timestamp(cur.fetchone()[0]) == start + pd.Timedelta(minutes=60)
-        assert quarantined[0] == (poison["trans_num"], "street: expected text, got list")
-        assert sorted(q[1] for q in quarantined[1:]) == [
-            "payment is not an object: int",
-            "payment is not an object: null",
-        ]
-        assert len(quarantined) == 3
         mails = " ".join(m.as_string() for m in services.mail.messages())
-        assert not leaks([card], database_text(conn.dsn) + out + mails)
+        assert_poison_outcome(conn, minutes[-1], poison, good, card, out + mails)
     finally:
         conn.close()
+
+
+@pytest.mark.slow
+def test_a_poison_payment_through_sixty_per_minute_runs_of_the_dags_steps(
+    services, caplog, monkeypatch
+):
+    """Issue #13, minute after minute for an hour: the DAG's steps (`run_interval` with the
+    DAG's catch-up), one run a minute, in this process. Every run succeeds, every good payment
+    is stored, each bad item quarantined once (never again by a later run), no card number in
+    the database, the logs or the mail."""
+    card = luhn_number("4539")
+    items, poison, good = poison_items(card)
+    caplog.set_level(logging.INFO)
+    with hostile_api(items) as url:
+        monkeypatch.setenv("PAYMENTS_API_URL", url)
+        get_settings.cache_clear()
+        settings = get_settings()
+        conn = connect()
+        try:
+            for m in range(60):
+                start = POISON_START + pd.Timedelta(minutes=m)
+                run_interval(
+                    conn,
+                    start.to_pydatetime(),
+                    (start + pd.Timedelta(minutes=1)).to_pydatetime(),
+                    run_id=f"scheduled__{m}",
+                    settings=settings,
+                    catch_up=True,
+                )
+            mails = " ".join(m.as_string() for m in services.mail.messages())
+            assert_poison_outcome(conn, 60, poison, good, card, caplog.text + mails)
+        finally:
+            conn.close()
+            get_settings.cache_clear()
 
 
 @pytest.mark.airflow

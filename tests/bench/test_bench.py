@@ -1,7 +1,8 @@
 """`fraud-pipeline bench --quick`: the harness runs end to end and its figures hang together.
 
 Speed is never asserted here (that is what `make bench` reports); only that every figure is
-measured, positive, and consistent with the others.
+measured, positive, and consistent with the others. The quick run (`bench` marker) is the first
+step of `make bench`, not of `make test`; the harness's unit tests below are in `make test`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fraud_pipeline.bench.run import GOALS, lookup, table
 
 
 @pytest.mark.slow
+@pytest.mark.bench
 def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
     out, chart = tmp_path / "results.json", tmp_path / "bench.png"
     command = [sys.executable, "-m", "fraud_pipeline.cli", "bench", "--quick", "--no-live"]

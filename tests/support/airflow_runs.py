@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from fraud_pipeline import clock
 from fraud_pipeline.config import REPO_ROOT
 
 DAGS = REPO_ROOT / "airflow" / "dags"
@@ -33,7 +34,12 @@ def airflow_home(home: Path) -> dict[str, str]:
 
 
 def run_python(code: str, env: dict[str, str], timeout_s: float = 300) -> str:
-    """Run `code` in a fresh interpreter; its output, or a failure showing its end."""
+    """Run `code` in a fresh interpreter; its output, or a failure showing its end.
+
+    The test's frozen instant (FRAUD_NOW now, e.g. from --clock-instants) wins over the one the
+    session's `airflow_env` copied at its start."""
+    if clock.FRAUD_NOW in os.environ:
+        env = {**env, clock.FRAUD_NOW: os.environ[clock.FRAUD_NOW]}
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=env,

@@ -68,9 +68,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="freeze the business clock (FRAUD_NOW) at this ISO instant with offset, "
         "e.g. 2026-03-29T23:30:00+02:00",
     )
+    parser.addoption(
+        "--clock-instants",
+        metavar="INSTANTS",
+        help="run every `clock` test once at each of these ISO instants (space-separated), "
+        "in this one session (`make test-clock`)",
+    )
+
+
+def clock_instants(config: pytest.Config) -> list[str]:
+    """The instants of --clock-instants, each checked (a usage error names a bad one)."""
+    instants = (config.getoption("--clock-instants") or "").split()
+    for instant in instants:
+        try:
+            clock.parse_instant(instant)
+        except ValueError as error:
+            raise pytest.UsageError(f"--clock-instants: {instant}: {error}") from error
+    return instants
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if clock_instants(config) and config.getoption("--now"):
+        raise pytest.UsageError("--now and --clock-instants: give one or the other")
     instant = config.getoption("--now")
     if instant:
         try:
@@ -117,6 +136,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except fresh_machine.FreshMachineViolation as error:
         print(f"\nfresh-machine guard at session end: {error}", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that start a whole stack (`launch_stack`) share one xdist worker (`--dist
+    loadgroup`): they run one after the other, never two stacks beside each other."""
+    for item in items:
+        if "launch_stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("stack"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """With --clock-instants, each `clock` test runs once per instant (through `frozen_now`)."""
+    instants = clock_instants(metafunc.config)
+    if instants and metafunc.definition.get_closest_marker("clock"):
+        metafunc.parametrize("frozen_now", instants, indirect=True, ids=lambda i: f"now={i}")
+
+
+@pytest.fixture(autouse=True)
+def frozen_now(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The instant this test runs at (--clock-instants), frozen in FRAUD_NOW before any other
+    fixture of the test, for it and its subprocesses; None: the session's clock (--now or real)."""
+    instant = getattr(request, "param", None)
+    if instant is not None:
+        monkeypatch.setenv(clock.FRAUD_NOW, instant)
+    return instant
 
 
 @pytest.fixture(scope="session")

@@ -714,16 +714,17 @@ def run_interval(
     send_alerts: bool = True,
     shadow: bool = True,
     settings: Settings | None = None,
+    catch_up: bool = False,
 ) -> dict[str, Any]:
     """Every step for one interval, in order, as the DAG would run them (the challenger's
-    shadow scoring last, after the alerts)."""
+    shadow scoring last, after the alerts); `catch_up` as the DAG's extract (see `extract`)."""
     from fraud_pipeline.registry.models import champion_model
 
     settings = settings or get_settings()
     run_id = run_id or f"manual__{start.isoformat()}__{end.isoformat()}"
     model = model or champion_model(conn, settings)
     summary: dict[str, Any] = {"run_id": run_id}
-    summary["extract"] = extract(conn, run_id, start, end, settings)
+    summary["extract"] = extract(conn, run_id, start, end, settings, catch_up=catch_up)
     summary["validate"] = validate(conn, run_id)
     summary["transform"] = transform(conn, run_id, model)
     summary["score"] = score(conn, run_id, client, settings)
