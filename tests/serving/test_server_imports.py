@@ -267,8 +267,7 @@ def test_the_dockerfile_installs_exactly_what_the_server_imports():
 def test_the_check_fails_on_a_missing_or_a_heavy_package(tmp_path, packages, problem):
     fake = tmp_path / "Dockerfile"
     fake.write_text(
-        "FROM python:3.11-slim\n"
-        f"RUN uv pip install --system -c /tmp/requirements.lock {packages}\n"
+        f"FROM python:3.11-slim\nRUN uv pip install --system -c /tmp/requirements.lock {packages}\n"
     )
     imported = direct_imports(served()["modules"]) | set(SPEEDUPS)
     problems = dockerfile_problems(dockerfile_installs(fake), imported)
