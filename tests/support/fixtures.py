@@ -40,7 +40,7 @@ from fraud_pipeline.storage import db
 from fraud_pipeline.storage.migrate import migrate
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support import fresh_machine, processes
-from tests.support.airflow_runs import airflow_home
+from tests.support.airflow_runs import airflow_home, close_interpreters
 from tests.support.aws import FAKE_CREDENTIALS, REGION, TARGET
 from tests.support.cards import Recorder
 from tests.support.database import (
@@ -202,9 +202,13 @@ def conn(clean_db: str) -> Iterator[psycopg2.extensions.connection]:
 
 
 @pytest.fixture(scope="session")
-def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """An AIRFLOW_HOME with a migrated metadata database, once per session."""
-    return airflow_home(tmp_path_factory.mktemp("airflow_home"))
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An AIRFLOW_HOME with a migrated metadata database, once per session; the interpreter
+    that ran the session's Airflow code (`airflow_runs.run_python`) stops with it."""
+    try:
+        yield airflow_home(tmp_path_factory.mktemp("airflow_home"))
+    finally:
+        close_interpreters()
 
 
 # --- real services on loopback: payments API, model server, SMTP -------------------------
