@@ -8,7 +8,8 @@ Airflow run left running or queued (issue 15; the stop's duration is printed, ne
 speed is measured, not timed in tests), and no traceback in any log of the clean start.
 Issue 14 on the same start: once the back-fill is done and a scheduled run has followed it, its
 frauds older than ALERT_MAX_AGE_MIN went out in at most one catch-up digest, none of them in a
-live alert email, and no payment was mailed twice.
+live alert email, and no payment was mailed twice. Issue 28: no payment of a live alert was
+scored before its card's history was stored (no earlier payment of its card stored after it).
 
 Then issue 13's downtime proof on the same state and databases: the stack stays stopped for
 DOWNTIME_S (130 s: the gap from the high-water mark to the restart spans at least MIN_GAP, whole
@@ -112,6 +113,16 @@ def catch_up_outcome(url: str, maildir: str) -> dict[str, int]:
             (sorted(live),),
         )
         made = dict(cur.fetchall())
+        # Issue 28: a live alert's payment was scored on its card's whole history: no earlier
+        # payment of the card (30 days: the features' look-back) was stored after it was.
+        cur.execute(
+            "SELECT count(DISTINCT p.trans_num) FROM payments_scored p JOIN payments_scored h "
+            "ON h.card_token = p.card_token AND h.trans_time < p.trans_time "
+            "AND h.trans_time >= p.trans_time - interval '30 days' AND h.created_at > p.created_at "
+            "WHERE p.trans_num = ANY(%s)",
+            (sorted(live),),
+        )
+        (before_history,) = cur.fetchone()
         cur.execute("SELECT trans_num FROM payments_scored WHERE alert_kind = 'digest'")
         mailed.update(t for (t,) in cur.fetchall())
         cur.execute(
@@ -129,6 +140,7 @@ def catch_up_outcome(url: str, maildir: str) -> dict[str, int]:
         "not stored": len(set(live) - set(made)),
         "mailed twice": sum(1 for n in mailed.values() if n > 1),
         "old left pending": int(old_pending),
+        "live alert scored before its card's history": int(before_history),
     }
 
 

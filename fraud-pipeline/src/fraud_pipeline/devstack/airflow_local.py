@@ -32,7 +32,8 @@ from fraud_pipeline.config import REPO_ROOT
 ADMIN_USER = "admin"
 JWT_SECRET_BYTES = 64  # Airflow warns about a JWT secret shorter than 64 bytes
 DAGS_FOLDER = REPO_ROOT / "airflow" / "dags"
-DAG_IDS = ("fraud_pipeline", "fraud_daily_report", "fraud_model_monitor", "fraud_retrain")
+PIPELINE_DAG = "fraud_pipeline"
+DAG_IDS = (PIPELINE_DAG, "fraud_daily_report", "fraud_model_monitor", "fraud_retrain")
 # Left paused by `make run` (as the DAG itself starts): unpaused, its latest weekly slot would
 # retrain on the whole training files at the first start.
 STARTED_PAUSED = ("fraud_retrain",)
@@ -231,7 +232,9 @@ def airflow_env(
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # New DAGs start paused: the stack unpauses each when it may run (the per-minute one
+        # once the first start's back-fill has stored the cards' history: local_stack).
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         # Two cores on a laptop: a few task slots are plenty for per-minute runs.
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__FERNET_KEY": home.fernet_key,
@@ -323,6 +326,9 @@ class AirflowClient:
 
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
+    def pause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": True})
 
     def mark_interrupted(self, dag_id: str, run_id: str) -> None:
         """Fail a run a stop cut short, noting why: the next start runs it again."""

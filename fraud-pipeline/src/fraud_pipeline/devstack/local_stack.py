@@ -5,7 +5,9 @@ In order: PostgreSQL (DATABASE_URL, else 127.0.0.1:5432, else the embedded serve
 the services, each a child process with its log in `<state dir>/logs/<service>.log`: payments
 API, model server, mail catcher + web inbox, Airflow (LocalExecutor, metadata database
 `airflow_db` in the same server) and the Streamlit report. It waits for each health check,
-unpauses the DAGs, back-fills yesterday and today until now on the day's first start, prints the URLs and credentials, then a
+back-fills yesterday and today until now on the day's first start, unpauses the DAGs (the per-minute
+one once that back-fill has ended: live payments are scored on their card's whole history), prints
+the URLs and credentials, then a
 short status line every so often until Ctrl-C stops everything (no orphans).
 
 Service names are the docker-compose service names: the two ways to run stay in step (a test
@@ -219,6 +221,8 @@ class LocalStack:
         self.airflow_home: airflow_local.AirflowHome | None = None
         self.fraud_db_url = ""
         self.backfill: Child | None = None
+        self.held_dags: tuple[str, ...] = ()  # paused until the back-fill ends
+        self.unpause_pending: tuple[str, ...] = ()  # a failed API call left them paused
         self.backfill_day = clock.today().isoformat()
         self._embedded: object | None = None
         self.t0 = time.monotonic()
@@ -385,21 +389,30 @@ class LocalStack:
             self.urls.airflow, airflow_local.ADMIN_USER, self.airflow_home.admin_password
         )
 
-    def unpause_dags(self) -> None:
+    def unpause_dags(self, held: tuple[str, ...] = ()) -> None:
+        """Unpause the DAGs (new ones start paused) but those `held` until the back-fill ends,
+        which are paused (a DAG of an earlier day's start is unpaused) and those started paused
+        on purpose. If the API fails, the watch loop tries again (`release_held_dags`)."""
         client = self.airflow_client()
         try:
             present = client.wait_for_dags(airflow_local.DAG_IDS, timeout=60)
+            for dag_id in held:
+                if dag_id in present:
+                    client.pause(dag_id)
+                self.say(f"DAG {dag_id} waits for the back-fill: the cards' history first")
             for dag_id in airflow_local.DAG_IDS:
                 if dag_id in airflow_local.STARTED_PAUSED:
                     self.say(f"DAG {dag_id} left paused: trigger it by hand, or unpause it")
-                elif dag_id in present:
+                elif dag_id in present and dag_id not in held:
                     client.unpause(dag_id)
                     self.say(f"DAG {dag_id} unpaused")
-                else:
+                elif dag_id not in present:
                     self.say(f"! DAG {dag_id} not found in {airflow_local.DAGS_FOLDER} (yet)")
             self.rerun_interrupted(client)
-        except httpx.HTTPError as error:  # new DAGs start unpaused anyway (see airflow_env)
-            self.say(f"! could not unpause the DAGs through the API: {error!r}")
+        except httpx.HTTPError as error:
+            self.say(f"! could not unpause the DAGs through the API: {error!r}; retrying")
+            waiting = (d for d in airflow_local.DAG_IDS if d not in airflow_local.STARTED_PAUSED)
+            self.unpause_pending = tuple(d for d in waiting if d not in held)
         finally:
             client.close()
 
@@ -440,8 +453,12 @@ class LocalStack:
         return job
 
     def check_backfill(self, job: Child | None) -> Child | None:
-        """Report a finished back-fill once; returns the job while it still runs."""
-        if job is None or job.exit_code() is None:
+        """Report a finished back-fill once and unpause what waited for it; returns the job
+        while it still runs."""
+        if job is None:
+            self.release_held_dags()  # again, if an unpause failed
+            return None
+        if job.exit_code() is None:
             return job
         elapsed = time.monotonic() - job.started_at
         if job.exit_code() == 0:
@@ -452,7 +469,31 @@ class LocalStack:
             self.say(f"back-fill done in {elapsed:.0f} s: up to the start")
         else:
             self.say(f"! back-fill failed (exit {job.exit_code()}); see {job.log_path}")
+        self.backfill = None
+        self.release_held_dags()
         return None
+
+    def release_held_dags(self) -> None:
+        """Unpause what waited for the back-fill (also after a failed one: the pipeline must run;
+        its first run catches up from the high-water mark), and what a failed API call left."""
+        waiting = self.unpause_pending + (() if self.backfill else self.held_dags)
+        if not waiting:
+            return
+        client = self.airflow_client()
+        try:
+            for dag_id in waiting:
+                client.unpause(dag_id)
+                self.say(
+                    f"DAG {dag_id} unpaused"
+                    + (" (the back-fill has ended)" if dag_id in self.held_dags else "")
+                )
+            self.unpause_pending = ()
+            if not self.backfill:
+                self.held_dags = ()
+        except httpx.HTTPError as error:
+            self.say(f"! could not unpause {', '.join(waiting)}: {error!r}; retrying")
+        finally:
+            client.close()
 
     # --- run -----------------------------------------------------------------------------
 
@@ -494,10 +535,14 @@ class LocalStack:
         self.supervisor.wait_healthy(airflow, self.options.start_timeout, self.say)
         if self.wants("sagemaker-local"):
             self.serve_champion()
-        if airflow:
-            self.unpause_dags()
         if self.options.backfill and self.wants("payments-api"):
             self.backfill = self.start_backfill()
+        if airflow:
+            # Live payments are scored on their card's whole history: the per-minute DAG starts
+            # once the back-fill has stored it, then catches up from the high-water mark the
+            # back-fill moved (no minute lost, README "Catch-up").
+            self.held_dags = (airflow_local.PIPELINE_DAG,) if self.backfill else ()
+            self.unpause_dags(held=self.held_dags)
         self.write_state()
 
     def serve_champion(self) -> None:
