@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -46,3 +49,24 @@ def test_a_service_that_cannot_start_stops_the_others(
     assert "sagemaker-local exited" in output
     assert not (state_dir / "stack.json").exists()
     assert "no process left" in output
+
+
+def test_a_start_refused_for_busy_ports_leaves_the_running_stacks_state(tmp_path):
+    """Issue 32: a second `make run` refused because the first holds the ports says so, and
+    leaves the first one's `stack.json` (what runs where) as it was."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    running = state_dir / "stack.json"
+    running.write_text('{"urls": {"payments": "the running stack"}}')
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = {**os.environ, "PAYMENTS_API_URL": f"http://127.0.0.1:{port}"}
+        command = [sys.executable, "-m", "fraud_pipeline.cli", "run", "--state-dir", str(state_dir)]
+        done = subprocess.run(
+            [*command, "--no-backfill"], env=env, capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"ports already in use: payments={port}" in done.stdout, done.stdout + done.stderr
+    assert running.read_text() == '{"urls": {"payments": "the running stack"}}'

@@ -222,6 +222,7 @@ class LocalStack:
         self.fraud_db_url = ""
         self.backfill: Child | None = None
         self.held_dags: tuple[str, ...] = ()  # paused until the back-fill ends
+        self.state_written = False  # stack.json is this stack's (stop deletes it then only)
         self.unpause_pending: tuple[str, ...] = ()  # a failed API call left them paused
         self.backfill_day = clock.today().isoformat()
         self._embedded: object | None = None
@@ -581,6 +582,7 @@ class LocalStack:
             "ready_after_s": round(time.monotonic() - self.t0, 1),
         }
         (self.state_dir / "stack.json").write_text(json.dumps(state, indent=2))
+        self.state_written = True
 
     def banner(self) -> str:
         names = {c.name for c in self.supervisor.children} if self.supervisor else set()
@@ -672,8 +674,10 @@ class LocalStack:
             self._embedded.cleanup()  # type: ignore[attr-defined]
             self.say("embedded PostgreSQL stopped (data kept)")
             self._embedded = None
-        # what runs where: nothing any more (a tool must not find a stopped stack's URLs)
-        (self.state_dir / "stack.json").unlink(missing_ok=True)
+        # what runs where: nothing any more (a tool must not find a stopped stack's URLs); only
+        # this stack's own file: a start refused for busy ports leaves the running one's alone
+        if self.state_written:
+            (self.state_dir / "stack.json").unlink(missing_ok=True)
         return survivors
 
     def stop_airflow_first(self) -> list[str]:
