@@ -41,6 +41,30 @@ def test_unknown_time_zone_is_refused(monkeypatch):
         Settings(_env_file=None)
 
 
+@pytest.mark.parametrize("name", ["DATABASE_URL", "REPORT_DATABASE_URL", "REVIEW_DATABASE_URL"])
+@pytest.mark.parametrize("bad", ["localhost:5432", "postgresq://u:hunter2@db/fraud_db"])
+def test_a_database_url_that_is_not_one_names_its_variable_never_its_password(
+    monkeypatch, name, bad
+):
+    """Issue 32: `DATABASE_URL=localhost:5432` said only "Could not parse SQLAlchemy URL"."""
+    monkeypatch.setenv(name, bad)
+    with pytest.raises(ValidationError) as error:
+        Settings(_env_file=None)
+    message = str(error.value)
+    assert f"{name}=" in message and "is not a PostgreSQL URL" in message
+    assert "hunter2" not in message
+
+
+def test_postgresql_urls_of_every_accepted_form_pass(monkeypatch):
+    for url in (
+        "postgresql://u@db/fraud_db",
+        "postgres://u:p@db:5433/x",
+        "postgresql+psycopg2://d",
+    ):
+        monkeypatch.setenv("DATABASE_URL", url)
+        assert Settings(_env_file=None).database_url == url
+
+
 def test_card_token_is_keyed_stable_and_not_the_number():
     number = "4382581175753077"
     token = card_token(number, b"key-1")

@@ -7,12 +7,13 @@ Two profiles: `dev` (local defaults, embedded services) and `prod` (every secret
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -26,7 +27,10 @@ class Settings(BaseSettings):
     """Typed settings; names match the environment variables (case-insensitive)."""
 
     model_config = SettingsConfigDict(
-        env_file=REPO_ROOT / ".env", env_file_encoding="utf-8", extra="ignore"
+        env_file=REPO_ROOT / ".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,  # a rejected value may hold a password: the message says why
     )
 
     fraud_profile: Literal["dev", "prod"] = "dev"
@@ -210,6 +214,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("database_url", "report_database_url", "review_database_url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """`localhost:5432` or a typo in the scheme: say which variable, and the form expected."""
+        if value is None or re.match(r"postgres(ql)?(\+\w+)?://", value):
+            return value
+        shown = re.sub(r":[^:@/]*@", ":***@", value)  # never a password in the message
+        raise ValueError(
+            f"{(info.field_name or '').upper()}={shown!r} is not a PostgreSQL URL: expected "
+            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+        )
 
     @model_validator(mode="after")
     def _autoscaling_range(self) -> Settings:
