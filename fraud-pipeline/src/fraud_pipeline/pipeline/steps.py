@@ -122,9 +122,19 @@ def extract(
         if (start, end) != asked:
             log.warning("run %s: catching up missed runs: fetching %s -> %s", run_id, start, end)
     fetched_at = clock.now()
-    raw = fetch_window(fetch_from, end, settings) if windowed else fetch_current(settings)
-    if windowed and recheck is not None:  # the re-check, an hour on (LATE_PAYMENT_RECHECK_MIN)
-        raw = pd.concat([fetch_window(*recheck, settings), raw], ignore_index=True)
+    raw = fetch_window(start, end, settings) if windowed else fetch_current(settings)
+    earlier = [(fetch_from, start)] if fetch_from < start else []
+    earlier += [recheck] if recheck is not None else []  # an hour on (LATE_PAYMENT_RECHECK_MIN)
+    reread = pd.concat([fetch_window(*w, settings) for w in earlier]) if earlier else raw[:0]
+    unseen = not_stored(conn, reread)
+    if len(reread):
+        log.info(
+            "run %s: look-back and re-check read %d payments again, %d of them new (late)",
+            run_id,
+            len(reread),
+            len(unseen),
+        )
+        raw = pd.concat([unseen, raw], ignore_index=True)
     records = to_records(raw, settings) if len(raw) else raw
     rows, keys = [], set()
     for position, record in enumerate(records.to_dict(orient="records")):
@@ -156,7 +166,26 @@ def extract(
             start - timedelta(minutes=settings.late_payment_lookback_min)
         ).isoformat(),
         "fetched_at": fetched_at.isoformat(),
+        "reread": len(reread),
     }
+
+
+def not_stored(conn: Connection, raw: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `raw` whose key is neither stored nor waiting in the inbox: what a look-back
+    keeps. The others are dropped here, before tokenising, landing and validation, so that
+    re-reading is one indexed query (a re-delivery with other contents is judged, and
+    quarantined, when its own window is fetched again, not in a look-back)."""
+    if raw.empty or "trans_num" not in raw:
+        return raw
+    keys = raw["trans_num"].astype(str).tolist()
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT trans_num FROM payments_scored WHERE trans_num = ANY(%(keys)s) "
+            "UNION ALL SELECT trans_num FROM payments_inbox WHERE trans_num = ANY(%(keys)s)",
+            {"keys": keys},
+        )
+        known = {row[0] for row in cur.fetchall()}
+    return raw[~raw["trans_num"].astype(str).isin(known).to_numpy()]
 
 
 # -- validate ---------------------------------------------------------------------------------
