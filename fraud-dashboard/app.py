@@ -50,6 +50,11 @@ def summary(url: str, day: date) -> queries.DaySummary:
 
 
 @st.cache_data(ttl=ttl(), show_spinner=False)
+def late(url: str, day: date) -> queries.LateSummary:
+    return queries.late_payments(engine(url), day)
+
+
+@st.cache_data(ttl=ttl(), show_spinner=False)
 def flagged(url: str, day: date) -> pd.DataFrame:
     return queries.flagged_payments(engine(url), day)
 
@@ -306,6 +311,7 @@ def report_page() -> None:
         return
     kpi_row(current, previous)
     model_row(current)
+    st.caption(queries.late_text(late(url, day), settings.late_payment_lookback_min))
     quality_section(url, day)
     rows = flagged(url, day)
     frauds_section(rows, day)

@@ -3,7 +3,8 @@
 
 At 07:00 business time, email yesterday's counts, frauds and amounts with a link to the
 Streamlit report (which reads the same SQL, `fraud_report_for_day`). The email waits until
-every payment of the day is loaded (the pipeline's high-water mark covers the whole day): on a
+every payment of the day is loaded (the pipeline's high-water mark covers the whole day, and
+LATE_PAYMENT_LOOKBACK_MIN past it for late payments): on a
 first start, while yesterday is still being back-filled, or after downtime, it goes out once
 the catch-up is done, never with a half-loaded day.
 """

@@ -3,7 +3,7 @@
 
 Every minute, for the run's data interval: **extract** the payments from the payments API (card
 numbers tokenised at once; from the high-water mark when runs were missed, see
-`storage/watermark.py`) → **validate** (bad rows to `payments_quarantine` with the reason) →
+`storage/watermark.py`; re-reading the last LATE_PAYMENT_LOOKBACK_MIN minutes for late payments) → **validate** (bad rows to `payments_quarantine` with the reason) →
 **transform** (saved transformer + card history from PostgreSQL) → **score** (SageMaker endpoint,
 batched) → **load** (idempotent upsert into `payments_scored`) → **alert** (one email per run,
 each fraud exactly once). Beside alert, **shadow_score**: while a challenger is registered, it
@@ -73,7 +73,7 @@ def fraud_pipeline():
         from fraud_pipeline.pipeline.airflow_support import db_connection
 
         with db_connection() as conn:
-            return steps.validate(conn, ref["run_id"])
+            return steps.validate(conn, ref["run_id"], **steps.late_marks(ref))
 
     @task(doc_md="Claim every pending payment; features from preprocess.joblib and card history.")
     def transform(ref: dict) -> dict:

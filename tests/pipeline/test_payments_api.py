@@ -193,3 +193,40 @@ def test_chromium_opens_the_openapi_page_and_tries_an_endpoint(api_url, tmp_path
             assert failed == []  # every script and style came from the API itself
         finally:
             browser.close()
+
+
+def test_late_payments_are_served_once_their_delay_has_passed():
+    """The simulator's lateness (PAYMENTS_LATE_SHARE, PAYMENTS_LATE_DELAY_MAX_S): the share
+    late is about as asked, the same payments late by the same delays for a seed, and a late
+    payment is served for its window only once now >= its time + its delay."""
+    source = payments_api.generator_source(seed=11, rate_per_min=40)
+    lateness = payments_api.Lateness(share=0.1, max_s=600, seed=11)
+    end = pd.Timestamp("2026-03-03 02:00", tz="Europe/Paris")
+    start = end - pd.Timedelta(minutes=30)
+    rows = source(start, end)
+    delays = lateness.delays(rows["trans_num"])
+    assert 0.05 < (delays > 0).mean() < 0.15 and delays.max() <= 600
+    assert (payments_api.Lateness(0.1, 600, seed=11).delays(rows["trans_num"]) == delays).all()
+    assert (payments_api.Lateness(0.1, 600, seed=12).delays(rows["trans_num"]) != delays).any()
+    server = serve_app(payments_api.build_app(source, lateness))
+    try:
+        window = {"start": start.isoformat(), "end": end.isoformat(), "limit": 50}
+
+        def served(at: pd.Timestamp) -> set[str]:
+            with clock.frozen(at):  # every page cut at the first page's instant
+                pages, token = [], None
+                while True:
+                    params = {**window, **({"page_token": token} if token else {})}
+                    page = _get(f"{server.url}/transactions", **params).json()
+                    pages += page["payments"]
+                    token = page["next_page_token"]
+                    if not token:
+                        return {p["trans_num"] for p in pages}
+
+        times = localize(rows["trans_date_trans_time"])
+        arrival = times + pd.to_timedelta(delays, unit="s")
+        for at in (end, end + pd.Timedelta(minutes=5), end + pd.Timedelta(minutes=10)):
+            assert served(at) == set(rows.loc[(arrival <= at).to_numpy(), "trans_num"])
+        assert served(end) < served(end + pd.Timedelta(minutes=10)) == set(rows["trans_num"])
+    finally:
+        server.stop()

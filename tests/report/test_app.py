@@ -154,3 +154,40 @@ def test_a_link_with_a_day_opens_the_report_on_that_day(seeded: SeededDay) -> No
     assert not app.exception, app.exception
     assert app.date_input(key="day").value == before
     assert number(metrics(app)["Payments"][0]) == seeded.one(f"SELECT count(*) {DAY_ROWS}", before)
+
+
+@pytest.mark.clock
+@pytest.mark.usefixtures("report_env")
+def test_the_page_says_how_many_payments_arrived_late_and_how_late(seeded: SeededDay) -> None:
+    """Issue 28: the day's late payments (count, median and longest lateness, beyond the bound),
+    from late_payments through fraud_late_payments(day), as the report's read-only role."""
+    import psycopg2
+    import streamlit as st
+
+    from fraud_pipeline.report import queries
+
+    assert any("No payment arrived late" in c.value for c in signed_in().caption)
+    first = seeded.rows(f"SELECT trans_num, trans_time {DAY_ROWS} ORDER BY trans_time LIMIT 3")
+    with psycopg2.connect(seeded.url) as conn, conn.cursor() as cur:
+        for (trans_num, when), late_s, beyond in zip(
+            first, (120.0, 300.0, 5_400.0), (False, False, True), strict=True
+        ):
+            cur.execute(
+                "INSERT INTO late_payments (trans_num, trans_time, fetched_at, late_s, "
+                "beyond_bound, run_id) VALUES (%s, %s, %s, %s, %s, 'test')",
+                (trans_num, when, when + timedelta(seconds=late_s), late_s, beyond),
+            )
+    conn.close()
+    st.cache_data.clear()  # the page caches its queries for a while
+    shown = [c.value for c in signed_in().caption if "arrived after their minute" in c.value]
+    assert shown == [
+        "3 payments arrived after their minute was fetched (median 5 min, at most 90 min late "
+        "when caught), each stored and scored once; 1 of them later than the 10-minute bound "
+        "(found by the hourly re-check or a reconciliation)."
+    ], shown
+    reader = db.connect(seeded.url)
+    try:
+        late = queries.late_payments(reader, seeded.day)
+    finally:
+        reader.close()
+    assert (late.late, late.beyond_bound, late.max_late_s) == (3, 1, 5_400.0)

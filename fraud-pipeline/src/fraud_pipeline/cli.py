@@ -90,6 +90,7 @@ def _serve_payments(args: argparse.Namespace) -> int:
         rate=args.rate,
         speed=args.speed,
         seed=args.seed,
+        late_share=args.late_share,
     )
 
 
@@ -192,6 +193,16 @@ def _run(args: argparse.Namespace) -> int:
         payments_rate=args.payments_rate,
         status_every=args.status_every,
     )
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from fraud_pipeline import clock
+    from fraud_pipeline.pipeline.backfill import reconcile
+
+    reconcile(date.fromisoformat(args.day) if args.day else clock.yesterday())
+    return 0
 
 
 def _run_interval(args: argparse.Namespace) -> int:
@@ -417,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_payments.add_argument("--rate", type=float, default=60.0, help="generator: payments/min")
     serve_payments.add_argument("--speed", type=float, default=1.0, help="csv: replay speed-up")
     serve_payments.add_argument("--seed", type=int, default=42)
+    serve_payments.add_argument(
+        "--late-share", type=float, help="share delivered late (default PAYMENTS_LATE_SHARE)"
+    )
     serve_payments.set_defaults(handler=_serve_payments)
 
     run_interval = commands.add_parser(
@@ -430,6 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
     run_interval.add_argument("--chunk-minutes", type=int, default=60, help="interval per run")
     run_interval.add_argument("--no-alerts", action="store_true", help="do not send emails")
     run_interval.set_defaults(handler=_run_interval)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="fetch a day again where it is landed; store payments later than the late bound",
+    )
+    reconcile.add_argument("--day", help="YYYY-MM-DD (default: yesterday in BUSINESS_TZ)")
+    reconcile.set_defaults(handler=_reconcile)
 
     quarantine = commands.add_parser(
         "quarantine", help="inspect and re-queue the payments validation refused"

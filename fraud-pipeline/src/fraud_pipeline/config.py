@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     payments_api_max_response_bytes: int = Field(
         default=64_000_000, ge=1_024, description="bytes per response body"
     )
+    # The payments API simulator (`serve-payments`) only: the share of payments it delivers late
+    # and the longest delay (uniform in (0, max], deterministic per seed and payment).
+    payments_late_share: float = Field(default=0.0, ge=0, le=1, description="simulator only")
+    payments_late_delay_max_s: float = Field(default=480.0, gt=0, description="simulator only")
 
     # The per-minute DAG: catch up missed minutes after downtime (the payments API keeps them),
     # and how many runs may overlap when one is slow.
@@ -66,6 +70,12 @@ class Settings(BaseSettings):
     dag_catchup: bool = False
     dag_max_active_runs: int = Field(default=2, ge=1, le=8)
     dag_catchup_max_span_min: int = Field(default=60, ge=1, le=24 * 60)
+    # Late payments (pipeline/late.py): each run re-reads this many minutes before its interval,
+    # so a payment delivered up to this long after its time is stored and alerted once...
+    late_payment_lookback_min: int = Field(default=10, ge=0, le=24 * 60)
+    # ...and re-reads once more the minute(s) this long before it: a payment new there arrived
+    # beyond the bound; it is stored, alerted (digest when old) and counted as such.
+    late_payment_recheck_min: int = Field(default=60, ge=0, le=24 * 60)
     # The morning summary waits for its day to be loaded at most this long, then fails loudly.
     summary_wait_max_s: int = Field(default=6 * 3600, ge=1)
 

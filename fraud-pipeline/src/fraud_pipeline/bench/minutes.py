@@ -89,14 +89,20 @@ def _side_by_side(
                 raise RuntimeError(f"bench task process ended with {process.exitcode}")
 
 
-def run_minute(
-    url: str, start: datetime, model: Model, client: EndpointClient, settings: Settings
-) -> MinuteRun:
-    """The minute from `start`, as the DAG runs it, into the database at `url`."""
+def load_minute(
+    url: str,
+    start: datetime,
+    model: Model,
+    client: EndpointClient,
+    settings: Settings,
+    *,
+    catch_up: bool = False,
+) -> dict[str, Any]:
+    """The minute from `start` from extract to load (no alert, no shadow), on a connection of
+    its own; `catch_up` as the DAG's extract (from the high-water mark, with the look-back)."""
     conn = psycopg2.connect(url)
     try:
-        began = time.perf_counter()
-        summary = run_interval(
+        return run_interval(
             conn,
             start,
             start + timedelta(minutes=1),
@@ -106,9 +112,18 @@ def run_minute(
             settings=settings,
             send_alerts=False,
             shadow=False,
+            catch_up=catch_up,
         )
     finally:
         conn.close()
+
+
+def run_minute(
+    url: str, start: datetime, model: Model, client: EndpointClient, settings: Settings
+) -> MinuteRun:
+    """The minute from `start`, as the DAG runs it, into the database at `url`."""
+    began = time.perf_counter()
+    summary = load_minute(url, start, model, client, settings)
     loaded = time.perf_counter()
     ends = _side_by_side(url, summary["load"], settings)
     (alert_done, _), (shadow_done, shadow_summary) = ends["alert"], ends["shadow_score"]

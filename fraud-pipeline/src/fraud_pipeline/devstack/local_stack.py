@@ -167,6 +167,9 @@ def resolve_server(settings: Settings, state_dir: Path) -> tuple[str, object | N
 # on a generated week's first day, 0.94 from its fifth): a running system's cards have a history,
 # so the first start loads the week before the reported days too.
 HISTORY_DAYS = 7
+DEMO_LATE_SHARE = (
+    0.02  # `make run`: payments the simulator delivers late, unless PAYMENTS_LATE_SHARE
+)
 
 
 @dataclass
@@ -280,6 +283,13 @@ class LocalStack:
             "REPORT_URL": self.urls.report,
         }
 
+    def late_share(self) -> float:
+        """PAYMENTS_LATE_SHARE when set, else DEMO_LATE_SHARE: `make run` shows late payments
+        arriving and being caught (within the bound: PAYMENTS_LATE_DELAY_MAX_S is 8 min)."""
+        if "payments_late_share" in self.settings.model_fields_set:
+            return self.settings.payments_late_share
+        return DEMO_LATE_SHARE
+
     def app_services(self) -> list[ServiceSpec]:
         """Everything but Airflow, in start order; pieces not landed yet are skipped, loudly."""
         ports, urls = self.options.ports, self.urls
@@ -292,6 +302,8 @@ class LocalStack:
                     str(ports.payments),
                     "--rate",
                     str(self.options.payments_rate),
+                    "--late-share",
+                    str(self.late_share()),
                 ),
                 # any HTTP answer below 500 means the server is serving
                 http_ok(f"{urls.payments}/health", lambda code: code < 500),
@@ -631,8 +643,16 @@ class LocalStack:
                     "WHERE trans_time >= now() - interval '1 hour'"
                 )
                 scored, frauds = cur.fetchone() or (0, 0)
+                cur.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE beyond_bound) FROM late_payments "
+                    "WHERE fetched_at >= now() - interval '1 hour'"
+                )
+                late, beyond = cur.fetchone() or (0, 0)
                 behind = watermark.lag(cur, clock.now())
-            parts.append(f"last hour: {scored} payments scored, {frauds} frauds")
+            parts.append(
+                f"last hour: {scored} payments scored, {frauds} frauds, "
+                f"{late} late payments caught ({beyond} beyond the bound)"
+            )
             parts.append(
                 "behind: ? (nothing loaded yet)"
                 if behind is None

@@ -5,6 +5,8 @@ with its order and spacing kept and its times shifted so that the stream runs th
 Interfaces:
 - `GET /transactions?start=ISO&end=ISO[&limit=N][&page_token=T]`: every payment with event time
   in [start, min(end, now)), paginated and deterministic (a re-run fetches the same payments);
+  with `Lateness`, a share of the payments is served only once now >= event time + its delay,
+  as real feeds deliver late (provider retries, batch posting);
 - `GET /current-transactions`: the public API's format, a JSON string holding a pandas
   split-orient frame of the latest payment, Sparkov fields minus the times, plus `current_time`;
 - `GET /health`.
@@ -14,9 +16,11 @@ Served by uvicorn (`serving.http_server`, as the model server); its OpenAPI desc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -45,6 +49,44 @@ def generator_source(seed: int = 42, rate_per_min: float = 60.0) -> Source:
         return payments_between(start, end, seed=seed, rate_per_min=rate_per_min)
 
     return source
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """A share of the payments delivered late, each by its own delay (uniform in (0, max_s]).
+
+    Deterministic per seed and payment (a hash of both), so a test or a re-run sees the same
+    payments late by the same delays; a late payment is served for its window only once
+    now >= event time + delay.
+    """
+
+    share: float
+    max_s: float
+    seed: int = 42
+
+    def delays(self, trans_nums: pd.Series) -> np.ndarray:
+        """Each payment's delay in seconds (0: on time)."""
+        draws = np.array(
+            [
+                int.from_bytes(
+                    hashlib.blake2b(f"{self.seed}:{t}".encode(), digest_size=8).digest(), "big"
+                )
+                for t in trans_nums.astype(str)
+            ],
+            dtype=np.uint64,
+        )
+        u = (draws >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+        late = u < self.share
+        # u / share is uniform in [0, 1) among the late ones: their delay, in (0, max_s]
+        return np.where(late, (1.0 - u / max(self.share, 1e-12)) * self.max_s, 0.0)
+
+    def arrived(self, rows: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+        """Which rows the API has received by `as_of` (event time + delay <= as_of)."""
+        if rows.empty or self.share <= 0:
+            return np.ones(len(rows), dtype=bool)
+        event = localize(rows["trans_date_trans_time"])  # Sparkov's unix_time is wall clock
+        arrival = event + pd.to_timedelta(self.delays(rows["trans_num"]), unit="s")
+        return (arrival <= as_of).to_numpy()
 
 
 def replay_source(path: Path, anchor: pd.Timestamp, speed: float = 1.0) -> Source:
@@ -120,9 +162,10 @@ _BAD_WINDOW = (
 )
 
 
-def build_app(source: Source) -> FastAPI:
+def build_app(source: Source, lateness: Lateness | None = None) -> FastAPI:
     """The API over `source`, with its OpenAPI description at /openapi.json and pages at /docs
-    and /redoc (served from the package, no CDN: the dev stack works offline)."""
+    and /redoc (served from the package, no CDN: the dev stack works offline). `lateness`:
+    some payments are served late (None: every payment as soon as its time has come)."""
     lock = threading.Lock()  # the source caches are not thread-safe; handlers run in threads
     cache: dict[tuple[pd.Timestamp, pd.Timestamp], pd.DataFrame] = {}
     app = FastAPIOffline(
@@ -164,29 +207,31 @@ def build_app(source: Source) -> FastAPI:
         fetches the same payments. The first page fixes the end served; its token carries it."""
         try:
             lo, hi = pd.Timestamp(start), pd.Timestamp(end)
-            offset, _, served_ms = (page_token or "0").partition(":")
+            offset, _, served = (page_token or "0").partition(":")
+            served_ms, _, as_of_ms = served.partition(":")
             offset_rows = int(offset)
+            now = pd.Timestamp(clock.now()).floor("ms")
+            as_of = pd.Timestamp(int(as_of_ms), unit="ms", tz="UTC") if as_of_ms else now
         except ValueError as error:
             return JSONResponse({"error": f"{_BAD_WINDOW} ({error})"}, status_code=400)
         if lo.tzinfo is None or hi.tzinfo is None:
             return JSONResponse({"error": "start and end must carry a UTC offset"}, status_code=400)
         limit = min(limit, MAX_LIMIT)
-        # Never serve the future. The first page fixes the end actually served, and the page
-        # token carries it, so later pages cut the same window even as time moves on.
-        if served_ms:
-            hi = pd.Timestamp(int(served_ms), unit="ms", tz="UTC")
-        else:
-            hi = min(hi, pd.Timestamp(clock.now()).floor("ms"))
+        # Never serve the future. The first page fixes the end actually served (and the instant
+        # late payments are judged at), and the page token carries both, so later pages cut the
+        # same window even as time moves on.
+        hi = pd.Timestamp(int(served_ms), unit="ms", tz="UTC") if served_ms else min(hi, now)
         with lock:
             if (lo, hi) not in cache:  # every page of one window is cut from one computation
                 cache.clear()
                 cache[(lo, hi)] = source(lo, hi) if lo < hi else pd.DataFrame()
             rows = cache[(lo, hi)]
+        if lateness is not None and len(rows):
+            rows = rows[lateness.arrived(rows, as_of)]
         more = offset_rows + limit < len(rows)
+        token = f"{offset_rows + limit}:{int(hi.timestamp() * 1000)}"
         fields = {
-            "next_page_token": f"{offset_rows + limit}:{int(hi.timestamp() * 1000)}"
-            if more
-            else None,
+            "next_page_token": f"{token}:{int(as_of.timestamp() * 1000)}" if more else None,
             "total": len(rows),
             "end": hi.isoformat(),
         }
@@ -220,11 +265,13 @@ def main(
     rate: float = 60.0,
     speed: float = 1.0,
     seed: int = 42,
+    late_share: float | None = None,
 ) -> int:
     """`fraud-pipeline serve-payments`: serve payments until interrupted.
 
     `source="generator"` makes `rate` payments per minute from `seed`; `source="csv"` replays
-    the Sparkov file `csv` from now on, `speed` times faster than real time.
+    the Sparkov file `csv` from now on, `speed` times faster than real time. `late_share`
+    (default PAYMENTS_LATE_SHARE) of them arrive late, by up to PAYMENTS_LATE_DELAY_MAX_S.
     """
     if source == "csv":
         if not csv:
@@ -233,7 +280,14 @@ def main(
         payments = replay_source(Path(csv), pd.Timestamp(clock.now()).floor("min"), speed)
     else:
         payments = generator_source(seed, rate)
+    settings = get_settings()
+    share = settings.payments_late_share if late_share is None else late_share
+    lateness = Lateness(share, settings.payments_late_delay_max_s, seed) if share > 0 else None
     now = pd.Timestamp(clock.now())
     payments(now - pd.Timedelta(minutes=1), now)  # warm up (learn the generator, read the CSV)
-    print(f"payments API on http://{host}:{port} ({source}), OpenAPI page at /docs", flush=True)
-    return http_server.run(http_server.config(build_app(payments), host, port, timeout_s=10))
+    late = f", {share:.1%} late by up to {lateness.max_s:.0f} s" if lateness else ""
+    print(
+        f"payments API on http://{host}:{port} ({source}{late}), OpenAPI page at /docs", flush=True
+    )
+    app = build_app(payments, lateness)
+    return http_server.run(http_server.config(app, host, port, timeout_s=10))

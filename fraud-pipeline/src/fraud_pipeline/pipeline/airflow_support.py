@@ -140,11 +140,13 @@ def earliest_reported_day() -> date:
 
 
 def day_loaded(day: date, waiting: str = "the summary") -> bool:
-    """Whether every payment of `day` is loaded; if not, the log says what is missing."""
+    """Whether every payment of `day` is loaded, late ones within the bound included (the runs'
+    look-back has re-read the day's last minutes); if not, the log says what is missing."""
     from fraud_pipeline.storage.watermark import day_incomplete
 
+    bound = timedelta(minutes=get_settings().late_payment_lookback_min)
     with db_connection() as conn, conn.cursor() as cur:
-        missing = day_incomplete(cur, day)
+        missing = day_incomplete(cur, day, late_bound=bound)
     if missing:
         log.info("%s of %s waits: %s", waiting, day, missing)
     return missing is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from functools import partial
 from typing import Any
 
@@ -104,15 +105,19 @@ def _run_chunks(
     The next chunk is fetched and validated (no database: `steps.receive`) while this one is
     scored and stored: the payments API works meanwhile, and validation's Python runs while
     this thread waits for PostgreSQL, the model server or SHAP. At most two chunks are in memory.
+    Each chunk re-reads the late-payment look-back before it, and the re-check an hour before
+    it, where these can find anything (`late_plan`); new payments there are recorded as late.
     """
     loaded = 0
+    plans = late_plan(conn, periods, settings)
     with ThreadPoolExecutor(max_workers=1) as prefetch:
-        upcoming = prefetch.submit(receive, *periods[0], settings) if periods else None
+        upcoming = prefetch.submit(receive, *plans[0][:2], settings, plans[0][2]) if plans else None
         for number, (lower, upper) in enumerate(periods):
             assert upcoming is not None
             received = upcoming.result()
             if number + 1 < len(periods):
-                upcoming = prefetch.submit(receive, *periods[number + 1], settings)
+                fetch_from, until, recheck = plans[number + 1]
+                upcoming = prefetch.submit(receive, fetch_from, until, settings, recheck)
             summary = process_interval(
                 conn,
                 lower,
@@ -122,6 +127,8 @@ def _run_chunks(
                 client=client,
                 settings=settings,
                 received=received,
+                late_before=lower,
+                beyond_before=lower - pd.Timedelta(minutes=settings.late_payment_lookback_min),
             )
             if alerts:
                 alert_pending(conn, settings, old="hold")
@@ -135,6 +142,84 @@ def _run_chunks(
                 flush=True,
             )
     return loaded
+
+
+def late_plan(
+    conn: Connection, periods: list[tuple[Any, Any]], settings: Settings
+) -> list[tuple[Any, Any, tuple[Any, Any] | None]]:
+    """Per chunk: (fetch from, fetch until, the re-check slice or None).
+
+    The first chunk re-reads the look-back over the minutes landed before it (as a DAG run);
+    later ones over the chunk before when that was fetched less than the bound after its end
+    (`lookback_from`). A chunk that ends less than LATE_PAYMENT_RECHECK_MIN ago re-checks the
+    landed minutes that long before it, as the DAG's runs do; a back-fill of past days re-reads
+    nothing.
+    """
+    if not periods:
+        return []
+    lookback = pd.Timedelta(minutes=settings.late_payment_lookback_min)
+    horizon = pd.Timedelta(minutes=settings.late_payment_recheck_min)
+    plans = []
+    with conn, conn.cursor() as cur:
+        for number, (lower, upper) in enumerate(periods):
+            if number == 0:
+                fetch_from = watermark.lookback_start(cur, lower, lookback)
+            else:
+                fetch_from = lookback_from(lower, lookback, periods[0][0])
+            recheck = None
+            if pd.Timestamp(clock.now()) < pd.Timestamp(upper) + horizon:
+                recheck = watermark.recheck_window(cur, lower, upper, horizon, lookback)
+            plans.append((fetch_from, upper, recheck))
+    return plans
+
+
+def lookback_from(lower: Any, lookback: pd.Timedelta, floor: Any) -> Any:
+    """Where a back-fill chunk after the first fetches from: `lookback` before it (not before
+    the back-fill's start) when the chunk before it was fetched less than `lookback` after its
+    end, i.e. it ends less than `lookback` ago: later, every payment late by at most the bound
+    was already there. A back-fill of past days re-reads nothing; one that reaches now does."""
+    if pd.Timestamp(clock.now()) >= pd.Timestamp(lower) + lookback:
+        return lower
+    return max(pd.Timestamp(lower) - lookback, pd.Timestamp(floor)).to_pydatetime()
+
+
+def reconcile(day: date, chunk_minutes: int = 60) -> int:
+    """`fraud-pipeline reconcile`: fetch `day` again where it is landed; store what is missing.
+
+    Anything new there arrived later than the runs' look-back and re-check could see (beyond
+    LATE_PAYMENT_RECHECK_MIN): stored, scored and alerted (a digest, being old) like any
+    payment, recorded in late_payments as beyond the bound and logged. The number found.
+    """
+    client, conn = EndpointClient.from_settings(), connect()
+    settings, model = get_settings(), champion_model(conn)
+    first, last = (pd.Timestamp(t) for t in clock.day_bounds(day))
+    try:
+        with conn, conn.cursor() as cur:
+            since, until = watermark.loaded_from(cur), watermark.read(cur)
+        if since is None or until is None:
+            print(f"reconcile {day}: nothing loaded yet")
+            return 0
+        lower, upper = max(first, pd.Timestamp(since)), min(last, pd.Timestamp(until))
+        found = 0
+        with catching_up(conn):
+            for start, end in chunks(lower, upper, pd.Timedelta(minutes=chunk_minutes)):
+                summary = process_interval(
+                    conn,
+                    start,
+                    end,
+                    run_id=f"reconcile__{start.isoformat()}",
+                    model=model,
+                    client=client,
+                    settings=settings,
+                    late_before=end,
+                    beyond_before=end,  # every earlier look-back and re-check missed them
+                )
+                found += summary["late"]
+        alert_pending(conn, settings, old="now")
+    finally:
+        conn.close()
+    print(f"reconcile {day}: {lower:%H:%M} -> {upper:%H:%M} fetched again, {found} missing found")
+    return found
 
 
 def main(

@@ -97,25 +97,44 @@ def extract(
     """Fetch the interval's payments, tokenise the cards, land them (idempotent per run).
 
     `catch_up` (the DAG): fetch from the high-water mark when it lags behind `start` (missed
-    runs), at most `dag_catchup_max_span_min` minutes, and move the mark with the landing.
+    runs), at most `dag_catchup_max_span_min` minutes. Every windowed fetch also re-reads the
+    LATE_PAYMENT_LOOKBACK_MIN minutes before it (already landed ones only,
+    `watermark.lookback_start`): a payment delivered after its minute was fetched is new there,
+    the others are re-deliveries that validate sets aside. The mark moves with the landing.
     """
+    from fraud_pipeline import clock
     from fraud_pipeline.ingest.extract import fetch_current, fetch_window, to_records
     from fraud_pipeline.storage import watermark
 
     settings = settings or get_settings()
     asked = (start, end)
-    if catch_up:
+    windowed = settings.payments_api_mode == "windowed"
+    fetch_from, recheck = start, None
+    if windowed:
         with conn, conn.cursor() as cur:
-            mark = watermark.read(cur)
-        span = timedelta(minutes=settings.dag_catchup_max_span_min)
-        start, end = watermark.catch_up_window(mark, start, end, span)
+            if catch_up:
+                span = timedelta(minutes=settings.dag_catchup_max_span_min)
+                start, end = watermark.catch_up_window(watermark.read(cur), start, end, span)
+            lookback = timedelta(minutes=settings.late_payment_lookback_min)
+            fetch_from = watermark.lookback_start(cur, start, lookback)
+            horizon = timedelta(minutes=settings.late_payment_recheck_min)
+            recheck = watermark.recheck_window(cur, start, end, horizon, lookback)
         if (start, end) != asked:
             log.warning("run %s: catching up missed runs: fetching %s -> %s", run_id, start, end)
-    raw = (
-        fetch_window(start, end, settings)
-        if settings.payments_api_mode == "windowed"
-        else fetch_current(settings)
-    )
+    fetched_at = clock.now()
+    raw = fetch_window(start, end, settings) if windowed else fetch_current(settings)
+    earlier = [(fetch_from, start)] if fetch_from < start else []
+    earlier += [recheck] if recheck is not None else []  # an hour on (LATE_PAYMENT_RECHECK_MIN)
+    reread = pd.concat([fetch_window(*w, settings) for w in earlier]) if earlier else raw[:0]
+    unseen = not_stored(conn, reread)
+    if len(reread):
+        log.info(
+            "run %s: look-back and re-check read %d payments again, %d of them new (late)",
+            run_id,
+            len(reread),
+            len(unseen),
+        )
+        raw = pd.concat([unseen, raw], ignore_index=True)
     records = to_records(raw, settings) if len(raw) else raw
     rows, keys = [], set()
     for position, record in enumerate(records.to_dict(orient="records")):
@@ -133,20 +152,55 @@ def extract(
                 rows,
                 page_size=5_000,
             )
-        if catch_up and settings.payments_api_mode == "windowed":
-            watermark.advance(cur, start, end)  # landed: from here on no payment is lost
+        if catch_up and windowed:
+            watermark.advance(cur, fetch_from, end)  # landed: from here on no payment is lost
     return {
         "run_id": run_id,
         "landed": len(rows),
         "start": start.isoformat(),
         "end": end.isoformat(),
+        # New payments before `start` came in the look-back: late (validate records them);
+        # before `beyond_before`, every earlier look-back missed them: beyond the bound.
+        "late_before": start.isoformat(),
+        "beyond_before": (
+            start - timedelta(minutes=settings.late_payment_lookback_min)
+        ).isoformat(),
+        "fetched_at": fetched_at.isoformat(),
+        "reread": len(reread),
     }
 
 
+def not_stored(conn: Connection, raw: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `raw` whose key is neither stored nor waiting in the inbox: what a look-back
+    keeps. The others are dropped here, before tokenising, landing and validation, so that
+    re-reading is one indexed query (a re-delivery with other contents is judged, and
+    quarantined, when its own window is fetched again, not in a look-back)."""
+    if raw.empty or "trans_num" not in raw:
+        return raw
+    keys = raw["trans_num"].astype(str).tolist()
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT trans_num FROM payments_scored WHERE trans_num = ANY(%(keys)s) "
+            "UNION ALL SELECT trans_num FROM payments_inbox WHERE trans_num = ANY(%(keys)s)",
+            {"keys": keys},
+        )
+        known = {row[0] for row in cur.fetchall()}
+    return raw[~raw["trans_num"].astype(str).isin(known).to_numpy()]
+
+
 # -- validate ---------------------------------------------------------------------------------
-def validate(conn: Connection, run_id: str) -> dict[str, Any]:
+def validate(
+    conn: Connection,
+    run_id: str,
+    late_before: datetime | None = None,
+    fetched_at: datetime | None = None,
+    beyond_before: datetime | None = None,
+) -> dict[str, Any]:
     """Landed rows -> inbox (payments not stored yet) or quarantine (with the reason).
 
+    A new payment with time before `late_before` (the run's own interval; extract gives it)
+    that only this run landed came in its look-back: it arrived after its minute was fetched,
+    and is recorded as late; before `beyond_before` (the re-check), later than the bound.
     One transaction: the landed rows are deleted as they are read, so a failure leaves them landed.
     A row is judged alone when the batch cannot be (`check_rows`) and stored alone when the batch
     cannot be: a row that can be neither judged nor stored is quarantined, so no landed row can
@@ -154,8 +208,11 @@ def validate(conn: Connection, run_id: str) -> dict[str, Any]:
     """
     with conn, conn.cursor() as cur:
         # Every landed row, not only this run's: a run whose validate never ran left its rows.
-        cur.execute("DELETE FROM payments_landing RETURNING payload")
-        payloads = [row[0] for row in cur.fetchall()]
+        cur.execute("DELETE FROM payments_landing RETURNING payload, run_id, trans_num")
+        landed = cur.fetchall()
+        payloads = [row[0] for row in landed]
+        # Landed by another run too (runs that overlap): its own interval may hold them.
+        elsewhere = {key for _, other, key in landed if other != run_id}
         if not payloads:
             return {
                 "run_id": run_id,
@@ -164,6 +221,7 @@ def validate(conn: Connection, run_id: str) -> dict[str, Any]:
                 "new": 0,
                 "redelivered": 0,
                 "conflicts": 0,
+                "late": 0,
             }
         result = check_rows(pd.DataFrame.from_records(payloads))
         quarantine(cur, result.bad, run_id)
@@ -172,30 +230,66 @@ def validate(conn: Connection, run_id: str) -> dict[str, Any]:
         )
         new, seen, refused = _land_in_inbox(cur, result.good, run_id)
         quarantine(cur, refused, run_id)
+        mine = new[~new["trans_num"].astype(str).isin(elsewhere)]
+        late = record_late(cur, mine, late_before, fetched_at, run_id, beyond_before)
     return {
         "run_id": run_id,
         "good": len(result.good) - len(refused),
         "quarantined": len(result.bad) + len(refused),
-        "new": new,
+        "new": len(new),
+        "late": late,
         **seen,
+    }
+
+
+def record_late(
+    cur: psycopg2.extensions.cursor,
+    new: pd.DataFrame,
+    late_before: datetime | None,
+    fetched_at: datetime | None,
+    run_id: str,
+    beyond_before: datetime | None = None,
+) -> int:
+    """The new payments (trans_num, trans_time) with time before `late_before`: recorded as late
+    (`storage.late`), those before `beyond_before` as beyond the bound; how many. None: the run
+    re-read nothing before its own interval."""
+    from fraud_pipeline import clock
+    from fraud_pipeline.storage import late
+
+    if late_before is None or new.empty:
+        return 0
+    times = pd.to_datetime(new["trans_time"], utc=True)
+    before = (times < pd.Timestamp(late_before)).to_numpy()
+    beyond = before & (times < pd.Timestamp(beyond_before or times.min())).to_numpy()
+    when, rows = fetched_at or clock.now(), new[["trans_num", "trans_time"]]
+    return late.record(cur, rows[before & ~beyond], when, run_id, beyond_bound=False) + (
+        late.record(cur, rows[beyond], when, run_id, beyond_bound=True)
+    )
+
+
+def late_marks(extracted: dict[str, Any]) -> dict[str, datetime | None]:
+    """validate's `late_before` and `fetched_at`, from what extract returned (the DAG's XCom)."""
+    return {
+        key: datetime.fromisoformat(extracted[key]) if extracted.get(key) else None
+        for key in ("late_before", "fetched_at", "beyond_before")
     }
 
 
 def _land_in_inbox(
     cur: psycopg2.extensions.cursor, good: pd.DataFrame, run_id: str
-) -> tuple[int, dict[str, int], pd.DataFrame]:
+) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
     """Set re-deliveries aside and put the rest in the inbox: the batch at once, else row by row.
 
     One row PostgreSQL refuses must not keep the others (nor itself) landed for good: when the
     batch cannot be stored, each row is tried alone and the ones that cannot be are returned,
-    with their reason, for the quarantine.
+    with their reason, for the quarantine. The payments new to the inbox: (trans_num, trans_time).
     """
     try:
         new, seen = _land(cur, good, run_id)
         return new, seen, good.iloc[0:0]
     except STORAGE_ERRORS:
         pass
-    new, seen, refused = 0, {"redelivered": 0, "conflicts": 0}, []
+    news, seen, refused = [NO_NEW], {"redelivered": 0, "conflicts": 0}, []
     for position in range(len(good)):
         row = good.iloc[[position]]
         try:
@@ -203,19 +297,23 @@ def _land_in_inbox(
         except STORAGE_ERRORS as error:
             refused.append(row.assign(reason=f"not storable: {type(error).__name__}"))
             continue
-        new += row_new
+        news.append(row_new)
         seen = {key: seen[key] + row_seen[key] for key in seen}
+    new = pd.concat(news, ignore_index=True)
     return new, seen, pd.concat(refused, ignore_index=True) if refused else good.iloc[0:0]
+
+
+NO_NEW = pd.DataFrame({"trans_num": pd.Series(dtype=str), "trans_time": pd.Series(dtype=object)})
 
 
 def _land(
     cur: psycopg2.extensions.cursor, good: pd.DataFrame, run_id: str
-) -> tuple[int, dict[str, int]]:
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Re-deliveries set aside, the fresh payments inserted into the inbox: all or none."""
     cur.execute("SAVEPOINT land")
     try:
         fresh, seen = set_aside_redeliveries(cur, good, run_id)
-        new = _to_inbox(cur, fresh) if len(fresh) else 0
+        new = _to_inbox(cur, fresh) if len(fresh) else NO_NEW
     except BaseException:
         cur.execute("ROLLBACK TO SAVEPOINT land")
         raise
@@ -223,8 +321,9 @@ def _land(
     return new, seen
 
 
-def _to_inbox(cur: psycopg2.extensions.cursor, good: pd.DataFrame) -> int:
-    """Stage and insert validated payments not stored yet (inside `_land`'s savepoint)."""
+def _to_inbox(cur: psycopg2.extensions.cursor, good: pd.DataFrame) -> pd.DataFrame:
+    """Stage and insert validated payments not stored yet (inside `_land`'s savepoint); the
+    ones inserted (trans_num, trans_time)."""
     cur.execute("TRUNCATE inbox_stage")
     copy_into(cur, "inbox_stage", good.loc[:, list(PAYMENT_COLUMNS)])
     columns = ", ".join(f'"{c}"' for c in PAYMENT_COLUMNS)
@@ -233,9 +332,9 @@ def _to_inbox(cur: psycopg2.extensions.cursor, good: pd.DataFrame) -> int:
         "WHERE NOT EXISTS (SELECT 1 FROM payments_scored p WHERE p.trans_num = s.trans_num) "
         # in key order, as every writer: two validates of the same payments wait for
         # each other's rows in one order (no deadlock)
-        "ORDER BY s.trans_num ON CONFLICT (trans_num) DO NOTHING"
+        "ORDER BY s.trans_num ON CONFLICT (trans_num) DO NOTHING RETURNING trans_num, trans_time"
     )
-    return int(cur.rowcount)
+    return pd.DataFrame(cur.fetchall(), columns=["trans_num", "trans_time"])
 
 
 def check_rows(records: pd.DataFrame) -> Validated:
@@ -632,17 +731,28 @@ class Received:
 
     fetched: int
     rows: Validated | None
+    fetched_at: datetime | None = None
 
 
-def receive(start: datetime, end: datetime, settings: Settings | None = None) -> Received:
-    """Extract and validate an interval in memory (`process_interval`'s first half)."""
+def receive(
+    start: datetime,
+    end: datetime,
+    settings: Settings | None = None,
+    recheck: tuple[datetime, datetime] | None = None,
+) -> Received:
+    """Extract and validate an interval in memory (`process_interval`'s first half); with
+    `recheck`, that earlier slice too (late payments, `backfill.late_plan`)."""
+    from fraud_pipeline import clock
     from fraud_pipeline.ingest.extract import fetch_window, to_records
 
     settings = settings or get_settings()
+    fetched_at = clock.now()
     raw = fetch_window(start, end, settings)
+    if recheck is not None:
+        raw = pd.concat([fetch_window(*recheck, settings), raw], ignore_index=True)
     if raw.empty:
-        return Received(0, None)
-    return Received(len(raw), check_rows(to_records(raw, settings)))
+        return Received(0, None, fetched_at)
+    return Received(len(raw), check_rows(to_records(raw, settings)), fetched_at)
 
 
 def process_interval(
@@ -656,9 +766,15 @@ def process_interval(
     settings: Settings | None = None,
     received: Received | None = None,
     shadow: bool = True,
+    late_before: datetime | None = None,
+    beyond_before: datetime | None = None,
 ) -> dict[str, Any]:
     """Extract and validate (unless `received` already), score and upsert an interval, then
     shadow-score it with the challenger if one is registered (`pipeline/shadow.py`).
+
+    New payments with time before `late_before` came in a chunk's look-back (before
+    `beyond_before`: its re-check): they are recorded as late, with the set-aside, before
+    scoring.
 
     The DAG's tasks hand payments over through PostgreSQL so that each can be retried alone; a
     back-fill chunk is retried whole instead (payments stored already are set aside by the same
@@ -676,11 +792,13 @@ def process_interval(
             "frauds": 0,
             "redelivered": 0,
             "conflicts": 0,
+            "late": 0,
         }
     result = received.rows
     with conn, conn.cursor() as cur:
         quarantine(cur, result.bad, run_id)
         fresh, seen = set_aside_redeliveries(cur, result.good, run_id)
+        late = record_late(cur, fresh, late_before, received.fetched_at, run_id, beyond_before)
     payments = fresh.sort_values(["trans_time", "trans_num"], ignore_index=True)
     frauds, shadowed = 0, 0
     if len(payments):
@@ -698,6 +816,7 @@ def process_interval(
         "loaded": len(payments),
         "frauds": frauds,
         "shadowed": shadowed,
+        "late": late,
         **seen,
     }
 
@@ -717,15 +836,15 @@ def run_interval(
     catch_up: bool = False,
 ) -> dict[str, Any]:
     """Every step for one interval, in order, as the DAG would run them (the challenger's
-    shadow scoring last, after the alerts); `catch_up` as the DAG's extract (see `extract`)."""
+    shadow scoring last, after the alerts); `catch_up` as the DAG's extract (the mark)."""
     from fraud_pipeline.registry.models import champion_model
 
     settings = settings or get_settings()
     run_id = run_id or f"manual__{start.isoformat()}__{end.isoformat()}"
     model = model or champion_model(conn, settings)
     summary: dict[str, Any] = {"run_id": run_id}
-    summary["extract"] = extract(conn, run_id, start, end, settings, catch_up=catch_up)
-    summary["validate"] = validate(conn, run_id)
+    summary["extract"] = extracted = extract(conn, run_id, start, end, settings, catch_up=catch_up)
+    summary["validate"] = validate(conn, run_id, **late_marks(extracted))
     summary["transform"] = transform(conn, run_id, model)
     summary["score"] = score(conn, run_id, client, settings)
     summary["load"] = load(conn, run_id, model)

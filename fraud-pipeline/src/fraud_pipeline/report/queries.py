@@ -522,6 +522,51 @@ def fraud_locations(flagged: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+# -- late payments ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LateSummary:
+    """The day's payments that reached the payments API after their minute was fetched."""
+
+    late: int
+    beyond_bound: int
+    median_late_s: float | None
+    max_late_s: float | None
+
+
+def late_payments(conn: Db, day: date) -> LateSummary:
+    """Counted from `late_payments` (the runs' look-back and re-check record them)."""
+    row = _read(conn, "SELECT * FROM fraud_late_payments(:day)", day=day).iloc[0]
+
+    def seconds(value: Any) -> float | None:
+        return None if pd.isna(value) else float(value)
+
+    return LateSummary(
+        late=int(row["late"]),
+        beyond_bound=int(row["beyond_bound"]),
+        median_late_s=seconds(row["median_late_s"]),
+        max_late_s=seconds(row["max_late_s"]),
+    )
+
+
+def late_text(late: LateSummary, bound_min: int) -> str:
+    """One sentence for the report: how many arrived late, how late, how many beyond the bound."""
+    if not late.late:
+        return "No payment arrived late: every one was there when its minute was fetched."
+    assert late.median_late_s is not None and late.max_late_s is not None
+    median = format_age(timedelta(seconds=late.median_late_s))
+    most = format_age(timedelta(seconds=late.max_late_s))
+    text = (
+        f"{late.late:,} payment{'s' if late.late > 1 else ''} arrived after their minute was "
+        f"fetched (median {median}, at most {most} late when caught), each stored and scored once"
+    )
+    if late.beyond_bound:
+        text += (
+            f"; {late.beyond_bound:,} of them later than the {bound_min}-minute bound "
+            "(found by the hourly re-check or a reconciliation)"
+        )
+    return text + "."
+
+
 # -- freshness -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Freshness:

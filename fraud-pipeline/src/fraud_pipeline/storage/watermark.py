@@ -45,6 +45,47 @@ def catch_up_window(
     return mark, min(end, mark + max_span)
 
 
+def lookback_start(
+    cur: psycopg2.extensions.cursor, start: datetime, lookback: timedelta, name: str = NAME
+) -> datetime:
+    """Where a run for [start, …) fetches from: `lookback` earlier, to catch late payments.
+
+    Only minutes already landed are re-read (inside [loaded_from, loaded_until], which must
+    reach into the look-back): before the first landed window nothing was fetched, so nothing
+    there can be late, and re-reading it would be a back-fill nobody asked for.
+    """
+    cur.execute("SELECT loaded_from, loaded_until FROM pipeline_watermark WHERE name = %s", (name,))
+    row = cur.fetchone()
+    if row is None or not lookback:
+        return start
+    since, until = row
+    if since >= start or until <= start - lookback:
+        return start
+    return max(start - lookback, since)
+
+
+def recheck_window(
+    cur: psycopg2.extensions.cursor,
+    start: datetime,
+    end: datetime,
+    horizon: timedelta,
+    lookback: timedelta,
+    name: str = NAME,
+) -> tuple[datetime, datetime] | None:
+    """The slice a run for [start, end) re-reads once more, `horizon` after it was first
+    fetched: [start - horizon, end - horizon), inside the landed range and before the run's
+    look-back; None when that is empty (horizon not past the look-back, nothing landed there)."""
+    if horizon <= lookback:
+        return None
+    cur.execute("SELECT loaded_from, loaded_until FROM pipeline_watermark WHERE name = %s", (name,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    lower = max(start - horizon, row[0])
+    upper = min(end - horizon, row[1], start - lookback)
+    return (lower, upper) if lower < upper else None
+
+
 def advance(
     cur: psycopg2.extensions.cursor, start: datetime, end: datetime, name: str = NAME
 ) -> None:
@@ -97,11 +138,18 @@ def lag(cur: psycopg2.extensions.cursor, now: datetime, name: str = NAME) -> tim
     return None if loaded is None else max(timedelta(0), now - loaded)
 
 
-def day_incomplete(cur: psycopg2.extensions.cursor, day: date, name: str = NAME) -> str | None:
+def day_incomplete(
+    cur: psycopg2.extensions.cursor,
+    day: date,
+    name: str = NAME,
+    late_bound: timedelta = timedelta(0),
+) -> str | None:
     """Why `day`'s payments are not all loaded yet, or None when they are.
 
     Loaded means inside the range landed without a gap and scored (payments still pending hold
     `loaded_until` back): a summary of the day before that would report a day half loaded.
+    `late_bound` (LATE_PAYMENT_LOOKBACK_MIN): the range must also reach that far past the day's
+    end, so that the runs' look-back has re-read its last minutes for late payments.
     """
     first, last = clock.day_bounds(day)
     until, since = loaded_until(cur, name), loaded_from(cur, name)
@@ -112,4 +160,9 @@ def day_incomplete(cur: psycopg2.extensions.cursor, day: date, name: str = NAME)
         return f"payments before {start} are not loaded (a back-fill runs?)"
     if until < last:
         return f"payments are loaded until {clock.local(until):%Y-%m-%d %H:%M %Z} only"
+    if until < last + late_bound:
+        return (
+            f"late payments of the day's last minutes may still arrive: loaded until "
+            f"{clock.local(until):%H:%M %Z}, waiting for {clock.local(last + late_bound):%H:%M %Z}"
+        )
     return None
