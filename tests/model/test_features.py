@@ -80,6 +80,25 @@ def test_history_counts_only_earlier_payments_of_the_same_card(weeks):
     assert features["secs_since_prev"].iloc[1] == pytest.approx(seconds[1] - seconds[0])
 
 
+def test_the_episode_features_read_the_cards_24_hours_before(weeks):
+    """Largest amount, night spending and the previous payment: earlier payments of the same
+    card only, within the window (checked against a plain loop)."""
+    card = weeks["card_token"].value_counts().index[0]
+    rows = weeks[weeks["card_token"] == card].sort_values("trans_time").head(200)
+    features = history_features(rows)
+    seconds = (rows["trans_time"] - rows["trans_time"].iloc[0]).dt.total_seconds().to_numpy()
+    amt = rows["amt"].to_numpy()
+    night = features["prev_is_night"].shift(-1).to_numpy()  # row i's night flag, seen by i + 1
+    for i in range(1, len(rows)):
+        window = (seconds[:i] >= seconds[i] - 86_400) & (seconds[:i] <= seconds[i])
+        assert features["card_max_amt_24h"].iloc[i] == pytest.approx(amt[:i][window].max(initial=0))
+        assert features["prev_amt"].iloc[i] == amt[i - 1]
+        if i < len(rows) - 1:
+            night_sum = (amt[:i] * night[:i])[window].sum()
+            assert features["card_night_sum_24h"].iloc[i] == pytest.approx(night_sum)
+    assert features["card_max_amt_24h"].iloc[0] == features["prev_amt"].iloc[0] == 0
+
+
 def test_feature_frame_has_the_declared_columns_in_order(weeks):
     frame = feature_frame(weeks.head(100))
     assert tuple(frame.columns) == FEATURE_COLUMNS

@@ -13,7 +13,15 @@ import pytest
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import local_wall_clock, read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import load_model
-from fraud_pipeline.model.evaluate import JSON_KEYS, evaluate_file
+from fraud_pipeline.model.evaluate import (
+    JSON_KEYS,
+    MONTHLY_FILE,
+    SCORE_COLUMNS,
+    SCORES_FILE,
+    evaluate_file,
+    monthly_figures,
+    score_file,
+)
 from fraud_pipeline.model.features import feature_frame
 from fraud_pipeline.model.metrics import recall_at_fpr
 from fraud_pipeline.model.split import (
@@ -25,13 +33,25 @@ from fraud_pipeline.model.split import (
     cold_start_rows,
     from_unseen_start,
     row_groups,
+    validation_run_rows,
 )
-from fraud_pipeline.model.train import GENERATED_FILE, REAL_FILE, REAL_TEST_START, train
+from fraud_pipeline.model.train import (
+    GENERATED_FILE,
+    REAL_FILE,
+    REAL_TEST_START,
+    VALIDATION_FILE,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
 def generated_raw() -> pd.DataFrame:
     return read_sparkov_csv(GENERATED_FILE)
+
+
+@pytest.fixture(scope="module")
+def validation_raw() -> pd.DataFrame:
+    return read_sparkov_csv(VALIDATION_FILE)
 
 
 def test_the_split_is_by_customer_and_by_time(generated_raw):
@@ -115,19 +135,50 @@ def test_metadata_reports_what_evaluate_measures_at_the_saved_threshold(generate
 
 def test_real_public_test_period():
     """Real Kaggle rows from the public test period, at the saved threshold (fraud-enriched, so
-    recall and the false-positive rate count, not precision); earlier rows give card history."""
+    recall and the false-positive rate count, not precision); earlier rows give card history.
+    Training never reads this period: its figures are not among metadata.json's. The product's
+    limit is 0.5% false alarms; issue 31 asked for 0.3%, which this model misses (README, Model)."""
     model = load_model()
+    assert "real_test_period" not in model.metadata["metrics"]
     metrics, label, score = evaluate_file(REAL_FILE, model, since=str(REAL_TEST_START))
     assert metrics["n_fraud"] == 2_145
     assert metrics["roc_auc"] >= 0.99
     assert metrics["threshold"] == model.threshold
-    assert metrics["recall"] >= 0.90
+    assert metrics["recall"] >= 0.95
     assert metrics["fpr"] <= 0.005
-    assert recall_at_fpr(label, score, max_fpr=0.005)["recall_at_fpr"] >= 0.90
-    saved = model.metadata["metrics"]["real_test_period"]
-    assert [metrics[k] for k in ("tp", "fp", "fn", "tn")] == [
-        saved[k] for k in ("tp", "fp", "fn", "tn")
-    ]
+    assert recall_at_fpr(label, score, max_fpr=0.005)["recall_at_fpr"] >= 0.95
+
+
+def test_validation_run_halves_are_disjoint_customers(validation_raw):
+    """The validation run's tune half (model choice, early stopping, threshold) and its untouched
+    half (only measured) share no card; each keeps about the run's fraud rate."""
+    tune = validation_run_rows(validation_raw, "tune")
+    untouched = validation_run_rows(validation_raw, "untouched")
+    assert (tune ^ untouched).all()
+    cards = [set(validation_raw.loc[rows, "cc_num"]) for rows in (tune, untouched)]
+    assert not cards[0] & cards[1] and min(map(len, cards)) >= 350
+    for rows in (tune, untouched):
+        assert 0.004 < validation_raw.loc[rows, "is_fraud"].mean() < 0.008
+
+
+@pytest.mark.slow
+def test_the_validation_runs_untouched_half(validation_raw):
+    """Issue 31's bar on customers of another run, that nothing read but this measurement: the
+    whole half-year and its first month (every card new), at the saved threshold. The tune half
+    gives what metadata.json saved."""
+    model = load_model()
+    saved = model.metadata["metrics"]["validation_run_tune"]
+    tune, _, _ = evaluate_file(VALIDATION_FILE, model, split="validation-tune")
+    assert [tune[k] for k in ("n", "tp", "fp", "fn")] == [saved[k] for k in ("n", "tp", "fp", "fn")]
+    metrics, scored = score_file(VALIDATION_FILE, model, split="validation-untouched")
+    assert metrics["n_fraud"] > 700
+    assert metrics["pr_auc"] >= 0.965
+    assert metrics["precision"] >= 0.90
+    assert metrics["recall"] >= 0.88
+    january = monthly_figures(scored, model.threshold).iloc[0]
+    assert january["month"] == "2020-01"
+    assert january["precision"] >= 0.85
+    assert january["recall"] >= 0.80
 
 
 def test_an_unknown_split_is_refused():
@@ -161,7 +212,15 @@ def test_evaluate_json_prints_exactly_one_object(tmp_path):
     assert {p.name for p in (tmp_path / "plots").iterdir()} == {
         "pr_curve.png",
         "confusion_matrix.png",
+        SCORES_FILE,
+        MONTHLY_FILE,
     }
+    # One row per measured payment, with its score and decision; figures by month.
+    scores = pd.read_parquet(tmp_path / "plots" / SCORES_FILE)
+    assert tuple(scores.columns) == SCORE_COLUMNS and len(scores) == 3_000
+    assert (scores["flagged"] == (scores["score"] >= load_model().threshold)).all()
+    monthly = pd.read_csv(tmp_path / "plots" / MONTHLY_FILE)
+    assert monthly["n"].sum() == 3_000 and monthly["month"].is_monotonic_increasing
 
 
 def test_training_is_reproducible(tmp_path):

@@ -50,6 +50,19 @@ def test_reasons_are_sentences_with_the_cards_own_baseline() -> None:
     assert wording.describe_reason(_reason("category_gas_transport", 1.0)) == (
         "category gas transport"
     )
+    # The episode features: what the card did in the hours before.
+    assert wording.describe_reason(_reason("card_night_sum_24h", 1290.5)) == (
+        "$1,290.50 spent at night in the 24 h before"
+    )
+    assert wording.describe_reason(_reason("card_max_amt_7d", 880.0)) == (
+        "largest payment by this card in the 7 days before: $880.00"
+    )
+    assert wording.describe_reason(_reason("prev_amt", 12.5)) == (
+        "this card's previous payment was $12.50"
+    )
+    assert wording.describe_reason(_reason("prev_is_night", 1.0)) == (
+        "this card's previous payment was at night"
+    )
 
 
 def test_reasons_scored_before_the_baseline_was_stored_still_read() -> None:

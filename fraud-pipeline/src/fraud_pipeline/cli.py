@@ -285,8 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--goal",
         choices=["f1", "recall_at_precision"],
-        default="f1",
-        help="how the decision threshold is chosen on the (new) validation customers",
+        default="recall_at_precision",
+        help="how the decision threshold is chosen on the validation run's tune half",
     )
     train.add_argument(
         "--min-precision",
@@ -312,9 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--split",
         help="a part of the training file: unseen-customers (held-out customers, from their first"
-        " payment) or known-customers-later (training customers, from 2019-08-01)",
+        " payment) or known-customers-later (training customers, from 2019-08-01); of the"
+        " validation run: validation-tune (what training chose on) or validation-untouched",
     )
-    evaluate.add_argument("--out", help="directory for the PR-curve and confusion-matrix PNGs")
+    evaluate.add_argument(
+        "--out",
+        help="directory for the PR-curve and confusion-matrix PNGs, the per-payment scores"
+        " (scores.parquet) and the per-month figures (monthly.csv)",
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     # --- scoring ---------------------------------------------------------------------------

@@ -13,13 +13,37 @@ import pandas as pd
 from fraud_pipeline.ingest.payments import local_wall_clock, read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import Model, load_model
 from fraud_pipeline.model.metrics import binary_metrics
-from fraud_pipeline.model.split import UNSEEN_START, cold_start_rows, row_groups
+from fraud_pipeline.model.split import (
+    UNSEEN_START,
+    ValidationPart,
+    cold_start_rows,
+    row_groups,
+    validation_run_rows,
+)
 
-# Parts of the training file (model.split) that training reports on, measured again:
-# - unseen-customers: the held-out customers from their first payment (test_new_customers);
-# - known-customers-later: the training customers' payments from UNSEEN_START on, with their
-#   earlier payments as history (test_known_customers_later).
-SPLITS = ("unseen-customers", "known-customers-later")
+# Parts of a file (model.split), measured again:
+# - unseen-customers: the training file's held-out customers from their first payment
+#   (test_new_customers);
+# - known-customers-later: the training file's training customers from UNSEEN_START on, with
+#   their earlier payments as history (test_known_customers_later);
+# - validation-tune / validation-untouched: the validation run's (sparkov_validation_2020h1)
+#   two halves by customer: the one training chose the model and threshold on, and the one
+#   nothing reads but this measurement.
+SPLITS = ("unseen-customers", "known-customers-later", "validation-tune", "validation-untouched")
+# What `--out` writes beside the plots: one row per measured payment, and figures by month.
+SCORES_FILE = "scores.parquet"
+MONTHLY_FILE = "monthly.csv"
+SCORE_COLUMNS = (
+    "trans_num",
+    "trans_time",
+    "card_last4",
+    "merchant",
+    "category",
+    "amt",
+    "is_fraud",
+    "score",
+    "flagged",
+)
 
 JSON_KEYS = (
     "pr_auc",
@@ -42,8 +66,17 @@ def evaluate_file(
 
     With `since` (a wall-clock time, as in the file) only later payments are measured, but the
     earlier ones still feed the card-history features, as they would in production. With
-    `split`, only one part of the training file is measured (SPLITS, `_split_rows`).
+    `split`, only one part of the file is measured (SPLITS, `_split_rows`).
     """
+    metrics, scored = score_file(path, model, since, split)
+    return metrics, scored["is_fraud"].to_numpy(dtype=int), scored["score"].to_numpy()
+
+
+def score_file(
+    path: Path, model: Model | None = None, since: str | None = None, split: str | None = None
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """`evaluate_file`'s metrics, and the measured payments with their scores (SCORE_COLUMNS,
+    `trans_time` as the file's wall clock)."""
     model = model or load_model()
     raw = read_sparkov_csv(path)
     if "is_fraud" not in raw.columns:
@@ -62,7 +95,31 @@ def evaluate_file(
     label = payments["is_fraud"].to_numpy(dtype=int)
     metrics = binary_metrics(label, score, model.threshold)
     metrics["model_version"] = model.version
-    return metrics, label, score
+    scored = payments.assign(
+        trans_time=local_wall_clock(payments["trans_time"]),
+        is_fraud=label,
+        score=score,
+        flagged=score >= model.threshold,
+    )
+    return metrics, scored.loc[:, list(SCORE_COLUMNS)].reset_index(drop=True)
+
+
+def monthly_figures(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """`binary_metrics` of each calendar month of `scored` (`score_file`'s frame)."""
+    rows = []
+    for month, part in scored.groupby(scored["trans_time"].dt.strftime("%Y-%m"), sort=True):
+        figures = binary_metrics(part["is_fraud"].to_numpy(), part["score"].to_numpy(), threshold)
+        rows.append({"month": month, **figures})
+    return pd.DataFrame(rows)
+
+
+def write_scores(out_dir: Path, scored: pd.DataFrame, threshold: float) -> list[Path]:
+    """The per-payment scores (Parquet) and the per-month figures (CSV) under `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores_path, monthly_path = out_dir / SCORES_FILE, out_dir / MONTHLY_FILE
+    scored.to_parquet(scores_path, index=False)
+    monthly_figures(scored, threshold).to_csv(monthly_path, index=False, float_format="%.6g")
+    return [scores_path, monthly_path]
 
 
 def _split_rows(
@@ -77,6 +134,9 @@ def _split_rows(
         return raw[cold_start_rows(raw, "unseen")].reset_index(drop=True), since
     if split == "known-customers-later":
         return raw[row_groups(raw) == "train"].reset_index(drop=True), since or str(UNSEEN_START)
+    if split in ("validation-tune", "validation-untouched"):
+        part: ValidationPart = "tune" if split == "validation-tune" else "untouched"
+        return raw[validation_run_rows(raw, part)].reset_index(drop=True), since
     raise ValueError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
 
 
@@ -147,19 +207,22 @@ def main(
 
     `as_json` prints one JSON object instead; `since` measures only payments from that time on
     (earlier ones give history); `split` measures one part of the training file (SPLITS);
-    `out` is a directory for the PR-curve and confusion-matrix PNGs.
+    `out` is a directory for the PR-curve and confusion-matrix PNGs, the per-payment scores
+    (SCORES_FILE) and the per-month figures (MONTHLY_FILE).
     """
     path = Path(data)
     if not path.exists():
         print(f"evaluate: {path} does not exist", file=sys.stderr)
         return 2
     try:
-        metrics, label, score = evaluate_file(path, since=since, split=split)
+        metrics, scored = score_file(path, since=since, split=split)
     except ValueError as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
     if out:
+        label, score = scored["is_fraud"].to_numpy(), scored["score"].to_numpy()
         write_plots(Path(out), metrics, label, score)
+        write_scores(Path(out), scored, metrics["threshold"])
     if as_json:
         print(json.dumps({k: metrics[k] for k in JSON_KEYS}))
         return 0
@@ -174,6 +237,14 @@ def main(
     )
     print(f"false-positive rate {metrics['fpr']:.4%}")
     print(f"TP {metrics['tp']:,}  FP {metrics['fp']:,}  FN {metrics['fn']:,}  TN {metrics['tn']:,}")
+    months = monthly_figures(scored, metrics["threshold"])
+    if len(months) > 1:
+        print("by month:")
+        for row in months.itertuples():
+            print(
+                f"  {row.month}: {row.n:,} payments, {row.n_fraud:,} frauds, PR-AUC "
+                f"{row.pr_auc:.4f}, precision {row.precision:.4f}, recall {row.recall:.4f}"
+            )
     if out:
-        print(f"plots written to {out}")
+        print(f"plots, {SCORES_FILE} and {MONTHLY_FILE} written to {out}")
     return 0

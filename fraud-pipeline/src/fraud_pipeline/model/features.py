@@ -5,7 +5,10 @@ Two kinds of features:
   merchant, category, gender, city population);
 - card-history features, from the same card's payments in the LOOKBACK window before it (counts
   and sums over 1 h / 24 h / 7 d / 30 d, time since the previous payment, amount against the card's
-  usual amount, first time in this category, night-time activity).
+  usual amount, first time in this category, night-time activity);
+- episode features, so that the small payments of a fraud episode score high too: the card's
+  largest amount and its night spending in the 24 h and 7 d before, the previous payment's
+  amount and whether it was at night.
 
 History only ever looks back `LOOKBACK`, so the DAG computes exactly the offline numbers from the
 card's last 30 days in PostgreSQL plus the current batch (proved by tests/model/test_features.py).
@@ -50,6 +53,12 @@ HISTORY_NUMERIC: Final[tuple[str, ...]] = (
     "card_category_count_24h",
     "card_category_share_30d",
     "amt_vs_card_category_mean_30d",
+    "prev_amt",
+    "prev_is_night",
+    "card_max_amt_24h",
+    "card_night_sum_24h",
+    "card_max_amt_7d",
+    "card_night_sum_7d",
 )
 NUMERIC: Final[tuple[str, ...]] = ROW_NUMERIC + HISTORY_NUMERIC
 FEATURE_COLUMNS: Final[tuple[str, ...]] = NUMERIC + CATEGORICAL
@@ -164,6 +173,16 @@ def history_features(payments: pd.DataFrame, history: pd.DataFrame | None = None
     seen = out["card_count_7d"] > 0
     previous = seconds - np.concatenate([[np.nan], seconds[:-1]])
     out["secs_since_prev"] = np.where(seen, np.minimum(previous, WINDOWS["7d"]), WINDOWS["7d"])
+    # The previous payment (within 7 days, as secs_since_prev): its amount, and if at night.
+    out["prev_amt"] = np.where(seen, np.concatenate([[0.0], amt[:-1]]), 0.0)
+    out["prev_is_night"] = np.where(seen, np.concatenate([[0.0], night[:-1]]), 0.0)
+
+    # The episode so far: the card's largest and its night spending in the 24 h / 7 d before.
+    csum_night_amt = np.concatenate([[0.0], np.cumsum(amt * night)])
+    for name in ("24h", "7d"):
+        start = _prior_start(card, seconds, WINDOWS[name])
+        out[f"card_max_amt_{name}"] = _window_max(amt, start, position)
+        out[f"card_night_sum_{name}"] = csum_night_amt[position] - csum_night_amt[start]
 
     # Same card and category: re-sort by (card|category, time) and count earlier rows.
     card_category = pd.factorize(rows["card_token"] + "|" + rows["category"].astype(str))[0]
@@ -188,6 +207,28 @@ def history_features(payments: pd.DataFrame, history: pd.DataFrame | None = None
     )
     result = result[result["_target"]].sort_values("_order")
     return result.drop(columns=["_target", "_order"]).set_axis(payments.index)
+
+
+def _window_max(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Per row, max(values[start:end]) (0 for an empty range), with a sparse table of
+    power-of-two ranges: as many levels as the longest range needs."""
+    length = end - start
+    out = np.zeros(len(values))
+    longest = int(length.max()) if len(length) else 0
+    if longest == 0:
+        return out
+    levels = [values.astype(float)]
+    while 2 ** len(levels) <= longest:
+        half = 2 ** (len(levels) - 1)
+        last = levels[-1]
+        levels.append(np.maximum(last, np.concatenate([last[half:], np.full(half, -np.inf)])))
+    nonempty = length > 0
+    level = np.zeros(len(values), dtype=int)
+    level[nonempty] = np.floor(np.log2(length[nonempty])).astype(int)
+    table = np.vstack(levels)
+    left = table[level, start]
+    right = table[level, np.maximum(end - 2**level, 0)]
+    return np.where(nonempty, np.maximum(left, right), 0.0)
 
 
 def _ratio_to_mean(amt: np.ndarray, total: np.ndarray, count: np.ndarray) -> np.ndarray:

@@ -72,3 +72,22 @@ def recall_at_fpr(label: np.ndarray, score: np.ndarray, *, max_fpr: float) -> di
         "max_fpr": max_fpr,
         "threshold_at_fpr": float(thresholds[best]),
     }
+
+
+def calibration(label: np.ndarray, score: np.ndarray, bins: int = 10) -> dict[str, float]:
+    """How far probabilities are from the observed fraud rates: the mean score beside the fraud
+    rate, the Brier score, and the expected calibration error over `bins` equal-width bins."""
+    label = np.asarray(label, dtype=float)
+    score = np.asarray(score, dtype=float)
+    which = np.minimum((score * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            error += inside.mean() * abs(score[inside].mean() - label[inside].mean())
+    return {
+        "mean_score": float(score.mean()),
+        "fraud_rate": float(label.mean()),
+        "brier": float(np.mean((score - label) ** 2)),
+        "expected_calibration_error": float(error),
+    }

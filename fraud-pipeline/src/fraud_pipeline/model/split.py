@@ -19,12 +19,14 @@ COLD_DAYS, as if the card were new at that date (its history read from that date
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from collections.abc import Mapping
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
 
 Group = Literal["train", "validation", "unseen"]
+ValidationPart = Literal["tune", "untouched"]
 
 SPLIT_SEED: Final = 14
 UNSEEN_START: Final = pd.Timestamp("2019-08-01")
@@ -36,17 +38,39 @@ SHARES: Final[dict[Group, float]] = {"train": 0.5, "validation": 0.25, "unseen":
 COLD_RESTARTS: Final = pd.date_range("2019-01-04", UNSEEN_START - pd.Timedelta(days=7), freq="84h")
 COLD_DAYS: Final = pd.Timedelta(days=7)
 
+# The validation run (another seed and period, every card new on 1 January 2020) is split by
+# customer: `tune` chooses the model, stops the boosting and sets the threshold; `untouched` is
+# read by nothing but the final measurement (`evaluate --split validation-untouched`).
+VALIDATION_RUN_SEED: Final = 31
+VALIDATION_RUN_SHARES: Final[dict[ValidationPart, float]] = {"tune": 0.5, "untouched": 0.5}
+
 
 def card_groups(raw: pd.DataFrame) -> pd.Series:
     """Each card number of a labelled Sparkov frame → its group (same file and seed, same split)."""
+    return _stratified_cards(raw, SHARES, SPLIT_SEED)
+
+
+def validation_run_groups(raw: pd.DataFrame) -> pd.Series:
+    """Each card of the validation run (`sparkov_validation_2020h1`) → `tune` or `untouched`
+    (VALIDATION_RUN_SHARES, same stratified seeded shuffle as `card_groups`)."""
+    return _stratified_cards(raw, VALIDATION_RUN_SHARES, VALIDATION_RUN_SEED)
+
+
+def validation_run_rows(raw: pd.DataFrame, part: ValidationPart) -> np.ndarray:
+    """Rows of the validation run's cards in `part`."""
+    return (raw["cc_num"].map(validation_run_groups(raw)) == part).to_numpy()
+
+
+def _stratified_cards(raw: pd.DataFrame, shares: Mapping[Any, float], seed: int) -> pd.Series:
+    """Cards shuffled with `seed` into `shares`, compromised and clean cards each on their own."""
     has_fraud = raw.groupby("cc_num")["is_fraud"].max().sort_index()
-    rng = np.random.default_rng(SPLIT_SEED)
-    groups: dict[str, Group] = {}
+    rng = np.random.default_rng(seed)
+    groups: dict[str, str] = {}
     for flag in (0, 1):
         cards = has_fraud.index[has_fraud.to_numpy() == flag].to_numpy()
         cards = cards[rng.permutation(len(cards))]
-        bounds = np.cumsum([0.0, *SHARES.values()]) * len(cards)
-        for name, start, end in zip(SHARES, bounds[:-1], bounds[1:], strict=True):
+        bounds = np.cumsum([0.0, *shares.values()]) * len(cards)
+        for name, start, end in zip(shares, bounds[:-1], bounds[1:], strict=True):
             groups.update(dict.fromkeys(cards[round(start) : round(end)], name))
     return pd.Series(groups, name="group").sort_index()
 

@@ -194,6 +194,23 @@ def _since_previous(value: float, facts: Facts) -> str:
     return f"{value / 3600:,.0f} h after this card's previous payment"
 
 
+def _episode(window: str, some: str, none: str) -> Callable[[float, Facts], str]:
+    """A sum or a largest amount of the card's payments in the `window` before: `some` with the
+    amount ({money}) and the window ({window}), or `none` when it is 0 (nothing there)."""
+
+    def sentence(value: float, facts: Facts) -> str:
+        text = some if value > 0 else none
+        return text.format(money=format_money(value), window=_WINDOW_WORDS[window])
+
+    return sentence
+
+
+def _previous_amount(value: float, facts: Facts) -> str:
+    if value <= 0:
+        return "first payment by this card in 7 days"
+    return f"this card's previous payment was {format_money(value)}"
+
+
 _SENTENCES: Final[dict[str, Callable[[float, Facts], str]]] = {
     "amt": _amount("30d"),
     "log_amt": _amount("30d"),
@@ -223,6 +240,28 @@ _SENTENCES: Final[dict[str, Callable[[float, Facts], str]]] = {
     ),
     "card_category_share_30d": _category_share,
     "amt_vs_card_category_mean_30d": _category_amount,
+    "prev_amt": _previous_amount,
+    "prev_is_night": lambda value, facts: (
+        "this card's previous payment was at night"
+        if value >= 0.5
+        else "this card's previous payment was by day"
+    ),
+    **{
+        f"card_max_amt_{window}": _episode(
+            window,
+            "largest payment by this card in the {window} before: {money}",
+            "first payment by this card in {window}",
+        )
+        for window in ("24h", "7d")
+    },
+    **{
+        f"card_night_sum_{window}": _episode(
+            window,
+            "{money} spent at night in the {window} before",
+            "no night payment by this card in the {window} before",
+        )
+        for window in ("24h", "7d")
+    },
 }
 
 
