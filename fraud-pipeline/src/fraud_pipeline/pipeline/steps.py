@@ -171,21 +171,28 @@ def extract(
 
 
 def not_stored(conn: Connection, raw: pd.DataFrame) -> pd.DataFrame:
-    """The rows of `raw` whose key is neither stored nor waiting in the inbox: what a look-back
+    """The rows of `raw` whose key is neither stored, waiting in the inbox nor quarantined: what a look-back
     keeps. The others are dropped here, before tokenising, landing and validation, so that
     re-reading is one indexed query (a re-delivery with other contents is judged, and
     quarantined, when its own window is fetched again, not in a look-back)."""
     if raw.empty or "trans_num" not in raw:
-        return raw
-    keys = raw["trans_num"].astype(str).tolist()
+        return raw[:0]
+    # Only rows with a key can be told apart from what was stored: a keyless or non-object item
+    # was judged (quarantined) when its own window was fetched, not again at each look-back.
+    keyed = raw["trans_num"].map(lambda key: isinstance(key, str) and key != "").to_numpy()
+    raw = raw[keyed]
+    keys = raw["trans_num"].tolist()
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT trans_num FROM payments_scored WHERE trans_num = ANY(%(keys)s) "
-            "UNION ALL SELECT trans_num FROM payments_inbox WHERE trans_num = ANY(%(keys)s)",
+            "SELECT trans_num FROM payments_scored WHERE trans_num = ANY(%(keys)s::text[]) "
+            "UNION ALL SELECT trans_num FROM payments_inbox WHERE trans_num = ANY(%(keys)s::text[]) "
+            # quarantined when its own window was fetched: judged once, not at every look-back
+            "UNION ALL SELECT trans_num FROM payments_quarantine "
+            "WHERE trans_num = ANY(%(keys)s::text[])",
             {"keys": keys},
         )
         known = {row[0] for row in cur.fetchall()}
-    return raw[~raw["trans_num"].astype(str).isin(known).to_numpy()]
+    return raw[~raw["trans_num"].isin(known).to_numpy()]
 
 
 # -- validate ---------------------------------------------------------------------------------
