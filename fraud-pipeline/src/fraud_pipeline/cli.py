@@ -67,6 +67,12 @@ def _train(args: argparse.Namespace) -> int:
     )
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from fraud_pipeline.model.tune import main
+
+    return main(sample_rows=args.sample_rows, threads=args.threads)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from fraud_pipeline.model.evaluate import main
 
@@ -302,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
         " frauds as frauds, false alarms as legitimate; train part only",
     )
     train.set_defaults(handler=_train)
+
+    tune = commands.add_parser(
+        "tune",
+        help="fit each change tried against the final setting and print its figures on the"
+        " validation run's tune half (a Markdown table)",
+    )
+    tune.add_argument("--sample-rows", type=int, help="on about N rows of each file (quick runs)")
+    tune.add_argument("--threads", type=int, default=1, help="XGBoost threads (default 1)")
+    tune.set_defaults(handler=_tune)
 
     evaluate = commands.add_parser("evaluate", help="score a Sparkov CSV and print the metrics")
     evaluate.add_argument("--data", required=True, help="Sparkov-format FILE.csv[.gz]")

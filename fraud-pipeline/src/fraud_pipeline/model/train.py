@@ -12,8 +12,10 @@ stops the boosting and sets the threshold (configured goal), raised if needed so
 validation customers' real rows before the public test period keep false alarms under
 REAL_MAX_FPR; its `untouched` half is never read here (only `evaluate --split
 validation-untouched` measures it). The training customers' later months are only measured
-too; the real test period is not read at all (`evaluate --since`). Same data and seed give the
-same model, metrics and artifacts (`make train`).
+too; the real test period is not scored here (`evaluate --since` measures it). Same data and
+seed give the same model, metrics and artifacts (`make train`). `read_parts` (the files, split
+and featurised) and `fit` (boosting, calibration, threshold) are also what `model.tune` runs
+for each change it measures.
 
 `--with-reviews` adds the analysts' verdicts on scored payments (`model.reviews`) to the train
 part only, never to what is measured; without it, nothing reads the database. Retraining
@@ -26,6 +28,7 @@ import hashlib
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
@@ -82,8 +85,8 @@ REVIEW_WEIGHT = REAL_WEIGHT  # reviewed payments too: few, real, and labelled by
 RECENT_WEIGHT = 1.0  # recent production payments: as many as the files' rows, weighed alike
 
 # Directions known from how fraud looks (data/README.md: at night, in episodes of large
-# amounts): the score may only rise with these. Measured on the validation run's tune half
-# (README, Model): PR-AUC 0.9689 without, 0.9713 with.
+# amounts): the score may only rise with these. On the validation run's tune half they change
+# nothing measurable (`fraud-pipeline tune`; README, Model): a safeguard, not a gain.
 MONOTONE: dict[str, int] = {
     "is_night": 1,
     "card_night_count_24h": 1,
@@ -137,7 +140,7 @@ def labelled(path: Path, *, sample_rows: int | None = None) -> tuple[pd.DataFram
     return raw, to_payments(raw)
 
 
-def build_preprocess() -> Any:
+def build_preprocess(numeric: tuple[str, ...] = NUMERIC) -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder
 
@@ -148,7 +151,7 @@ def build_preprocess() -> Any:
         dtype=np.float32,
     )
     return ColumnTransformer(
-        [("num", "passthrough", list(NUMERIC)), ("cat", encoder, list(CATEGORICAL))],
+        [("num", "passthrough", list(numeric)), ("cat", encoder, list(CATEGORICAL))],
         verbose_feature_names_out=False,
     )
 
@@ -194,6 +197,193 @@ def _calibrated(booster: Any, class_weight: float) -> Any:
     return xgboost.Booster(model_file=bytearray(booster.save_raw(raw_format="ubj")))
 
 
+@dataclass
+class Parts:
+    """What training reads, featurised once (`read_parts`): the train part, the validation
+    run's tune half, and the parts only measured."""
+
+    gen_raw: pd.DataFrame
+    gen_pay: pd.DataFrame
+    gen_feat: pd.DataFrame
+    gen_train: np.ndarray
+    seen_later: np.ndarray
+    real_pay: pd.DataFrame
+    real_train: np.ndarray
+    real_val_feat: pd.DataFrame
+    real_val_label: np.ndarray
+    tune_pay: pd.DataFrame
+    tune_feat: pd.DataFrame
+    cold: dict[str, pd.DataFrame]
+    cold_feat: dict[str, pd.DataFrame]
+    replica_rows: int
+    train_frame: pd.DataFrame
+    train_label: np.ndarray
+    train_weight: np.ndarray
+    replica: np.ndarray  # which train_frame rows are cold-start replicas
+
+    @property
+    def tune_label(self) -> np.ndarray:
+        return self.tune_pay["is_fraud"].to_numpy(dtype=int)
+
+    @property
+    def tune_first_month(self) -> np.ndarray:
+        """The tune half's January 2020 rows: every card new."""
+        return (local_wall_clock(self.tune_pay["trans_time"]).dt.month == 1).to_numpy()
+
+
+def read_parts(sample_rows: int | None = None) -> Parts:
+    """Read the three files, split them (module docstring) and featurise every part."""
+    settings = get_settings()
+    log.info("reading and featurising %s", GENERATED_FILE.name)
+    gen_raw, gen_pay = labelled(GENERATED_FILE, sample_rows=sample_rows)
+    gen_feat = feature_frame(gen_pay)  # training customers: history from the whole file
+    log.info("reading and featurising %s", REAL_FILE.name)
+    real_raw, real_pay = labelled(REAL_FILE, sample_rows=sample_rows and sample_rows // 4)
+    real_feat = feature_frame(real_pay)
+    log.info("reading and featurising %s (its tune half only)", VALIDATION_FILE.name)
+    run_raw, run_pay = labelled(VALIDATION_FILE, sample_rows=sample_rows and sample_rows // 2)
+    tune_pay = run_pay[validation_run_rows(run_raw, "tune")].reset_index(drop=True)
+    del run_raw, run_pay  # the untouched half: read by nothing but the final measurement
+
+    groups = row_groups(gen_raw)
+    later = from_unseen_start(gen_raw)
+    gen_train = (groups == "train") & ~later
+    real_local = real_pay["trans_time"].dt.tz_convert(settings.business_tz).dt.tz_localize(None)
+    real_test = (real_local >= REAL_TEST_START).to_numpy()
+    # The validation customers' real rows are kept out too: the threshold must also hold the
+    # false-positive rate on real rows (REAL_MAX_FPR), which the generated year cannot show:
+    # the higher of the goal's threshold (the tune half) and REAL_MAX_FPR's.
+    real_val = ~real_test & (row_groups(real_raw) == "validation")
+    real_train = ~real_test & ~real_val
+
+    # New customers: only their payments from UNSEEN_START, featurised alone (cold start).
+    cold = {
+        name: gen_pay[cold_start_rows(gen_raw, name)].reset_index(drop=True)
+        for name in ("validation", "unseen")
+    }
+    log.info("featurising the training cards' cold-start replicas")
+    replicas = cold_start_replicas(gen_raw, gen_pay, gen_train)
+    kinds = np.repeat([0, 1, 2], [gen_train.sum(), len(replicas), real_train.sum()])
+    return Parts(
+        gen_raw=gen_raw,
+        gen_pay=gen_pay,
+        gen_feat=gen_feat,
+        gen_train=gen_train,
+        seen_later=(groups == "train") & later,
+        real_pay=real_pay,
+        real_train=real_train,
+        real_val_feat=real_feat[real_val],
+        real_val_label=real_pay.is_fraud[real_val].to_numpy(dtype=int),
+        tune_pay=tune_pay,
+        tune_feat=feature_frame(tune_pay),
+        cold=cold,
+        cold_feat={name: feature_frame(pay) for name, pay in cold.items()},
+        replica_rows=len(replicas),
+        train_frame=pd.concat(
+            [gen_feat[gen_train], feature_frame(replicas), real_feat[real_train]]
+        ),
+        train_label=np.concatenate(
+            [gen_pay.is_fraud[gen_train], replicas.is_fraud, real_pay.is_fraud[real_train]]
+        ),
+        train_weight=np.where(kinds == 2, REAL_WEIGHT, 1.0),
+        replica=kinds == 1,
+    )
+
+
+@dataclass
+class Fitted:
+    """A booster fitted by `fit`, its transformer, and the threshold chosen for it."""
+
+    preprocess: Any
+    booster: Any
+    best: int
+    goal: Literal["f1", "recall_at_precision"]
+    goal_threshold: float
+    fpr_threshold: float
+    tune_score: np.ndarray
+    real_val_score: np.ndarray
+
+    @property
+    def threshold(self) -> float:
+        return max(self.goal_threshold, self.fpr_threshold)
+
+    @property
+    def names(self) -> list[str]:
+        return [str(n) for n in self.preprocess.get_feature_names_out()]
+
+    def matrix(self, frame: pd.DataFrame, label: Any = None, weight: Any = None) -> Any:
+        return _matrix(self.preprocess, frame, label, weight)
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.booster.predict(self.matrix(frame)))
+
+
+def _matrix(preprocess: Any, frame: pd.DataFrame, label: Any = None, weight: Any = None) -> Any:
+    import xgboost
+
+    x = np.asarray(preprocess.transform(frame), dtype=np.float32)
+    names = [str(n) for n in preprocess.get_feature_names_out()]
+    label = None if label is None else np.asarray(label, dtype=float)
+    return xgboost.DMatrix(x, label=label, weight=weight, feature_names=names)
+
+
+def fit(
+    parts: Parts,
+    frame: pd.DataFrame,
+    label: np.ndarray,
+    weight: np.ndarray,
+    *,
+    goal: Literal["f1", "recall_at_precision"] = "recall_at_precision",
+    min_precision: float = 0.9,
+    params: dict[str, Any] = PARAMS,
+    numeric: tuple[str, ...] = NUMERIC,
+    rounds: int = ROUNDS,
+) -> Fitted:
+    """Boost on `frame` (only `numeric` of the numeric features), stop early on the tune half,
+    calibrate, and choose the threshold (tune half's goal, raised to REAL_MAX_FPR's)."""
+    import xgboost
+
+    preprocess = build_preprocess(numeric).fit(frame.loc[:, list(FEATURE_COLUMNS)])
+    dtune = _matrix(preprocess, parts.tune_feat, parts.tune_label)
+    if "monotone_constraints" in params:  # only on the features this booster has, if any
+        wanted = params["monotone_constraints"]
+        kept = {k: wanted[k] for k in wanted if k in numeric}
+        params = {
+            k: kept if k == "monotone_constraints" else v
+            for k, v in params.items()
+            if kept or k != "monotone_constraints"
+        }
+    progress = _Progress(rounds)
+    booster = xgboost.train(
+        params,
+        _matrix(preprocess, frame, label, weight),
+        num_boost_round=rounds,
+        evals=[(dtune, "validation_run_tune")],
+        early_stopping_rounds=EARLY_STOPPING,
+        verbose_eval=False,
+        callbacks=[progress.callback],
+    )
+    progress.bar.close()
+    best = booster.best_iteration + 1
+    booster = _calibrated(booster[:best], params["scale_pos_weight"])
+    tune_score = booster.predict(dtune)
+    try:
+        goal_threshold = choose_threshold(
+            parts.tune_label, tune_score, goal=goal, min_precision=min_precision
+        )
+    except ValueError:  # a small sample (--sample-rows) may not reach the precision: best F1
+        log.warning("no threshold reaches precision %s on the tune half: best F1", min_precision)
+        goal = "f1"
+        goal_threshold = choose_threshold(parts.tune_label, tune_score, goal=goal)
+    real_val_score = booster.predict(_matrix(preprocess, parts.real_val_feat))
+    fpr_threshold = recall_at_fpr(parts.real_val_label, real_val_score, max_fpr=REAL_MAX_FPR)[
+        "threshold_at_fpr"
+    ]
+    return Fitted(
+        preprocess, booster, best, goal, goal_threshold, fpr_threshold, tune_score, real_val_score
+    )
+
+
 def train(
     out_dir: Path,
     *,
@@ -208,52 +398,20 @@ def train(
     `with_reviews` also trains on the reviewed payments in PostgreSQL (read first: an unreachable
     database fails before the long work); `recent` adds labelled recent payments (retraining).
     """
-    import xgboost
-
-    settings = get_settings()
     reviewed = load_reviewed_examples() if with_reviews else None
-    log.info("reading and featurising %s", GENERATED_FILE.name)
-    gen_raw, gen_pay = labelled(GENERATED_FILE, sample_rows=sample_rows)
-    gen_feat = feature_frame(gen_pay)  # training customers: history from the whole file
-    log.info("reading and featurising %s", REAL_FILE.name)
-    real_raw, real_pay = labelled(REAL_FILE, sample_rows=sample_rows and sample_rows // 4)
-    real_feat = feature_frame(real_pay)
-    log.info("reading and featurising %s (its tune half only)", VALIDATION_FILE.name)
-    run_raw, run_pay = labelled(VALIDATION_FILE, sample_rows=sample_rows and sample_rows // 2)
-    tune_pay = run_pay[validation_run_rows(run_raw, "tune")].reset_index(drop=True)
-    del run_raw, run_pay  # the untouched half: read by nothing but the final measurement
-    tune_feat = feature_frame(tune_pay)
-
-    groups = row_groups(gen_raw)
-    later = from_unseen_start(gen_raw)
-    gen_train = (groups == "train") & ~later
-    seen_later = (groups == "train") & later
-    real_local = real_pay["trans_time"].dt.tz_convert(settings.business_tz).dt.tz_localize(None)
-    real_test = (real_local >= REAL_TEST_START).to_numpy()
-    # The validation customers' real rows are kept out too: the threshold must also hold the
-    # false-positive rate on real rows (REAL_MAX_FPR), which the generated year cannot show:
-    # the higher of the goal's threshold (generated new customers) and REAL_MAX_FPR's.
-    real_val = ~real_test & (row_groups(real_raw) == "validation")
-    real_train = ~real_test & ~real_val
-
-    # New customers: only their payments from UNSEEN_START, featurised alone (cold start).
-    cold = {
-        name: gen_pay[cold_start_rows(gen_raw, name)].reset_index(drop=True)
-        for name in ("validation", "unseen")
-    }
-    cold_feat = {name: feature_frame(pay) for name, pay in cold.items()}
-
-    log.info("featurising the training cards' cold-start replicas")
-    replicas = cold_start_replicas(gen_raw, gen_pay, gen_train)
-    train_frame = pd.concat([gen_feat[gen_train], feature_frame(replicas), real_feat[real_train]])
-    train_label = np.concatenate(
-        [gen_pay.is_fraud[gen_train], replicas.is_fraud, real_pay.is_fraud[real_train]]
-    )
-    train_weight = np.concatenate(
-        [np.ones(gen_train.sum() + len(replicas)), np.full(real_train.sum(), REAL_WEIGHT)]
+    parts = read_parts(sample_rows)
+    gen_raw, gen_pay, gen_feat = parts.gen_raw, parts.gen_pay, parts.gen_feat
+    gen_train, seen_later, real_pay = parts.gen_train, parts.seen_later, parts.real_pay
+    cold, cold_feat, tune_pay = parts.cold, parts.cold_feat, parts.tune_pay
+    train_frame, train_label, train_weight = (
+        parts.train_frame,
+        parts.train_label,
+        parts.train_weight,
     )
     # Database rows never on a card whose rows are measured (validation, test) nor a file row.
-    measured_cards = pd.concat([gen_pay.card_token[~gen_train], real_pay.card_token[~real_train]])
+    measured_cards = pd.concat(
+        [gen_pay.card_token[~gen_train], real_pay.card_token[~parts.real_train]]
+    )
     file_rows = pd.concat([gen_pay.trans_num, real_pay.trans_num])
     kept: dict[str, Examples] = {}
     for name, examples, weight in (
@@ -275,54 +433,22 @@ def train(
     added = cast(ReviewedExamples | None, kept.get("reviewed"))
     recent_added = kept.get("recent")
 
-    preprocess = build_preprocess().fit(train_frame.loc[:, list(FEATURE_COLUMNS)])
-    names = [str(n) for n in preprocess.get_feature_names_out()]
-
-    def matrix(frame: pd.DataFrame, label: Any, weight: Any = None) -> xgboost.DMatrix:
-        x = np.asarray(preprocess.transform(frame), dtype=np.float32)
-        return xgboost.DMatrix(
-            x, label=np.asarray(label, dtype=float), weight=weight, feature_names=names
-        )
-
-    dtrain = matrix(train_frame, train_label, train_weight)
-    tune_label = tune_pay.is_fraud.to_numpy(dtype=int)
-    dtune = matrix(tune_feat, tune_label)
-    progress = _Progress(ROUNDS)
-    booster = xgboost.train(
-        PARAMS,
-        dtrain,
-        num_boost_round=ROUNDS,
-        evals=[(dtune, "validation_run_tune")],
-        early_stopping_rounds=EARLY_STOPPING,
-        verbose_eval=False,
-        callbacks=[progress.callback],
+    fitted = fit(
+        parts, train_frame, train_label, train_weight, goal=goal, min_precision=min_precision
     )
-    progress.bar.close()
-    best = booster.best_iteration + 1
-    booster = _calibrated(booster[:best], PARAMS["scale_pos_weight"])
+    preprocess, booster, best, goal = fitted.preprocess, fitted.booster, fitted.best, fitted.goal
+    threshold, names = fitted.threshold, fitted.names
+    goal_threshold, fpr_threshold = fitted.goal_threshold, fitted.fpr_threshold
 
     def measured(frame: pd.DataFrame, label: Any) -> dict[str, Any]:
-        label = np.asarray(label, dtype=int)
-        return binary_metrics(label, booster.predict(matrix(frame, label)), threshold)
+        return binary_metrics(np.asarray(label, dtype=int), fitted.score(frame), threshold)
 
-    tune_score = booster.predict(dtune)
-    try:
-        goal_threshold = choose_threshold(
-            tune_label, tune_score, goal=goal, min_precision=min_precision
-        )
-    except ValueError:  # a small sample (--sample-rows) may not reach the precision: best F1
-        log.warning("no threshold reaches precision %s on the tune half: best F1", min_precision)
-        goal = "f1"
-        goal_threshold = choose_threshold(tune_label, tune_score, goal=goal)
-    real_val_label = real_pay.is_fraud[real_val].to_numpy(dtype=int)
-    real_val_score = booster.predict(matrix(real_feat[real_val], real_val_label))
-    fpr_threshold = recall_at_fpr(real_val_label, real_val_score, max_fpr=REAL_MAX_FPR)[
-        "threshold_at_fpr"
-    ]
-    threshold = max(goal_threshold, fpr_threshold)
-    first_month = (local_wall_clock(tune_pay["trans_time"]).dt.month == 1).to_numpy()
-    val_label = cold["validation"].is_fraud.to_numpy(dtype=int)
-    val_score = booster.predict(matrix(cold_feat["validation"], val_label))
+    tune_label, tune_score, first_month = (
+        parts.tune_label,
+        fitted.tune_score,
+        parts.tune_first_month,
+    )
+    val_score = fitted.score(cold_feat["validation"])
     # Figures of what training read (tune, real validation rows) and of what it did not; the
     # real test period is measured apart (`evaluate --since`), never here.
     metrics: dict[str, Any] = {
@@ -330,8 +456,12 @@ def train(
         "validation_run_tune_first_month": binary_metrics(
             tune_label[first_month], tune_score[first_month], threshold
         ),
-        "validation_real_rows": binary_metrics(real_val_label, real_val_score, threshold),
-        "validation_new_customers": binary_metrics(val_label, val_score, threshold),
+        "validation_real_rows": binary_metrics(
+            parts.real_val_label, fitted.real_val_score, threshold
+        ),
+        "validation_new_customers": binary_metrics(
+            cold["validation"].is_fraud.to_numpy(dtype=int), val_score, threshold
+        ),
         "test_new_customers": measured(cold_feat["unseen"], cold["unseen"].is_fraud),
         "test_known_customers_later": measured(gen_feat[seen_later], gen_pay.is_fraud[seen_later]),
     }
@@ -382,7 +512,7 @@ def train(
                 "first": str(COLD_RESTARTS[0]),
                 "every_hours": int(COLD_RESTARTS.freq.nanos // 3_600_000_000_000),
                 "days": COLD_DAYS.days,
-                "rows": len(replicas),
+                "rows": parts.replica_rows,
             },
             "rows_train": len(train_frame),
             "rows_validation": len(cold["validation"]),
