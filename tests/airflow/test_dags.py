@@ -349,9 +349,10 @@ def test_the_model_monitor_warns_once_when_the_amounts_drift(airflow_env, servic
     conn = connect()
     upsert_scored(conn, day_of(normal, seed=2))
     upsert_scored(conn, drifted)
-    with conn, conn.cursor() as cur:  # both days fully loaded: the sensor lets them through
+    with conn, conn.cursor() as cur:  # both days fully loaded, with the late-payment bound
+        bound = timedelta(minutes=get_settings().late_payment_lookback_min)  # past their ends
         watermark.advance(
-            cur, clock.day_start(shifted), clock.day_start(normal + timedelta(days=1))
+            cur, clock.day_start(shifted), clock.day_start(normal + timedelta(days=1)) + bound
         )
     env = {
         **airflow_env,

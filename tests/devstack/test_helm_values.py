@@ -176,7 +176,10 @@ def test_the_production_profile_accepts_the_pods_environment(values, monkeypatch
     for item in values["env"]:
         monkeypatch.setenv(item["name"], item["value"])
     for item in values["secret"]:
-        monkeypatch.setenv(item["envName"], f"from-secret-{item['secretKey']}")
+        value = f"from-secret-{item['secretKey']}"
+        if item["envName"].endswith("DATABASE_URL"):  # a URL, whatever the secret holds
+            value = f"postgresql://{value}@db.example.com:5432/fraud_db"
+        monkeypatch.setenv(item["envName"], value)
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db.example.com:5432/fraud_db")
     get_settings.cache_clear()
     try:

@@ -234,7 +234,7 @@ class Settings(BaseSettings):
         shown = re.sub(r":[^:@/]*@", ":***@", value)  # never a password in the message
         raise ValueError(
             f"{(info.field_name or '').upper()}={shown!r} is not a PostgreSQL URL: expected "
-            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+            "one like postgresql://fraud@db.example:5432/fraud_db (a password after the user)"
         )
 
     @model_validator(mode="after")
