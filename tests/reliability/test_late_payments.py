@@ -191,3 +191,12 @@ def test_the_summary_waits_for_the_bound_past_its_day(conn):
         assert watermark.day_incomplete(cur, day) is None  # without the bound: loaded
         watermark.advance(cur, last, last + bound)
         assert watermark.day_incomplete(cur, day, late_bound=bound) is None
+
+
+def test_the_look_back_keeps_items_without_a_key_for_validation(conn):
+    """A non-object or a payment without trans_num in a look-back is kept (validation
+    quarantines it), never an error: a run re-reading it must stay green (the hostile API)."""
+    from fraud_pipeline.pipeline.steps import not_stored
+
+    raw = pd.DataFrame({"trans_num": ["t-1", None, float("nan")], "amt": [1.0, 2.0, 3.0]})
+    assert len(not_stored(conn, raw)) == 3

@@ -177,15 +177,15 @@ def not_stored(conn: Connection, raw: pd.DataFrame) -> pd.DataFrame:
     quarantined, when its own window is fetched again, not in a look-back)."""
     if raw.empty or "trans_num" not in raw:
         return raw
-    keys = raw["trans_num"].astype(str).tolist()
+    keys = [str(key) for key in raw["trans_num"]]  # any item: a non-object has no key
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT trans_num FROM payments_scored WHERE trans_num = ANY(%(keys)s) "
-            "UNION ALL SELECT trans_num FROM payments_inbox WHERE trans_num = ANY(%(keys)s)",
+            "SELECT trans_num FROM payments_scored WHERE trans_num = ANY(%(keys)s::text[]) "
+            "UNION ALL SELECT trans_num FROM payments_inbox WHERE trans_num = ANY(%(keys)s::text[])",
             {"keys": keys},
         )
         known = {row[0] for row in cur.fetchall()}
-    return raw[~raw["trans_num"].astype(str).isin(known).to_numpy()]
+    return raw[[key not in known for key in keys]]
 
 
 # -- validate ---------------------------------------------------------------------------------
