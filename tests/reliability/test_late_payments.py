@@ -191,3 +191,21 @@ def test_the_summary_waits_for_the_bound_past_its_day(conn):
         assert watermark.day_incomplete(cur, day) is None  # without the bound: loaded
         watermark.advance(cur, last, last + bound)
         assert watermark.day_incomplete(cur, day, late_bound=bound) is None
+
+
+def test_the_look_back_keeps_only_keyed_payments_not_seen_before(conn):
+    """A look-back keeps a payment with a key that is neither stored, waiting nor quarantined;
+    a non-object or a payment without trans_num (judged, quarantined, when its own window was
+    fetched) and a quarantined one are not judged again at every look-back, and never raise:
+    a run re-reading them stays green (the hostile API; tests/airflow's poison-row runs)."""
+    from fraud_pipeline.pipeline.steps import not_stored
+
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO payments_quarantine (run_id, trans_num, reason, payload, payload_hash) "
+            "VALUES ('r', 't-bad', 'street: expected text, got list', '{}', 'h')"
+        )
+    raw = pd.DataFrame(
+        {"trans_num": ["t-1", None, float("nan"), "", "t-bad"], "amt": [1.0, 2.0, 3.0, 4.0, 5.0]}
+    )
+    assert not_stored(conn, raw)["trans_num"].tolist() == ["t-1"]
