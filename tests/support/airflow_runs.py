@@ -4,7 +4,7 @@ Not in the test's own process (`dag.test()` there would keep Airflow's settings 
 pytest's process between tests), but not a fresh one per call either: importing Airflow and the
 package costs 5-8 s, so each test worker keeps one interpreter per AIRFLOW_HOME
 (`airflow_worker.py`) that imported them once and runs each test's code with the test's own
-environment. `run_python(..., fresh=True)` runs in a new interpreter where that is the point.
+environment.
 """
 
 from __future__ import annotations
@@ -92,32 +92,21 @@ def close_interpreters() -> None:
         _interpreters.popitem()[1].close()
 
 
-def run_python(code: str, env: dict[str, str], timeout_s: float = 300, fresh: bool = False) -> str:
-    """Run `code` with `env` in this worker's Airflow interpreter for env's AIRFLOW_HOME (a new
-    interpreter when `fresh`); its output, or a failure showing its end.
+def run_python(code: str, env: dict[str, str], timeout_s: float = 300) -> str:
+    """Run `code` with `env` in this worker's Airflow interpreter for env's AIRFLOW_HOME; its
+    output, or a failure showing its end.
 
     The test's frozen instant (FRAUD_NOW now, e.g. from --clock-instants) wins over the one the
     session's `airflow_env` copied at its start."""
     if clock.FRAUD_NOW in os.environ:
         env = {**env, clock.FRAUD_NOW: os.environ[clock.FRAUD_NOW]}
-    code = textwrap.dedent(code)
-    if not fresh:
-        home = env.get("AIRFLOW_HOME", "")
-        interpreter = _interpreters.get(home)
-        if interpreter is None or not interpreter.alive():
-            interpreter = _interpreters[home] = AirflowInterpreter(env)
-        ok, output = interpreter.run(code, env, timeout_s)
-        assert ok, output[-6000:]
-        return output
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    home = env.get("AIRFLOW_HOME", "")
+    interpreter = _interpreters.get(home)
+    if interpreter is None or not interpreter.alive():
+        interpreter = _interpreters[home] = AirflowInterpreter(env)
+    ok, output = interpreter.run(textwrap.dedent(code), env, timeout_s)
+    assert ok, output[-6000:]
+    return output
 
 
 def dag_test(dag_id: str, logical_dates: list[str]) -> str:

@@ -45,6 +45,15 @@ def catch_up_window(
     return mark, min(end, mark + max_span)
 
 
+def loaded_range(
+    cur: psycopg2.extensions.cursor, name: str = NAME
+) -> tuple[datetime, datetime] | None:
+    """(loaded_from, loaded_until as landed), or None before the first window was landed."""
+    cur.execute("SELECT loaded_from, loaded_until FROM pipeline_watermark WHERE name = %s", (name,))
+    row = cur.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def lookback_start(
     cur: psycopg2.extensions.cursor, start: datetime, lookback: timedelta, name: str = NAME
 ) -> datetime:
@@ -54,8 +63,7 @@ def lookback_start(
     reach into the look-back): before the first landed window nothing was fetched, so nothing
     there can be late, and re-reading it would be a back-fill nobody asked for.
     """
-    cur.execute("SELECT loaded_from, loaded_until FROM pipeline_watermark WHERE name = %s", (name,))
-    row = cur.fetchone()
+    row = loaded_range(cur, name)
     if row is None or not lookback:
         return start
     since, until = row
@@ -77,8 +85,7 @@ def recheck_window(
     look-back; None when that is empty (horizon not past the look-back, nothing landed there)."""
     if horizon <= lookback:
         return None
-    cur.execute("SELECT loaded_from, loaded_until FROM pipeline_watermark WHERE name = %s", (name,))
-    row = cur.fetchone()
+    row = loaded_range(cur, name)
     if row is None:
         return None
     lower = max(start - horizon, row[0])
