@@ -13,7 +13,7 @@ XDIST := -n 2 --dist loadgroup
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## build .venv from requirements.lock (uv), with the package in editable mode, compiled
+install: $(STAMP)  ## build .venv from requirements.lock (uv), with the package in editable mode
 
 $(STAMP): requirements.lock fraud-pipeline/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make install: no $(PYTHON); Python 3.11 to 3.13 is required (make install PYTHON=/path/to/python3)" >&2; exit 1; }
@@ -23,7 +23,9 @@ $(STAMP): requirements.lock fraud-pipeline/pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	@# A .venv from before xgboost-cpu holds the GPU build: both install the same `xgboost` files.
 	@$(BIN)/uv pip uninstall --python $(BIN)/python --quiet xgboost nvidia-nccl-cu12 2>/dev/null || true
-	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements.lock
+	@# No --compile-bytecode: Python writes the bytecode of what is imported on first import;
+	@# compiling all of it up front cost 392 MB of .venv for modules never imported.
+	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e fraud-pipeline
 	$(BIN)/python -m compileall -q fraud-pipeline/src
 	touch $(STAMP)

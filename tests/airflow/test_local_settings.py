@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import uuid
@@ -65,6 +66,11 @@ def test_the_airflow_cli_works_on_the_stacks_own_state(tmp_path, database_url, c
         listed = capfd.readouterr().out
         assert all(dag_id in listed for dag_id in airflow_local.DAG_IDS), listed
         assert cli.main([*state, "dags", "list-runs", "fraud_pipeline"]) == 0
+        capfd.readouterr()
+        # Issue #32: machine-readable output is only that (no warning printed before it).
+        assert cli.main([*state, "dags", "list", "-o", "json"]) == 0
+        listed_json = json.loads(capfd.readouterr().out)
+        assert {d["dag_id"] for d in listed_json} >= set(airflow_local.DAG_IDS)
         assert not list(home.path.glob("*.db"))  # no stray sqlite metadata database
     finally:
         db.drop_database(metadata)

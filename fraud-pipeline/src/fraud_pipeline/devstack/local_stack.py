@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -210,6 +211,17 @@ def backfill_window(hours: int, history_days: int = 0) -> tuple[datetime, dateti
     return start.astimezone(midnight.tzinfo), clock.now().replace(microsecond=0)
 
 
+def run_states(runs: list[dict[str, Any]]) -> str:
+    """Runs counted by state for the status line; a run a stop interrupted (marked failed with
+    INTERRUPTED_NOTE, its minutes caught up at the next start) counts as interrupted, not failed."""
+    states: dict[str, int] = {}
+    for run in runs:
+        interrupted = run["state"] == "failed" and run.get("note") == airflow_local.INTERRUPTED_NOTE
+        state = "interrupted" if interrupted else str(run["state"])
+        states[state] = states.get(state, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no run yet"
+
+
 class LocalStack:
     """Prepares state, starts the services, reports, and stops them; `run()` is the CLI."""
 
@@ -245,11 +257,12 @@ class LocalStack:
         from fraud_pipeline.storage.migrate import migrate
 
         server, self._embedded = resolve_server(self.settings, self.state_dir)
-        where = "embedded server in " + str(self.state_dir / "pgdata") if self._embedded else server
-        self.say(f"PostgreSQL: {_redact(where)}")
         self.fraud_db_url = self.settings.database_url or db.with_database(
             server, self.settings.database_name
         )
+        # The pipeline's own database (not the server's maintenance one the stack connects to)
+        embedded = f" (embedded server in {self.state_dir / 'pgdata'})" if self._embedded else ""
+        self.say(f"PostgreSQL: {_redact(self.fraud_db_url)}{embedded}")
         applied = migrate(self.fraud_db_url)
         self.say(f"fraud_db migrated ({len(applied)} new migration(s))")
         return server
@@ -626,11 +639,7 @@ class LocalStack:
             client = self.airflow_client()
             try:
                 runs = client.dag_runs("fraud_pipeline", limit=100)
-                states: dict[str, int] = {}
-                for run in runs:
-                    states[run["state"]] = states.get(run["state"], 0) + 1
-                summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no run yet"
-                parts.append(f"fraud_pipeline runs: {summary}")
+                parts.append(f"fraud_pipeline runs: {run_states(runs)}")
             except (httpx.HTTPError, KeyError):
                 parts.append("fraud_pipeline runs: ?")
             finally:

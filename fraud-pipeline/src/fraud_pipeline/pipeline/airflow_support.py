@@ -41,13 +41,45 @@ MONITOR_CRON = "30 6 * * *"  # fraud_model_monitor
 DAILY_CRONS = (SUMMARY_CRON, MONITOR_CRON)
 
 
+class ConnectionUnavailable(RuntimeError):
+    """An Airflow connection could not be read: the task fails rather than fall back to the
+    environment's settings (which might name another database or mail server)."""
+
+
 def _airflow_connection(conn_id: str) -> Any | None:
+    """The Airflow connection `conn_id`, or None only when Airflow is absent or the connection
+    is defined nowhere and no secrets backend is configured.
+
+    Airflow's SDK logs a secrets backend's exception at debug level and then reports the
+    connection as undefined, so "not defined" is trusted only without a configured backend.
+    """
     try:
         from airflow.sdk import BaseHook
-
-        return BaseHook.get_connection(conn_id)
-    except Exception:  # not defined (AirflowNotFoundException) or not inside Airflow
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:  # not inside Airflow (the CLI, the model server image)
         return None
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        backend = _secrets_backend()
+        if backend:
+            raise ConnectionUnavailable(
+                f"Airflow connection {conn_id!r} was not found and a secrets backend is "
+                f"configured ({backend}): it may have failed (Airflow logs its errors at debug "
+                "level); refusing to fall back to the environment's settings"
+            ) from None
+        return None
+    except Exception as error:
+        raise ConnectionUnavailable(
+            f"reading Airflow connection {conn_id!r} failed: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _secrets_backend() -> str:
+    """The configured secrets backend (`[secrets] backend`), empty when none."""
+    from airflow.configuration import conf
+
+    return str(conf.get("secrets", "backend", fallback="") or "")
 
 
 def _psycopg2_from_airflow(connection: Any) -> psycopg2.extensions.connection:
