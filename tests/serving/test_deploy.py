@@ -300,3 +300,34 @@ def test_waiting_reports_a_failed_endpoint_with_its_reason():
         with pytest.raises(DeployError, match=r"is Failed: ping failed on /ping.*teardown"):
             waiting.wait_in_service()
     assert [line.split(":")[1].split()[0] for line in lines] == ["Creating", "Failed"]
+
+
+def test_teardown_waits_until_the_endpoint_is_gone_and_says_when_its_deletion_fails():
+    """boto3's `endpoint_deleted` waiter: Deleting is waited through; Failed stops with why."""
+    sagemaker = boto3.client(
+        "sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    endpoint = {
+        "EndpointName": "fraud-xgboost",
+        "EndpointArn": "arn:aws:sagemaker:eu-west-3:123456789012:endpoint/fraud-xgboost",
+        "EndpointConfigName": "fraud-xgboost-v1-abc",
+        "CreationTime": 0,
+        "LastModifiedTime": 0,
+    }
+    lines: list[str] = []
+    deleting = Deployer(
+        sagemaker, None, EndpointSpec("fraud-xgboost", None), poll_s=0, echo=lines.append
+    )
+    with Stubber(sagemaker) as stub:
+        stub.add_response("describe_endpoint", {**endpoint, "EndpointStatus": "Deleting"})
+        stub.add_client_error("describe_endpoint", **NOT_FOUND)
+        deleting.wait_deleted()
+        stub.assert_no_pending_responses()
+        stub.add_response("describe_endpoint", {**endpoint, "EndpointStatus": "Deleting"})
+        stub.add_response(
+            "describe_endpoint",
+            {**endpoint, "EndpointStatus": "Failed", "FailureReason": "instance stuck"},
+        )
+        with pytest.raises(DeployError, match="was not deleted: Failed: instance stuck"):
+            deleting.wait_deleted()
+    assert lines == ["endpoint fraud-xgboost deleted"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -121,13 +122,21 @@ def test_throttling_and_5xx_are_retried_until_success(faulty):
     np.testing.assert_allclose(result.probabilities, [0.25] * 3)
 
 
-def test_an_endpoint_that_stays_down_fails_clearly_after_its_retries(faulty):
+def test_an_endpoint_that_stays_down_fails_clearly_after_its_retries(faulty, caplog):
     url, script = faulty(status(503, "ServiceUnavailable"))
-    with pytest.raises(EndpointUnavailable) as error:
+    with (
+        caplog.at_level(logging.WARNING, logger="fraud_pipeline.serving.endpoint"),
+        pytest.raises(EndpointUnavailable) as error,
+    ):
         client(url, attempts=3).predict(ROWS)
     assert script.calls == 3
     message = str(error.value)
     assert "'fraud-xgboost'" in message and "status 503" in message and "batch 1/1" in message
+    assert "gave up after 3 attempts" in message
+    # Full jitter: the wait after attempt n is uniform in [0, min(max_delay, base * 2**n)].
+    waits = [(r.args[3], r.args[4]) for r in caplog.records if "retrying in" in r.getMessage()]
+    assert [attempt for attempt, _ in waits] == [1, 2]
+    assert all(0 <= wait <= min(0.05, 0.01 * 2**attempt) for attempt, wait in waits), waits
 
 
 def test_a_slow_endpoint_times_out_and_is_retried(faulty):

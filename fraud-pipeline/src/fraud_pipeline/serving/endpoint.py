@@ -1,7 +1,7 @@
 """The SageMaker endpoint client the DAG scores with (boto3 `sagemaker-runtime` invoke_endpoint).
 
 The matrix is cut into batches under SageMaker's payload limits (4 MB serverless, 6 MB real-time)
-and sent concurrently. Each batch is retried with exponential backoff and full jitter on
+and sent concurrently. Each batch is retried (tenacity) with exponential backoff and full jitter on
 throttling, 5xx and timeouts, within one overall wall-clock deadline (SCORING_DEADLINE_S) that
 holds even against a server that drips its answer: bodies are read as they arrive with the clock
 checked between reads, and the caller stops waiting for a stuck call at the deadline.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import logging
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import tenacity
 
 from fraud_pipeline.config import Settings, get_settings
 
@@ -120,6 +120,24 @@ def _status_of(error: Exception) -> tuple[int | str | None, bool]:
 
 class DeadlineExceeded(RuntimeError):
     """A response was still arriving when the call's overall deadline passed."""
+
+
+class _PastDeadline(tenacity.stop.stop_base):
+    """Stop retrying when the next wait would end past the overall deadline (monotonic)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return time.monotonic() + (retry_state.upcoming_sleep or 0.0) > self.deadline
+
+
+class _Transient(Exception):
+    """A call failed in a way a retry may mend (the retry policy's only trigger)."""
+
+    def __init__(self, status: int | str | None, error: Exception) -> None:
+        super().__init__(f"{status}: {error}")
+        self.status, self.error = status, error
 
 
 _READ_SIZE = 65_536
@@ -247,83 +265,103 @@ class EndpointClient:
     def _invoke(
         self, rows: np.ndarray, label: str, deadline: float
     ) -> tuple[np.ndarray, str | None]:
+        """One batch's scores and model version, retried by `_retrying` on transient errors."""
         body = self._encode(rows)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self.runtime.invoke_endpoint(
-                    EndpointName=self.endpoint,
-                    Body=body,
-                    ContentType=self.content_type,
-                    Accept=self.content_type,
-                )
-                payload = _read_body(response["Body"], deadline, self.deadline_s)
-                try:
-                    scores = self._decode(payload, response.get("ContentType", self.content_type))
-                except (ValueError, EOFError, OSError) as error:
-                    raise ScoringError(
-                        f"unreadable response ({error})",
-                        endpoint=self.endpoint,
-                        batch=label,
-                        status=200,
-                    ) from error
-                if len(scores) != len(rows):
-                    raise ScoringError(
-                        f"{len(scores)} scores came back for {len(rows)} rows",
-                        endpoint=self.endpoint,
-                        batch=label,
-                        status=200,
-                    )
-                attributes = response.get("CustomAttributes") or ""
-                version = (
-                    attributes.split("model_version=", 1)[1]
-                    if "model_version=" in attributes
-                    else None
-                )
-                if not np.all((scores >= 0) & (scores <= 1)):  # NaN fails both
-                    raise RowsRefused(
-                        "scored outside [0, 1]",
-                        endpoint=self.endpoint,
-                        batch=label,
-                        status=200,
-                        scores=scores,
-                        version=version,
-                    )
-                return scores, version
-            except ScoringError:
-                raise
-            except DeadlineExceeded as error:
-                raise EndpointUnavailable(
-                    str(error), endpoint=self.endpoint, batch=label, status="deadline"
+        retrying = self._retrying(label, deadline)
+        try:
+            return retrying(self._call_once, body, rows, label, deadline)
+        except _Transient as transient:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise EndpointUnavailable(
+                f"gave up after {attempts} attempts: {transient.error}",
+                endpoint=self.endpoint,
+                batch=label,
+                status=transient.status,
+            ) from transient.error
+
+    def _retrying(self, label: str, deadline: float) -> tenacity.Retrying:
+        """The retry policy: only transient errors (throttling, 5xx, timeouts, unreachable);
+        full jitter, uniform in [0, min(max_delay_s, base_delay_s * 2**attempt)]; at most
+        max_attempts calls, and never a wait that would end past the overall deadline."""
+
+        def say_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            status = error.status if isinstance(error, _Transient) else error
+            log.warning(
+                "endpoint %s batch %s: %s (attempt %d), retrying in %.2f s",
+                self.endpoint,
+                label,
+                status,
+                state.attempt_number,
+                state.upcoming_sleep,
+            )
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            wait=tenacity.wait_random_exponential(
+                multiplier=2 * self.base_delay_s, max=self.max_delay_s
+            ),
+            stop=tenacity.stop_any(
+                tenacity.stop_after_attempt(self.max_attempts), _PastDeadline(deadline)
+            ),
+            before_sleep=say_retry,
+            reraise=True,
+        )
+
+    def _call_once(
+        self, body: bytes, rows: np.ndarray, label: str, deadline: float
+    ) -> tuple[np.ndarray, str | None]:
+        """One invoke_endpoint call: scores and version, or the error classified."""
+        try:
+            response = self.runtime.invoke_endpoint(
+                EndpointName=self.endpoint,
+                Body=body,
+                ContentType=self.content_type,
+                Accept=self.content_type,
+            )
+            payload = _read_body(response["Body"], deadline, self.deadline_s)
+        except DeadlineExceeded as error:
+            raise EndpointUnavailable(
+                str(error), endpoint=self.endpoint, batch=label, status="deadline"
+            ) from error
+        except Exception as error:
+            status, retryable = _status_of(error)
+            if status in ROW_REFUSAL_STATUS:
+                raise RowsRefused(
+                    str(error), endpoint=self.endpoint, batch=label, status=status
                 ) from error
-            except Exception as error:
-                status, retryable = _status_of(error)
-                delay = random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
-                if status in ROW_REFUSAL_STATUS:
-                    raise RowsRefused(
-                        str(error), endpoint=self.endpoint, batch=label, status=status
-                    ) from error
-                if not retryable:
-                    raise ScoringError(
-                        str(error), endpoint=self.endpoint, batch=label, status=status
-                    ) from error
-                if attempt >= self.max_attempts or time.monotonic() + delay > deadline:
-                    raise EndpointUnavailable(
-                        f"gave up after {attempt} attempts: {error}",
-                        endpoint=self.endpoint,
-                        batch=label,
-                        status=status,
-                    ) from error
-                log.warning(
-                    "endpoint %s batch %s: %s (attempt %d), retrying in %.2f s",
-                    self.endpoint,
-                    label,
-                    status,
-                    attempt,
-                    delay,
-                )
-                time.sleep(delay)
+            if not retryable:
+                raise ScoringError(
+                    str(error), endpoint=self.endpoint, batch=label, status=status
+                ) from error
+            raise _Transient(status, error) from error
+        try:
+            scores = self._decode(payload, response.get("ContentType", self.content_type))
+        except (ValueError, EOFError, OSError) as error:
+            raise ScoringError(
+                f"unreadable response ({error})", endpoint=self.endpoint, batch=label, status=200
+            ) from error
+        if len(scores) != len(rows):
+            raise ScoringError(
+                f"{len(scores)} scores came back for {len(rows)} rows",
+                endpoint=self.endpoint,
+                batch=label,
+                status=200,
+            )
+        attributes = response.get("CustomAttributes") or ""
+        version = (
+            attributes.split("model_version=", 1)[1] if "model_version=" in attributes else None
+        )
+        if not np.all((scores >= 0) & (scores <= 1)):  # NaN fails both
+            raise RowsRefused(
+                "scored outside [0, 1]",
+                endpoint=self.endpoint,
+                batch=label,
+                status=200,
+                scores=scores,
+                version=version,
+            )
+        return scores, version
 
     def _score_isolating(
         self, rows: np.ndarray, label: str, deadline: float

@@ -359,6 +359,26 @@ class Deployer:
                 )
             time.sleep(self.poll_s)
 
+    def wait_deleted(self) -> None:
+        """Until the endpoint is gone (boto3's `endpoint_deleted` waiter: it stops the cost only
+        then); DeployError if its deletion failed or outlasts timeout_s."""
+        from botocore.exceptions import WaiterError
+
+        attempts = max(1, int(self.timeout_s / self.poll_s)) if self.poll_s else 60
+        try:
+            self.sagemaker.get_waiter("endpoint_deleted").wait(
+                EndpointName=self.spec.name,
+                WaiterConfig={"Delay": self.poll_s, "MaxAttempts": attempts},
+            )
+        except WaiterError as error:
+            last = error.last_response or {}
+            reason = last.get("FailureReason") or error.kwargs.get("reason") or str(error)
+            raise DeployError(
+                f"endpoint {self.spec.name} was not deleted: {last.get('EndpointStatus', '?')}: "
+                f"{reason}"
+            ) from error
+        self.echo(f"endpoint {self.spec.name} deleted")
+
     def deploy(
         self, release: Release, *, must_exist: bool = False, wait: bool = True
     ) -> DeployResult:
@@ -524,6 +544,7 @@ class Deployer:
         if self.describe_endpoint() is not None:
             self.echo(f"deleting endpoint {self.spec.name}")
             self.sagemaker.delete_endpoint(EndpointName=self.spec.name)
+            self.wait_deleted()
             deleted.append(f"endpoint/{self.spec.name}")
         paginate = self.sagemaker.get_paginator("list_endpoint_configs").paginate
         configs = paginate(NameContains=self.spec.name)
