@@ -272,17 +272,25 @@ def test_owner_tag_marks_what_teardown_may_delete(aws, release):
     assert {"Key": OWNER_TAG, "Value": "fraud-xgboost"} in tags
 
 
-def test_waiting_reports_a_failed_endpoint_with_its_reason():
-    sagemaker = boto3.client(
+ENDPOINT = {  # describe_endpoint's answer, less the status
+    "EndpointName": "fraud-xgboost",
+    "EndpointArn": "arn:aws:sagemaker:eu-west-3:123456789012:endpoint/fraud-xgboost",
+    "EndpointConfigName": "fraud-xgboost-v1-abc",
+    "CreationTime": 0,
+    "LastModifiedTime": 0,
+}
+
+
+def stubbable_sagemaker():
+    """A sagemaker client for a Stubber (fake credentials: nothing reaches AWS)."""
+    return boto3.client(
         "sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
     )
-    endpoint = {
-        "EndpointName": "fraud-xgboost",
-        "EndpointArn": "arn:aws:sagemaker:eu-west-3:123456789012:endpoint/fraud-xgboost",
-        "EndpointConfigName": "fraud-xgboost-v1-abc",
-        "CreationTime": 0,
-        "LastModifiedTime": 0,
-    }
+
+
+def test_waiting_reports_a_failed_endpoint_with_its_reason():
+    sagemaker = stubbable_sagemaker()
+    endpoint = ENDPOINT
     lines: list[str] = []
     with Stubber(sagemaker) as stub:
         stub.add_response("describe_endpoint", {**endpoint, "EndpointStatus": "Creating"})
@@ -304,16 +312,8 @@ def test_waiting_reports_a_failed_endpoint_with_its_reason():
 
 def test_teardown_waits_until_the_endpoint_is_gone_and_says_when_its_deletion_fails():
     """boto3's `endpoint_deleted` waiter: Deleting is waited through; Failed stops with why."""
-    sagemaker = boto3.client(
-        "sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    endpoint = {
-        "EndpointName": "fraud-xgboost",
-        "EndpointArn": "arn:aws:sagemaker:eu-west-3:123456789012:endpoint/fraud-xgboost",
-        "EndpointConfigName": "fraud-xgboost-v1-abc",
-        "CreationTime": 0,
-        "LastModifiedTime": 0,
-    }
+    sagemaker = stubbable_sagemaker()
+    endpoint = ENDPOINT
     lines: list[str] = []
     deleting = Deployer(
         sagemaker, None, EndpointSpec("fraud-xgboost", None), poll_s=0, echo=lines.append
