@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from fraud_pipeline.config import REPO_ROOT
+from fraud_pipeline.storage import db
 
 OPEN_FRAUD_DB = """
 from fraud_pipeline.pipeline.airflow_support import db_connection
@@ -48,7 +49,7 @@ def test_an_unreachable_secrets_backend_fails_loudly_instead_of_falling_back(tmp
 def test_without_a_backend_an_undefined_connection_falls_back_to_database_url(tmp_path, clean_db):
     result = _open_fraud_db(tmp_path, clean_db)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"connected to {clean_db.rsplit('/', 1)[1]}" in result.stdout
+    assert f"connected to {db.database_name(clean_db)}" in result.stdout
 
 
 def test_a_connection_defined_beside_a_failing_backend_is_used(tmp_path, clean_db, database_url):
@@ -62,5 +63,5 @@ def test_a_connection_defined_beside_a_failing_backend_is_used(tmp_path, clean_d
         AIRFLOW_CONN_FRAUD_DB=postgres_connection(clean_db),
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"connected to {clean_db.rsplit('/', 1)[1]}" in result.stdout
+    assert f"connected to {db.database_name(clean_db)}" in result.stdout
     json.loads(postgres_connection(clean_db))  # the JSON form Airflow reads

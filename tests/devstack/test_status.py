@@ -29,6 +29,6 @@ def test_the_start_up_line_names_the_pipelines_database(clean_db, tmp_path, caps
     settings = Settings(_env_file=None, database_url=clean_db)
     stack = LocalStack(StackOptions(state_dir=tmp_path, ports=Ports.free()), settings)
     server = stack.prepare_database()
-    assert server.rsplit("/", 1)[1] == "postgres"
+    assert db.database_name(server) == "postgres"
     line = next(x for x in capsys.readouterr().out.splitlines() if "PostgreSQL:" in x)
     assert line.endswith(f"PostgreSQL: {db.redact(clean_db)}"), line
