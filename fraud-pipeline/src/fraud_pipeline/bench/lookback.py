@@ -33,7 +33,7 @@ def timed_minute(url: str, start: datetime, settings: Settings, **kwargs: Any) -
     again by the look-back and the re-check)."""
     began = time.perf_counter()
     summary = load_minute(url, start, settings=settings, catch_up=True, **kwargs)
-    return time.perf_counter() - began, int(summary["extract"]["reread"])
+    return time.perf_counter() - began, summary.ingested.reread
 
 
 def run(rate_per_min: float = 600, minutes: int = 75) -> dict[str, Any]:
