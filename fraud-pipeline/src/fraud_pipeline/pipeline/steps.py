@@ -49,7 +49,8 @@ if TYPE_CHECKING:  # both import heavy libraries or settings: the tasks import t
 
 log = logging.getLogger(__name__)
 
-STALE_CLAIM = timedelta(minutes=5)
+STALE_CLAIM = timedelta(minutes=5)  # a claim this old is taken over by the next run
+RENEW_CLAIM = timedelta(minutes=1)  # a batch claiming again renews its claims this old
 
 # Transaction-scoped advisory locks around a batch's inbox rows. Claiming takes CLAIM_LOCK
 # exclusively: it may take over the rows of a batch that is being stored (a run and its zombie
@@ -565,16 +566,18 @@ def claim(conn: Connection, batch_id: BatchId) -> pd.DataFrame:
     """Claim every pending inbox row for `batch_id`; the claimed payments, in time order.
 
     Pending: not claimed, claimed by this batch already (a retry of the run, a back-fill chunk
-    that landed its rows claimed), or claimed longer than STALE_CLAIM ago (a run that died).
+    that admitted its rows claimed), or claimed longer than STALE_CLAIM ago (a run that died).
     Not only this run's rows: what earlier runs could not score (endpoint switched off,
-    database down) is picked up by the next run.
+    database down) is picked up by the next run. This batch's own claims are renewed only once
+    older than RENEW_CLAIM (a back-fill chunk's rows, claimed seconds ago, are not rewritten).
     """
     with conn, conn.cursor() as cur:
         _lock_for_claims(cur)
         cur.execute(
-            "UPDATE payments_inbox SET batch_id = %s, claimed_at = now() "
-            "WHERE batch_id IS NULL OR batch_id = %s OR claimed_at < now() - %s",
-            (batch_id, batch_id, STALE_CLAIM),
+            "UPDATE payments_inbox SET batch_id = %(batch)s, claimed_at = now() "
+            "WHERE batch_id IS NULL OR claimed_at < now() - %(stale)s "
+            "OR (batch_id = %(batch)s AND claimed_at < now() - %(renew)s)",
+            {"batch": batch_id, "stale": STALE_CLAIM, "renew": RENEW_CLAIM},
         )
         return _inbox_frame(cur, batch_id)
 
@@ -647,18 +650,22 @@ def score_chunk(
     def scored(rows: np.ndarray) -> pd.DataFrame:
         return scored_frame(payments[rows], matrix[rows], probabilities[rows], version, model)
 
+    trans_nums = payments["trans_num"].tolist()
     with ThreadPoolExecutor(max_workers=1) as pool:
         frauds = pool.submit(scored, flagged)
         others = scored(~flagged & ~refused)
         with conn, conn.cursor() as cur:
             _lock_batch(cur, batch_id)
-            owned = _take_from_inbox(cur, batch_id, payments["trans_num"].tolist())
+            owned = _take_from_inbox(cur, batch_id, trans_nums)
+            held = np.fromiter((t in owned for t in trans_nums), bool, len(trans_nums))
             if refused.any():
-                why = {payments["trans_num"].iat[i]: reason for i, reason in result.refused.items()}
-                mine = payments[refused & payments["trans_num"].isin(owned).to_numpy()]
-                _set_aside_refused(cur, mine, why, batch_id)
-            flags = [*_store(cur, others, owned), *_store(cur, frauds.result(), owned)]
-    stored = payments[~refused & payments["trans_num"].isin(owned).to_numpy()]
+                why = {trans_nums[i]: reason for i, reason in result.refused.items()}
+                _set_aside_refused(cur, payments[refused & held], why, batch_id)
+            flags = [
+                *_store(cur, others, held[~flagged & ~refused]),
+                *_store(cur, frauds.result(), held[flagged]),
+            ]
+    stored = payments[~refused & held]
     if len(stored) < int((~refused).sum()):
         log.warning(
             "batch %s: %d payments were claimed by another run meanwhile, left to it",
@@ -670,7 +677,7 @@ def score_chunk(
         loaded=len(stored),
         inserted=int(sum(flags)),
         refused=int(refused.sum()),
-        frauds=int(frauds.result()["trans_num"].isin(owned).sum()),
+        frauds=int((flagged & held).sum()),
         model_version=result.model_version,
         trans_time_from=stored["trans_time"].min().isoformat() if len(stored) else None,
         trans_time_to=stored["trans_time"].max().isoformat() if len(stored) else None,
@@ -689,9 +696,9 @@ def _take_from_inbox(
     return {row[0] for row in cur.fetchall()}
 
 
-def _store(cur: psycopg2.extensions.cursor, scored: pd.DataFrame, owned: set[str]) -> list[bool]:
-    """Upsert the scored rows taken from the inbox (`storage.upsert.merge_scored`)."""
-    rows = scored[scored["trans_num"].isin(owned).to_numpy()]
+def _store(cur: psycopg2.extensions.cursor, scored: pd.DataFrame, held: np.ndarray) -> list[bool]:
+    """Upsert the scored rows taken from the inbox (`held`, row by row; `merge_scored`)."""
+    rows = scored if held.all() else scored[held]
     return merge_scored(cur, prepare(rows)) if len(rows) else []
 
 
