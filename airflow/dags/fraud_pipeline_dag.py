@@ -1,23 +1,33 @@
 """
 ### fraud_pipeline: score every card payment within its minute
 
-Every minute, for the run's data interval: **extract** the payments from the payments API (card
-numbers tokenised at once; from the high-water mark when runs were missed, see
-`storage/watermark.py`; re-reading the last LATE_PAYMENT_LOOKBACK_MIN minutes for late payments) → **validate** (bad rows to `payments_quarantine` with the reason) →
-**transform** (saved transformer + card history from PostgreSQL) → **score** (SageMaker endpoint,
-batched) → **load** (idempotent upsert into `payments_scored`) → **alert** (one email per run,
-each fraud exactly once). Beside alert, **shadow_score**: while a challenger is registered, it
-scores the same payments too, for the report's comparison (`pipeline/shadow.py`).
+Every minute, for the run's data interval, one path (the same functions back-fills,
+catch-ups and `run-interval` call, `pipeline/steps.py`):
 
-Tasks exchange references (run id, counts) through XCom, never payments: the data waits in
-PostgreSQL tables between tasks, so nothing is lost when a task fails and retries. Payments that
-could not be scored (endpoint switched off) are picked up by the next runs.
+1. **ingest**: fetch the payments from the payments API (card numbers tokenised at once; from
+   the high-water mark when runs were missed, see `storage/watermark.py`; re-reading the last
+   LATE_PAYMENT_LOOKBACK_MIN minutes for late payments), land them, validate them: good rows
+   wait in `payments_inbox`, bad rows go to `payments_quarantine` with the reason,
+   re-deliveries are set aside, late arrivals recorded.
+2. **score_and_load**: claim every pending inbox row (this run's and any an earlier run could
+   not finish), card history and features (saved transformer), the SageMaker endpoint,
+   decisions and reasons (flagged payments only), then upsert into `payments_scored` and delete
+   from the inbox in one transaction per chunk. Payments the model refuses are quarantined
+   alone; with the endpoint down they wait in the inbox for the retry or the next run.
+3. **alert** (one email per run, each fraud exactly once) and, beside it, **shadow_score**:
+   while a challenger is registered, it scores the same payments too, for the report's
+   comparison (`pipeline/shadow.py`); a challenger failure never fails the run.
+
+Tasks exchange small typed results through XCom (`pipeline/results.py`: run and batch ids,
+counts, the stored time range), never payments: the inbox is the durable queue, so nothing is
+lost when a task fails and retries, and re-running any task stores and sends nothing twice.
 Logic lives in the `fraud_pipeline` package; these tasks only call it.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, chain, dag, get_current_context, task
@@ -51,59 +61,44 @@ default_args = {
 )
 def fraud_pipeline():
     @task(
-        doc_md="Fetch the data interval's payments from the payments API and land them, cards tokenised."
+        doc_md="Fetch the data interval's payments (cards tokenised), land and validate them: "
+        "good rows to the inbox, bad rows to payments_quarantine with the reason."
     )
-    def extract() -> dict:
+    def ingest() -> dict[str, Any]:
         from fraud_pipeline.pipeline import steps
         from fraud_pipeline.pipeline.airflow_support import db_connection
+        from fraud_pipeline.pipeline.results import RunId
 
         context = get_current_context()
         with db_connection() as conn:
-            return steps.extract(
+            return steps.ingest(
                 conn,
-                context["run_id"],
+                RunId(context["run_id"]),
                 context["data_interval_start"],
                 context["data_interval_end"],
                 catch_up=True,
-            )
-
-    @task(doc_md="Good rows to the inbox; bad rows to payments_quarantine with the reason.")
-    def validate(ref: dict) -> dict:
-        from fraud_pipeline.pipeline import steps
-        from fraud_pipeline.pipeline.airflow_support import db_connection
-
-        with db_connection() as conn:
-            return steps.validate(conn, ref["run_id"], **steps.late_marks(ref))
-
-    @task(doc_md="Claim every pending payment; features from preprocess.joblib and card history.")
-    def transform(ref: dict) -> dict:
-        from fraud_pipeline.pipeline import steps
-        from fraud_pipeline.pipeline.airflow_support import db_connection
-
-        with db_connection() as conn:
-            return steps.transform(conn, ref["run_id"])
-
-    @task(doc_md="Score the claimed batch on the SageMaker endpoint (batched, retried, deadline).")
-    def score(ref: dict) -> dict:
-        from fraud_pipeline.pipeline import steps
-        from fraud_pipeline.pipeline.airflow_support import db_connection, scoring_client
-
-        with db_connection() as conn:
-            return steps.score(conn, ref["batch_id"], scoring_client())
+            ).to_xcom()
 
     @task(
         outlets=[PAYMENTS_SCORED],
-        doc_md="Upsert the scored batch into payments_scored (ON CONFLICT).",
+        doc_md="Claim every pending payment; card history, features, the SageMaker endpoint, "
+        "decisions and reasons; upsert into payments_scored and leave the inbox, per chunk.",
     )
-    def load(ref: dict) -> dict:
+    def score_and_load(ingested: dict[str, Any]) -> dict[str, Any]:
         from fraud_pipeline.pipeline import steps
-        from fraud_pipeline.pipeline.airflow_support import db_connection
+        from fraud_pipeline.pipeline.airflow_support import db_connection, scoring_client
+        from fraud_pipeline.pipeline.results import Ingested, batch_for
+        from fraud_pipeline.registry.models import champion_model
 
+        run = Ingested.from_xcom(ingested)
         with db_connection() as conn:
-            return steps.load(conn, ref["batch_id"])
+            model = champion_model(conn)
+            return steps.score_and_load(
+                conn, batch_for(run.run_id), model, scoring_client()
+            ).to_xcom()
 
     @task(doc_md="One email for the new frauds; each fraud alerted exactly once.")
-    def alert(ref: dict) -> dict:
+    def alert(loaded: dict[str, Any]) -> dict[str, Any]:
         from fraud_pipeline.pipeline import steps
         from fraud_pipeline.pipeline.airflow_support import db_connection, smtp_target
 
@@ -111,24 +106,22 @@ def fraud_pipeline():
             return steps.alert(conn, target=smtp_target())
 
     @task(
-        doc_md="While a challenger is registered, score the loaded payments with it too, off "
+        doc_md="While a challenger is registered, score the stored payments with it too, off "
         "the hot path (beside alert); a challenger failure is logged, never fails the run."
     )
-    def shadow_score(ref: dict) -> dict:
+    def shadow_score(loaded: dict[str, Any]) -> dict[str, Any]:
         from fraud_pipeline.pipeline.airflow_support import db_connection
+        from fraud_pipeline.pipeline.results import Loaded
         from fraud_pipeline.pipeline.shadow import shadow_loaded
 
         with db_connection() as conn:
-            return shadow_loaded(conn, ref)
+            return shadow_loaded(conn, Loaded.from_xcom(loaded))
 
-    landed = extract()
-    validated = validate(landed)
-    features = transform(validated)
-    scored = score(features)
-    loaded = load(scored)
-    chain(landed, validated, features, scored, loaded, alert(loaded))
-    # Off the hot path: the champion's alerts never wait for the challenger.
-    chain(loaded, shadow_score(loaded))
+    # body: ingest, then score and store
+    ingested = ingest()
+    loaded = score_and_load(ingested)
+    # then, side by side: the champion's alerts never wait for the challenger
+    chain(loaded, [alert(loaded), shadow_score(loaded)])
 
 
 dag = fraud_pipeline()

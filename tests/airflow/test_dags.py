@@ -42,12 +42,11 @@ def test_dags_parse_with_the_designed_shape(airflow_env):
         bag = DagBag(dag_folder="%s")
         assert not bag.import_errors, bag.import_errors
         pipe, daily = bag.dags["fraud_pipeline"], bag.dags["fraud_daily_report"]
-        order = ["extract", "validate", "transform", "score", "load", "alert"]
-        assert [t.task_id for t in pipe.tasks] == [*order, "shadow_score"]
-        for upstream, downstream in zip(order[:-2], order[1:-1]):
-            assert pipe.get_task(upstream).downstream_task_ids == {downstream}
-        # The challenger's shadow scoring beside alert, off the champion's path.
-        assert pipe.get_task("load").downstream_task_ids == {"alert", "shadow_score"}
+        # One path: ingest -> score_and_load -> alert, the challenger's shadow scoring beside
+        # alert, off the champion's path.
+        assert [t.task_id for t in pipe.tasks] == ["ingest", "score_and_load", "alert", "shadow_score"]
+        assert pipe.get_task("ingest").downstream_task_ids == {"score_and_load"}
+        assert pipe.get_task("score_and_load").downstream_task_ids == {"alert", "shadow_score"}
         assert not pipe.get_task("alert").downstream_task_ids
         assert not pipe.get_task("shadow_score").downstream_task_ids
         assert type(pipe.timetable).__name__ == "CronDataIntervalTimetable"
@@ -62,7 +61,7 @@ def test_dags_parse_with_the_designed_shape(airflow_env):
         for dag in (pipe, daily, monitor):
             assert dag.tags and dag.doc_md
             assert all(t.retries >= 2 and t.doc_md for t in dag.tasks)
-        assert [o.name for o in pipe.get_task("load").outlets] == ["payments_scored"]
+        assert [o.name for o in pipe.get_task("score_and_load").outlets] == ["payments_scored"]
         print("ok")
         """
         % (DAGS, list(DAG_IDS)),

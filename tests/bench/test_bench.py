@@ -27,7 +27,7 @@ def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(out.read_text())
     figures = results["figures"]
-    measured = ["pipeline_rows_per_s", "pipeline_steps_rows_per_s", "naive_rows_per_s"]
+    measured = ["pipeline_rows_per_s", "naive_rows_per_s"]
     measured += ["copy_rows_per_s", "scoring_npy_rows_per_s", "backfill_s", "peak_rss_mb"]
     for name in measured:
         assert figures[name] > 0, name

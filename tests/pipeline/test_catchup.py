@@ -1,7 +1,8 @@
 """Issue #13: runs missed during downtime are caught up from the high-water mark, oldest first.
 
-The DAG's tasks are driven here through the same step functions, with `catch_up=True` as the
-DAG's extract task passes it: run N, then no run for the downtime, then run N+k.
+The DAG's tasks are driven here through the same step functions (`run_interval`: ingest ->
+score_and_load -> alert), with `catch_up=True` as the DAG's ingest task passes it: run N, then
+no run for the downtime, then run N+k.
 """
 
 from __future__ import annotations
@@ -25,21 +26,23 @@ from tests.support.servers import night_window
 MINUTE = timedelta(minutes=1)
 
 
-def dag_run(conn, interval_start: datetime) -> dict:
-    """One scheduled run of fraud_pipeline for [interval_start, +1 min), task by task."""
-    run_id = f"scheduled__{interval_start.isoformat()}"
-    landed = steps.extract(conn, run_id, interval_start, interval_start + MINUTE, catch_up=True)
-    steps.validate(conn, run_id)
-    steps.transform(conn, run_id)
-    steps.score(conn, run_id)
-    loaded = steps.load(conn, run_id)
-    return {"extract": landed, "load": loaded, "alert": steps.alert(conn)}
+def dag_run(conn, interval_start: datetime) -> steps.Processed:
+    """One scheduled run of fraud_pipeline for [interval_start, +1 min), its tasks in order."""
+    return steps.run_interval(
+        conn,
+        interval_start,
+        interval_start + MINUTE,
+        run_id=f"scheduled__{interval_start.isoformat()}",
+        shadow=False,
+        catch_up=True,
+    )
 
 
-def fetched(summary: dict) -> tuple[datetime, datetime]:
-    """The window a run's extract fetched."""
-    extract = summary["extract"]
-    return datetime.fromisoformat(extract["start"]), datetime.fromisoformat(extract["end"])
+def fetched(summary: steps.Processed) -> tuple[datetime, datetime]:
+    """The window a run's ingest fetched."""
+    ingested = summary.ingested
+    assert ingested.start is not None and ingested.end is not None
+    return datetime.fromisoformat(ingested.start), datetime.fromisoformat(ingested.end)
 
 
 def stored(conn) -> set[str]:
@@ -95,7 +98,7 @@ def test_runs_missed_during_downtime_are_caught_up_and_alerted_once(services):
         for late in (first + 5 * MINUTE, back):
             again = dag_run(conn, late)
             assert fetched(again) == (late, late + MINUTE)  # its own interval only
-            assert again["load"]["loaded"] == 0 and again["alert"]["emails"] == 0
+            assert again.loaded.loaded == 0 and again.alerts["emails"] == 0
         assert len(services.mail.messages()) == emails and stored(conn) == everything
         with conn.cursor() as cur:
             assert watermark.read(cur) == back + MINUTE  # never moved backwards

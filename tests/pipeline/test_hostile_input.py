@@ -114,9 +114,9 @@ def test_a_nul_byte_from_the_real_api_does_not_block_its_interval(clean_db):
         settings = get_settings().model_copy(update={"payments_api_url": api.url})
         end = start + pd.Timedelta(minutes=1)
         landed = extract(conn, "hostile", start.to_pydatetime(), end.to_pydatetime(), settings)
-        assert landed["landed"] == len(rows)
+        assert landed.landed == len(rows)
         result = validate(conn, "hostile")
-        assert (result["good"], result["quarantined"]) == (3, 1)
+        assert (result.good, result.quarantined) == (3, 1)
         with conn.cursor() as cur:
             cur.execute("SELECT trans_num, reason FROM payments_quarantine")
             quarantined = cur.fetchall()
@@ -142,8 +142,8 @@ def _timed(rows: pd.DataFrame, start: pd.Timestamp = START) -> pd.DataFrame:
     return rows
 
 
-def _run(services, rows: pd.DataFrame, start: pd.Timestamp, run_id: str) -> dict:
-    """One whole run (extract .. alert) of [start, start + 1h) against an API serving `rows`."""
+def _run(services, rows: pd.DataFrame, start: pd.Timestamp, run_id: str):
+    """One whole run (ingest .. alert) of [start, start + 1h) against an API serving `rows`."""
     from fraud_pipeline.pipeline.steps import run_interval
 
     api = serve_app(payments_api.build_app(lambda lo, hi: rows))
@@ -215,7 +215,7 @@ def test_sql_injection_strings_are_stored_as_text_never_executed(services):
     rows.loc[rows.index[-1], "trans_num"] = INJECTIONS[0]  # an invalid key: quarantined as text
     try:
         summary = _run(services, rows, START, "injected")
-        assert summary["load"]["loaded"] == len(INJECTIONS)
+        assert summary.loaded.loaded == len(INJECTIONS)
         stored = dict(_rows("SELECT merchant, is_fraud_pred FROM payments_scored"))
         assert sorted(stored) == sorted(INJECTIONS)  # verbatim, as data
         assert _rows("SELECT trans_num FROM payments_quarantine") == [(INJECTIONS[0],)]

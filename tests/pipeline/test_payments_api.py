@@ -133,8 +133,8 @@ def test_current_mode_extract_lands_and_validates_the_latest_payment(clean_db, a
     try:
         now = pd.Timestamp(clock.now()).to_pydatetime()
         landed = extract(conn, "current-1", now, now, settings)
-        assert landed["landed"] == 1
-        assert validate(conn, "current-1")["new"] == 1
+        assert landed.landed == 1
+        assert validate(conn, "current-1").new == 1
         with conn.cursor() as cur:
             cur.execute("SELECT trans_num, card_token FROM payments_inbox")
             (trans_num, token), *_ = cur.fetchall()

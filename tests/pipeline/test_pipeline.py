@@ -49,10 +49,9 @@ def test_an_interval_is_scored_stored_and_alerted_once(services):
     try:
         summary = run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="r1")
         expected = payments_between(start, end, seed=11, rate_per_min=40)
-        assert summary["extract"]["landed"] == len(expected) > 100
+        assert summary.ingested.fetched == len(expected) > 100
         assert _count(conn, "SELECT count(*) FROM payments_scored") == len(expected)
         assert _count(conn, "SELECT count(*) FROM payments_inbox") == 0
-        assert _count(conn, "SELECT count(*) FROM scoring_stage") == 0
         # Scores equal the model's in-process scores for the same payments and history.
         model = load_model()
         payments = to_payments(expected)
@@ -73,15 +72,13 @@ def test_an_interval_is_scored_stored_and_alerted_once(services):
         assert flagged
         messages = services.mail.messages()
         # One email per run (split every MAX_PER_EMAIL frauds), not one per fraud.
-        assert (
-            len(messages) == summary["alert"]["emails"] == math.ceil(len(flagged) / MAX_PER_EMAIL)
-        )
+        assert len(messages) == summary.alerts["emails"] == math.ceil(len(flagged) / MAX_PER_EMAIL)
         alerted = _alerted(messages)
         assert len(alerted) == len(set(alerted)) and set(alerted) == flagged  # each exactly once
         # The same interval again: nothing new stored, nothing sent.
         again = run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="r1-again")
-        assert again["validate"]["new"] == 0 and again["load"]["loaded"] == 0
-        assert again["alert"]["emails"] == 0
+        assert again.ingested.new == 0 and again.loaded.loaded == 0
+        assert again.alerts["emails"] == 0
         assert len(services.mail.messages()) == len(messages)
         assert _count(conn, "SELECT count(*) FROM payments_scored") == len(expected)
     finally:
@@ -127,11 +124,11 @@ def test_endpoint_down_keeps_payments_pending_until_it_is_back(services):
         assert pending > 0 and _count(conn, "SELECT count(*) FROM payments_scored") == 0
         # The endpoint is back: the next run (a later, empty interval) scores what was pending.
         later = run_interval(conn, end.to_pydatetime(), end.to_pydatetime(), run_id="later")
-        assert later["transform"]["rows"] == 0  # the claim of the dead run is not stale yet
+        assert later.loaded.loaded == 0  # the claim of the dead run is not stale yet
         with conn, conn.cursor() as cur:  # as if STALE_CLAIM had passed
             cur.execute("UPDATE payments_inbox SET claimed_at = claimed_at - interval '1 hour'")
         recovered = run_interval(conn, end.to_pydatetime(), end.to_pydatetime(), run_id="recovered")
-        assert recovered["load"]["loaded"] == pending
+        assert recovered.loaded.loaded == pending
         assert _count(conn, "SELECT count(*) FROM payments_inbox") == 0
         assert sorted(_alerted(services.mail.messages())) == sorted(_flagged(conn))
     finally:
@@ -168,7 +165,6 @@ def test_smtp_down_keeps_alerts_pending_and_sends_them_once_later(services):
 
 
 def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
-    import pandas as pd
 
     from fraud_pipeline.ingest.extract import to_records
     from fraud_pipeline.pipeline.steps import validate
@@ -193,7 +189,7 @@ def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
                     (record["trans_num"], json.dumps(_json_safe(record))),
                 )
         first = validate(conn, "q")
-        assert (first["good"], first["quarantined"]) == (2, 4)
+        assert (first.good, first.quarantined) == (2, 4)
         with conn.cursor() as cur:
             cur.execute("SELECT reason, payload::text FROM payments_quarantine ORDER BY reason")
             rows = cur.fetchall()
@@ -202,15 +198,18 @@ def test_quarantine_keeps_bad_rows_with_reasons(clean_db):
         for expected in ("amt outside", "unknown category", "card number invalid", "lat outside"):
             assert expected in reasons
         assert "12ab" not in " ".join(r[1] for r in rows)  # even an invalid card is masked
-        assert pd.notna(first["new"])
+        assert first.new == 2  # the good rows wait in the inbox
     finally:
         conn.close()
 
 
 @pytest.mark.clock
 def test_the_backfill_path_stores_what_the_dag_steps_store(services):
-    """process_interval (in memory, for back-fills) and the DAG's steps give the same rows."""
+    """A back-fill chunk (`process_interval`: fetched ahead in memory, admitted to the inbox
+    under its own batch) stores exactly what the DAG's tasks (`run_interval`) store; again,
+    nothing."""
     from fraud_pipeline.model.artifacts import load_model
+    from fraud_pipeline.pipeline.results import RunId
     from fraud_pipeline.pipeline.steps import process_interval
     from fraud_pipeline.serving.endpoint import EndpointClient
 
@@ -235,15 +234,16 @@ def test_the_backfill_path_stores_what_the_dag_steps_store(services):
                 conn,
                 lower.to_pydatetime(),
                 upper.to_pydatetime(),
-                run_id=f"backfill-{number}",
+                run_id=RunId(f"backfill-{number}"),
                 model=model,
                 client=client,
             )
-            assert summary["quarantined"] == summary["conflicts"] == 0
+            came, stored = summary.ingested, summary.loaded
+            assert came.quarantined == came.conflicts == stored.refused == 0
             if number < len(halves):
-                assert summary["loaded"] > 0 and summary["redelivered"] == 0
+                assert stored.loaded > 0 and came.redelivered == 0
             else:  # the same payments again: stored already, left as they are
-                assert summary["loaded"] == 0 and summary["redelivered"] > 0
+                assert stored.loaded == 0 and came.redelivered > 0
         with conn.cursor() as cur:
             cur.execute(query)
             in_memory = cur.fetchall()

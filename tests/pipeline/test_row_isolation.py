@@ -12,6 +12,7 @@ from fraud_pipeline import cli
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.ingest.extract import ExtractError, fetch_window
 from fraud_pipeline.pipeline import steps
+from fraud_pipeline.pipeline.results import RunId
 from fraud_pipeline.storage import quarantine
 from fraud_pipeline.storage.db import connect
 from tests.support.cards import database_text, leaks, luhn_number
@@ -83,12 +84,8 @@ def test_poison_rows_through_the_dag_steps_minute_after_minute(services, caplog)
                 lo = (START + pd.Timedelta(minutes=minute)).to_pydatetime()
                 hi = (START + pd.Timedelta(minutes=minute + 1)).to_pydatetime()
                 run_id = f"scheduled__{lo.isoformat()}"
-                steps.extract(conn, run_id, lo, hi, settings)
-                steps.validate(conn, run_id)
-                steps.transform(conn, run_id)
-                steps.score(conn, run_id, settings=settings)
-                steps.load(conn, run_id)
-                steps.alert(conn, settings)
+                # the DAG's tasks in order: ingest -> score_and_load -> alert (-> shadow)
+                steps.run_interval(conn, lo, hi, run_id=run_id, settings=settings)
             _check_outcome(conn, good, bad, services.mail, caplog)
 
             # Inspect and re-queue: the row is judged again, quarantined again, once.
@@ -97,7 +94,7 @@ def test_poison_rows_through_the_dag_steps_minute_after_minute(services, caplog)
             shown = quarantine.show(conn, listed[0].id)
             assert shown is not None and shown.payload["street"] == ["a", ["b"]]
             assert quarantine.retry(conn, [listed[0].id]) == [listed[0].id]
-            steps.validate(conn, "retry")
+            steps.validate(conn, RunId("retry"))
             _check_outcome(conn, good, bad, services.mail, caplog)
         finally:
             conn.close()

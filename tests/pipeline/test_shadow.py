@@ -61,8 +61,8 @@ def window(minutes: int, hours_back: float = 0.0) -> tuple[pd.Timestamp, pd.Time
 def test_without_a_challenger_nothing_is_shadowed(services, conn):
     start, end = window(10)
     summary = run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="r1")
-    assert summary["load"]["loaded"] > 0
-    assert summary["shadow"] == {"challenger": None, "shadowed": 0}
+    assert summary.loaded.loaded > 0
+    assert summary.shadow == {"challenger": None, "shadowed": 0}
     assert shadow_count(conn) == 0
 
 
@@ -73,14 +73,14 @@ def test_every_stored_payment_gets_the_challengers_score_once(services, conn, tm
     start, end = window(10)
     summary = run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="r1")
     stored = pairs(conn)
-    assert len(stored) == summary["load"]["loaded"] == summary["shadow"]["shadowed"] > 100
+    assert len(stored) == summary.loaded.loaded == summary.shadowed > 100
     assert set(stored["version"]) == {"xgb-shadow"}
     np.testing.assert_allclose(stored["challenger"], stored["champion"], atol=1e-6)
     assert (stored["flag"] == stored["champion_flag"]).all()
     assert set(stored["t"]) == {load_model().threshold}
 
     again = run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="r1")
-    assert again["shadow"]["shadowed"] == 0
+    assert again.shadowed == 0
     assert pairs(conn).equals(stored)  # a re-run neither doubles nor changes a shadow score
 
     # The back-fill path: each stored chunk shadowed too.
@@ -89,9 +89,9 @@ def test_every_stored_payment_gets_the_challengers_score_once(services, conn, tm
     chunk = process_interval(
         conn, *(t.to_pydatetime() for t in earlier), run_id="bf", model=load_model(), client=client
     )
-    assert chunk["shadowed"] == chunk["loaded"] > 100
+    assert chunk.shadowed == chunk.loaded.loaded > 100
     both = pairs(conn)
-    assert len(both) == len(stored) + chunk["loaded"] and both["version"].notna().all()
+    assert len(both) == len(stored) + chunk.loaded.loaded and both["version"].notna().all()
 
 
 @pytest.mark.clock
@@ -101,10 +101,10 @@ def test_a_tampered_challenger_never_fails_the_champions_run(services, conn, tmp
     start, end = window(30)
     summary = run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="r1")
     expected = payments_between(start, end, seed=11, rate_per_min=40)
-    assert summary["load"]["loaded"] == len(expected) == len(pairs(conn))
-    assert summary["alert"]["frauds_alerted"] > 0  # the champion's alerts went out
-    assert summary["shadow"]["challenger"] == "xgb-tampered"
-    assert "SHA-256" in summary["shadow"]["error"]
+    assert summary.loaded.loaded == len(expected) == len(pairs(conn))
+    assert summary.alerts["frauds_alerted"] > 0  # the champion's alerts went out
+    assert summary.shadow["challenger"] == "xgb-tampered"
+    assert "SHA-256" in summary.shadow["error"]
     assert shadow_count(conn) == 0
     assert "payments left unshadowed" in caplog.text
 
@@ -119,7 +119,7 @@ def test_a_tampered_challenger_never_fails_the_champions_run(services, conn, tmp
             model=load_model(),
             client=client,
         )
-        assert chunk["loaded"] > 100 and chunk["shadowed"] == 0
+        assert chunk.loaded.loaded > 100 and chunk.shadowed == 0
     assert shadow_count(conn) == 0 and len(pairs(conn)) > len(expected)
 
 

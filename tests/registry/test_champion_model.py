@@ -78,7 +78,7 @@ def test_after_a_promotion_the_steps_score_with_the_champions_artifacts(
         summary = run_interval(
             conn, start.to_pydatetime(), end.to_pydatetime(), run_id="after-promotion"
         )
-        assert summary["load"]["loaded"] > 0
+        assert summary.loaded.loaded > 0
         with conn, conn.cursor() as cur:
             cur.execute("SELECT DISTINCT threshold FROM payments_scored")
             thresholds = {float(row[0]) for row in cur.fetchall()}

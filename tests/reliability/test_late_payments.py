@@ -4,7 +4,9 @@ The payments API simulator delivers 5% of a past night's 45 minutes late, each b
 bound (LATE_PAYMENT_LOOKBACK_MIN, 10 min); the proxy also holds one flagged payment back for
 40 minutes, beyond the bound. The runs go on as time passes (the clock is frozen 30 s after each
 run's interval, as the scheduler starts them): 15-minute runs over the window, then two more
-while the stream is quiet. On the DAG's steps and on `run-interval` alike, every payment is
+while the stream is quiet. Both ways of fetching are tried (the DAG's ingest re-reads the
+look-back from the high-water mark; a `run-interval` back-fill plans its re-reads per chunk,
+`backfill.late_plan`); both then take the one path (`admit`, `score_and_load`): every payment is
 stored once and every flagged one alerted once; each late payment is recorded once, the one held
 back as beyond the bound (found by the hourly re-check, logged as a warning); the morning summary
 waits for the bound past its day's end.
@@ -40,7 +42,7 @@ STARTED_AFTER = pd.Timedelta(seconds=30)  # a run starts this long after its int
 
 
 def dag_run(stack: Stack, url: str, start: Any, end: Any, number: int) -> None:
-    """One run of the per-minute DAG's steps, its extract from the high-water mark."""
+    """One run of the per-minute DAG's tasks, its ingest from the high-water mark."""
     conn = psycopg2.connect(url)
     try:
         run_interval(
@@ -61,8 +63,9 @@ def cli_run(stack: Stack, url: str, start: Any, end: Any, number: int) -> None:
     assert backfill.main(start=start.isoformat(), end=end.isoformat(), chunk_minutes=15) == 0
 
 
-PATHS: dict[str, Callable[[Stack, str, Any, Any, int], None]] = {
-    "DAG steps": dag_run,
+# Two fetch plans for late payments (not two scoring paths: both store through score_and_load).
+FETCH_PLANS: dict[str, Callable[[Stack, str, Any, Any, int], None]] = {
+    "DAG runs": dag_run,
     "run-interval": cli_run,
 }
 
@@ -124,12 +127,12 @@ def expected_late(
     return late
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("plan", list(FETCH_PLANS))
 def test_late_payments_stored_once_alerted_once_beyond_the_bound_counted(
-    path, stack, model, outcomes, clean_db, caplog
+    plan, stack, model, outcomes, clean_db, caplog
 ):
     caplog.set_level(logging.INFO)
-    run = PATHS[path]
+    run = FETCH_PLANS[plan]
     api, lateness = late_server(stack)
     stack.payments_proxy.upstream = api.url
     start, end = stack.window
@@ -154,7 +157,7 @@ def test_late_payments_stored_once_alerted_once_beyond_the_bound_counted(
     fetched = [(lo, hi, hi + STARTED_AFTER) for lo, hi in intervals]
     within = expected_late(stack, lateness, fetched)
     result = outcome(
-        f"late payments, up to the bound and beyond it ({path})",
+        f"late payments, up to the bound and beyond it ({plan})",
         stack,
         model,
         clean_db,

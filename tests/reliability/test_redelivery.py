@@ -1,9 +1,9 @@
-"""A payment delivered again: the stored one stands on every path, a re-run rewrites nothing.
+"""A payment delivered again: the stored one stands, a re-run rewrites nothing.
 
-The DAG's steps (`run_interval`) and the CLI's back-fill (`fraud-pipeline run-interval`) follow
-one rule: a re-delivery with identical contents is a no-op, one with different contents is
-quarantined as a conflict and never changes a score or an alert. A re-run of an interval leaves
-every row byte-identical, `scored_at` and `updated_at` included.
+One path (`run_interval`: the DAG's tasks; back-fill chunks call the same `admit` and
+`score_and_load`): a re-delivery with identical contents is a no-op, one with different contents
+is quarantined as a conflict and never changes a score or an alert. A re-run of an interval
+leaves every row byte-identical, `scored_at` and `updated_at` included.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import logging
 from typing import Any
 
 import psycopg2
-import pytest
 
 from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.pipeline.steps import REDELIVERED
-from tests.support.runs import PATHS, alerted, outcome, table_dump, warm_up
+from tests.support.runs import alerted, dag_runs, outcome, table_dump, warm_up
 
 
 def quarantined(url: str) -> list[tuple[str, str, str]]:
@@ -45,12 +44,11 @@ def pick(url: str) -> tuple[str, str]:
     return str(fraud[0]), str(legit[0])
 
 
-@pytest.mark.parametrize("path", list(PATHS))
 def test_redelivery_with_other_contents_changes_no_score_and_no_alert(
-    path, stack, model, outcomes, clean_db, caplog
+    stack, model, outcomes, clean_db, caplog
 ):
     caplog.set_level(logging.INFO)
-    run = PATHS[path]
+    run = dag_runs
     warm_up(stack)
     run(stack, clean_db)
     before, emails = table_dump(clean_db), alerted(stack)
@@ -81,7 +79,7 @@ def test_redelivery_with_other_contents_changes_no_score_and_no_alert(
     assert not any(str(n) in payload for _, _, payload in conflicts for n in numbers)
     assert any('"amt": 1.23' in payload for _, _, payload in conflicts)
     result = outcome(
-        f"re-delivered with other contents ({path})",
+        "re-delivered with other contents",
         stack,
         model,
         clean_db,
@@ -92,10 +90,9 @@ def test_redelivery_with_other_contents_changes_no_score_and_no_alert(
     assert result.ok, (result.expected, result.got)
 
 
-@pytest.mark.parametrize("path", list(PATHS))
-def test_a_rerun_leaves_every_row_byte_identical(path, stack, clean_db, caplog):
+def test_a_rerun_leaves_every_row_byte_identical(stack, clean_db, caplog):
     caplog.set_level(logging.INFO)
-    run = PATHS[path]
+    run = dag_runs
     warm_up(stack)
     run(stack, clean_db)
     before, emails = table_dump(clean_db), alerted(stack)

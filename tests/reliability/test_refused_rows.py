@@ -3,7 +3,7 @@
 The model server, behind the fault proxy, refuses any request holding one of two chosen payments
 (a 400, as a container that rejects an input), or scores them NaN. The client finds those rows by
 halving the batch, the pipeline quarantines them with the model's reason, and every other payment
-of the window is stored and alerted once, on the DAG's steps and on the back-fill alike.
+of the window is stored and alerted once (`steps.score_chunk`: the one place every path scores).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.features import FEATURE_COLUMNS
 from tests.support.reliability import Stack
-from tests.support.runs import PATHS, count, outcome, run_all, warm_up
+from tests.support.runs import count, dag_runs, outcome, run_all, warm_up
 
 AMT = FEATURE_COLUMNS.index("amt")
 
@@ -42,16 +42,15 @@ FAULTS = {"refuses them (400)": "refuse_rows", "scores them NaN": "nan_rows"}
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-@pytest.mark.parametrize("path", list(PATHS))
 def test_payments_the_model_cannot_score_are_quarantined_alone(
-    path, fault, stack, model, outcomes, clean_db, caplog
+    fault, stack, model, outcomes, clean_db, caplog
 ):
     caplog.set_level(logging.INFO)
     warm_up(stack)
     set_aside, amounts = chosen(stack, model)
     stack.model_proxy.inject(FAULTS[fault], rows=lambda rows: np.isin(rows[:, AMT], amounts))
-    PATHS[path](stack, clean_db)
-    PATHS[path](stack, clean_db)  # the same window again: quarantined once, nothing re-sent
+    dag_runs(stack, clean_db)
+    dag_runs(stack, clean_db)  # the same window again: quarantined once, nothing re-sent
     said = [r.getMessage() for r in caplog.records if r.name.startswith("fraud_pipeline")]
     # Each refused payment once, in whichever batches they fell (a re-run sends none again).
     refused = [int(m[1]) for line in said if (m := re.search(r"refused (\d+) of \d+ rows", line))]
@@ -62,9 +61,9 @@ def test_payments_the_model_cannot_score_are_quarantined_alone(
     )
     assert reasons == len(set_aside)
     result = outcome(
-        f"model {fault.split(' (')[0]} ({path})".replace(
-            "refuses them", "refuses 2 payments"
-        ).replace("scores them NaN", "scores 2 payments NaN"),
+        f"model {fault.split(' (')[0]}".replace("refuses them", "refuses 2 payments").replace(
+            "scores them NaN", "scores 2 payments NaN"
+        ),
         stack,
         model,
         clean_db,

@@ -53,8 +53,8 @@ def test_no_full_card_number_after_extract(services: Services, clean_db, caplog)
         summary = run_interval(conn, start.to_pydatetime(), end.to_pydatetime())
     finally:
         conn.close()
-    assert summary["load"]["loaded"] == len(served)
-    assert summary["alert"]["frauds_alerted"] > 0
+    assert summary.loaded.loaded == len(served)
+    assert summary.alerts["frauds_alerted"] > 0
 
     dump = database_dump(clean_db)
     emails = b"".join(p.read_bytes() for p in services.mail.maildir.glob("*.eml")).decode()
@@ -82,7 +82,7 @@ def test_no_full_card_number_after_extract(services: Services, clean_db, caplog)
     last4 = {n[-4:] for n in numbers}
     assert sum(f'"{d}"' in dump or f",{d}," in dump for d in last4) > len(last4) / 2
     assert any(mask_last4(d) in emails for d in last4)
-    assert len(flagged) == summary["alert"]["frauds_alerted"]
+    assert len(flagged) == summary.alerts["frauds_alerted"]
 
 
 @pytest.mark.parametrize("number", ["4111-1111-1111-1111", "41111111111111111111111", "411111111"])

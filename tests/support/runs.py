@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import psycopg2
@@ -22,7 +21,6 @@ from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.devstack.mailcatcher import read_maildir
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import Model
-from fraud_pipeline.pipeline import backfill
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.serving.endpoint import EndpointClient
 from tests.support.cards import PLANTED, database_places, log_places, mail_places, scan
@@ -107,22 +105,9 @@ def run_all(
 
 
 def dag_runs(stack: Stack, url: str) -> None:
-    """The window through the DAG's steps (`run_interval`), every run green."""
+    """The window through the DAG's tasks (`run_interval`: ingest -> score_and_load -> alert ->
+    shadow, the functions the DAG, the back-fills and the catch-ups share), every run green."""
     assert run_all(stack, url) == []
-
-
-def cli_backfill(stack: Stack, url: str) -> None:
-    """`fraud-pipeline run-interval --start --end --chunk-minutes 15` (its settings: the env)."""
-    start, end = stack.window
-    code = backfill.main(start=start.isoformat(), end=end.isoformat(), chunk_minutes=15)
-    assert code == 0
-
-
-# The two paths a payment takes to payments_scored: the per-minute DAG and the back-fill.
-PATHS: dict[str, Callable[[Stack, str], None]] = {
-    "DAG steps": dag_runs,
-    "run-interval back-fill": cli_backfill,
-}
 
 
 def count(url: str, query: str) -> int:

@@ -1,7 +1,7 @@
 """What catching late payments costs a run: the look-back and the re-check, measured.
 
-The same consecutive minutes of generated payments run as the DAG runs them (extract from the
-high-water mark, validate, transform, score, load; no alert, no shadow) in two scratch
+The same consecutive minutes of generated payments run as the DAG runs them (ingest from the
+high-water mark, then score_and_load; no alert, no shadow) in two scratch
 databases: one with LATE_PAYMENT_LOOKBACK_MIN and LATE_PAYMENT_RECHECK_MIN at 0 (no re-read),
 one with the settings' values. Minute by minute, in alternating order, so that neither side gets
 the warmer machine. Once a run is an hour past the first, each run of the second side re-reads
@@ -33,7 +33,7 @@ def timed_minute(url: str, start: datetime, settings: Settings, **kwargs: Any) -
     again by the look-back and the re-check)."""
     began = time.perf_counter()
     summary = load_minute(url, start, settings=settings, catch_up=True, **kwargs)
-    return time.perf_counter() - began, int(summary["extract"]["reread"])
+    return time.perf_counter() - began, summary.ingested.reread
 
 
 def run(rate_per_min: float = 600, minutes: int = 75) -> dict[str, Any]:

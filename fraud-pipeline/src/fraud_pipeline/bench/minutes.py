@@ -1,8 +1,8 @@
 """One-minute runs as the DAG runs them, in this process: the shadow and capacity benchmarks.
 
-A minute of generated payments goes through extract (from the payments API), validate,
-transform, score (on the model server), load; then alert (to a local SMTP catcher) and
-shadow_score side by side, as the DAG's two tasks after load: two processes, each with its own
+A minute of generated payments goes through ingest (from the payments API) and
+score_and_load (on the model server); then alert (to a local SMTP catcher) and shadow_score
+side by side, as the DAG's two tasks after score_and_load: two processes, each with its own
 connection, forked from a fork server that preloaded the scheduler's TASK_MODULES (as the
 LocalExecutor forks its tasks from the scheduler; not from this process: XGBoost's OpenMP
 threads do not survive a fork once they ran). Airflow's own cost per run (scheduling, starting
@@ -31,6 +31,7 @@ from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.model.artifacts import Model
 from fraud_pipeline.net import free_port
 from fraud_pipeline.pipeline import shadow, steps
+from fraud_pipeline.pipeline.results import Loaded, RunId
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.serving.endpoint import EndpointClient
 
@@ -39,8 +40,8 @@ START = datetime.fromisoformat("2026-03-03T01:00:00+00:00")  # a fixed night: fr
 
 @dataclass(frozen=True)
 class MinuteRun:
-    """Seconds of one run: the whole (load, then the later of alert and shadow_score), the
-    champion's path (extract -> alert sent), the shadow step; and how many payments it stored."""
+    """Seconds of one run: the whole (score_and_load, then the later of alert and
+    shadow_score), the champion's path (ingest -> alert sent), the shadow step; and how many payments it stored."""
 
     whole_s: float
     champion_s: float
@@ -48,9 +49,7 @@ class MinuteRun:
     loaded: int
 
 
-def _task(
-    name: str, url: str, loaded: dict[str, Any], settings: Settings, done: Connection
-) -> None:
+def _task(name: str, url: str, loaded: Loaded, settings: Settings, done: Connection) -> None:
     """A forked task process: alert or shadow_score on a connection of its own; sends back
     (when it finished, its summary)."""
     conn = psycopg2.connect(url)
@@ -65,7 +64,7 @@ def _task(
 
 
 def _side_by_side(
-    url: str, loaded: dict[str, Any], settings: Settings
+    url: str, loaded: Loaded, settings: Settings
 ) -> dict[str, tuple[float, dict[str, Any]]]:
     """alert and shadow_score in two forked processes at once: each one's (end, summary)."""
     fork = multiprocessing.get_context("forkserver")
@@ -97,16 +96,16 @@ def load_minute(
     settings: Settings,
     *,
     catch_up: bool = False,
-) -> dict[str, Any]:
-    """The minute from `start` from extract to load (no alert, no shadow), on a connection of
-    its own; `catch_up` as the DAG's extract (from the high-water mark, with the look-back)."""
+) -> steps.Processed:
+    """The minute from `start` from ingest to score_and_load (no alert, no shadow), on a
+    connection of its own; `catch_up` as the DAG's ingest (from the high-water mark, with the look-back)."""
     conn = psycopg2.connect(url)
     try:
         return run_interval(
             conn,
             start,
             start + timedelta(minutes=1),
-            run_id=f"bench__{start.isoformat()}",
+            run_id=RunId(f"bench__{start.isoformat()}"),
             model=model,
             client=client,
             settings=settings,
@@ -125,7 +124,7 @@ def run_minute(
     began = time.perf_counter()
     summary = load_minute(url, start, model, client, settings)
     loaded = time.perf_counter()
-    ends = _side_by_side(url, summary["load"], settings)
+    ends = _side_by_side(url, summary.loaded, settings)
     (alert_done, _), (shadow_done, shadow_summary) = ends["alert"], ends["shadow_score"]
     if "error" in shadow_summary:
         raise RuntimeError(f"shadow scoring failed: {shadow_summary['error']}")
@@ -133,7 +132,7 @@ def run_minute(
         whole_s=max(alert_done, shadow_done) - began,
         champion_s=alert_done - began,
         shadow_s=shadow_done - loaded,
-        loaded=int(summary["load"].get("loaded", 0)),
+        loaded=summary.loaded.loaded,
     )
 
 

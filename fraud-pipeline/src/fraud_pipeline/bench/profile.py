@@ -2,7 +2,7 @@
 
 `python -m fraud_pipeline.bench.profile [ROWS]` scores the same stream as `bench/pipeline.py`
 (a day of history, then a batch of ROWS payments, default 100,000) through
-`steps.score_and_store` under cProfile and prints the functions that take the most time, by
+the inbox and `steps.score_and_load` (as the DAG runs it) under cProfile and prints the functions that take the most time, by
 cumulative time: the excerpt the README quotes for the throughput goal. cProfile sees the main
 thread only: the flagged payments' reasons, computed in a thread beside the upsert, show as the
 wait for that thread.
@@ -16,9 +16,8 @@ import pstats
 import sys
 import time
 
-from fraud_pipeline.bench.pipeline import batch_bench
+from fraud_pipeline.bench.pipeline import batch_bench, inbox_to_scored
 from fraud_pipeline.bench.run import machine
-from fraud_pipeline.pipeline import steps
 
 
 def profile_batch(rows: int, top: int = 25) -> str:
@@ -26,7 +25,7 @@ def profile_batch(rows: int, top: int = 25) -> str:
     with batch_bench(rows) as bench:
         profiler = cProfile.Profile()
         began = time.perf_counter()
-        profiler.runcall(steps.score_and_store, bench.conn, bench.batch, bench.model, bench.client)
+        profiler.runcall(inbox_to_scored, bench.conn, bench.batch, bench.model, bench.client)
         seconds = time.perf_counter() - began
     history, batch = bench.history, bench.batch
     cpu = machine()

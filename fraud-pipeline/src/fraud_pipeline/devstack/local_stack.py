@@ -207,7 +207,7 @@ def backfill_window(hours: int, history_days: int = 0) -> tuple[datetime, dateti
             UTC
         )
     # whole seconds: the payments API's page tokens carry milliseconds, an end in microseconds
-    # would fail the extract's check of the served end on the second page
+    # would fail the ingest's check of the served end on the second page
     return start.astimezone(midnight.tzinfo), clock.now().replace(microsecond=0)
 
 

@@ -1,8 +1,9 @@
 """`fraud-pipeline run-interval`: the pipeline's steps over a long period, chunk by chunk.
 
-Used to back-fill yesterday and today until now on the first start of a day and for benchmarks; each chunk is one idempotent run,
-so an interrupted backfill is simply started again. Chunks go through
-`pipeline.process_interval` (in memory), not the DAG's hand-over tables.
+Used to back-fill yesterday and today until now on the first start of a day and for
+benchmarks; each chunk is one idempotent run, so an interrupted backfill is simply started
+again. Each chunk takes the DAG's own path (`steps.process_interval`): admitted to the inbox
+under its own batch, then `steps.score_and_load`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fraud_pipeline.alerting.alerts import alert_pending
 from fraud_pipeline.alerting.digest import catching_up
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.model.artifacts import Model
+from fraud_pipeline.pipeline.results import RunId
 from fraud_pipeline.pipeline.steps import Connection, process_interval, receive
 from fraud_pipeline.registry.models import champion_model
 from fraud_pipeline.serving.endpoint import EndpointClient
@@ -122,7 +124,7 @@ def _run_chunks(
                 conn,
                 lower,
                 upper,
-                run_id=f"backfill__{lower.isoformat()}",
+                run_id=RunId(f"backfill__{lower.isoformat()}"),
                 model=model,
                 client=client,
                 settings=settings,
@@ -132,12 +134,13 @@ def _run_chunks(
             )
             if alerts:
                 alert_pending(conn, settings, old="hold")
-            loaded += summary["loaded"]
+            came, stored = summary.ingested, summary.loaded
+            loaded += stored.loaded
             print(
-                f"  {lower:%Y-%m-%d %H:%M} -> {upper:%H:%M}: {summary['loaded']:,} scored, "
-                f"{summary['frauds']} frauds, {summary['quarantined']} quarantined, "
-                f"{summary['redelivered']} stored already "
-                f"({summary['conflicts']} with different contents: quarantined) "
+                f"  {lower:%Y-%m-%d %H:%M} -> {upper:%H:%M}: {stored.loaded:,} scored, "
+                f"{stored.frauds} frauds, {came.quarantined + stored.refused} quarantined, "
+                f"{came.redelivered} stored already "
+                f"({came.conflicts} with different contents: quarantined) "
                 f"({time.monotonic() - began:.0f} s)",
                 flush=True,
             )
@@ -207,14 +210,14 @@ def reconcile(day: date, chunk_minutes: int = 60) -> int:
                     conn,
                     start,
                     end,
-                    run_id=f"reconcile__{start.isoformat()}",
+                    run_id=RunId(f"reconcile__{start.isoformat()}"),
                     model=model,
                     client=client,
                     settings=settings,
                     late_before=end,
                     beyond_before=end,  # every earlier look-back and re-check missed them
                 )
-                found += summary["late"]
+                found += summary.ingested.late
         alert_pending(conn, settings, old="now")
     finally:
         conn.close()

@@ -1,6 +1,6 @@
 """Shadow scoring: the registered challenger scores each run's payments beside the champion.
 
-Off the hot path: the DAG runs it after load, beside alert, so the champion's alerts never wait
+Off the hot path: the DAG runs it after score_and_load, beside alert, so the champion's alerts never wait
 for it, and whatever goes wrong with the challenger (artifacts missing or altered, a failure
 while scoring) is logged and leaves those payments unshadowed: it never fails the run. The
 challenger is not deployed to the endpoint: it scores in-process, with its own transformer and
@@ -30,11 +30,12 @@ from fraud_pipeline.storage.history import payment_columns, payments_frame
 
 if TYPE_CHECKING:
     from fraud_pipeline.model.artifacts import Model
+    from fraud_pipeline.pipeline.results import Loaded
     from fraud_pipeline.pipeline.steps import Connection
 
 log = logging.getLogger(__name__)
 
-# The payments a load stored, by their time range (the trans_time index), not shadowed yet.
+# The payments a batch stored, by their time range (the trans_time index), not shadowed yet.
 _UNSHADOWED = sql.SQL(
     "SELECT {columns} FROM payments_scored p WHERE p.trans_time >= %s AND p.trans_time <= %s "
     "AND NOT EXISTS (SELECT 1 FROM shadow_scores s "
@@ -118,11 +119,11 @@ def _guarded(
 
 
 def shadow_loaded(
-    conn: Connection, loaded: dict[str, Any], settings: Settings | None = None
+    conn: Connection, loaded: Loaded, settings: Settings | None = None
 ) -> dict[str, Any]:
-    """The DAG's shadow task: the payments `steps.load` stored (its `loaded` summary gives their
+    """The shadow step of every path: the payments `steps.score_and_load` stored (found by their
     time range), those not shadowed yet, scored by the challenger. No challenger: a no-op."""
-    first, last = loaded.get("trans_time_from"), loaded.get("trans_time_to")
+    first, last = loaded.trans_time_from, loaded.trans_time_to
     if not first or not last:
         return {"challenger": None, "shadowed": 0}
 
@@ -130,12 +131,3 @@ def shadow_loaded(
         return score_payments(conn, _unshadowed(conn, first, last, model.version), model)
 
     return _guarded(conn, score, settings)
-
-
-def shadow_payments(
-    conn: Connection, payments: pd.DataFrame, settings: Settings | None = None
-) -> dict[str, Any]:
-    """The back-fill's shadow step: stored `payments` (in memory) scored by the challenger."""
-    if payments.empty:
-        return {"challenger": None, "shadowed": 0}
-    return _guarded(conn, lambda model: score_payments(conn, payments, model), settings)

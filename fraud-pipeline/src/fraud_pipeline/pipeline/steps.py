@@ -1,17 +1,18 @@
-"""The pipeline's steps, one function per DAG task; the DAG only wires them.
+"""The pipeline's steps: one path for every payment, the DAG's runs and the back-fills alike.
 
-extract -> validate -> transform -> score -> load -> alert (and, beside alert, the challenger's
-shadow scoring: `pipeline/shadow.py`). Each step reads its input from a
-PostgreSQL table and writes its output to the next one, so tasks exchange references (run id,
-batch id, counts) and a payment is never lost between them:
+    ingest (fetch -> payments_landing -> validate -> payments_inbox; bad rows -> quarantine)
+    -> score_and_load (claim -> card history, features -> endpoint -> decisions, reasons
+       -> payments_scored, deleted from the inbox in the same transaction, chunk by chunk)
+    -> alert, and beside it the challenger's shadow scoring (`pipeline/shadow.py`).
 
-    payments_landing (extract) -> payments_inbox (validate; bad rows -> payments_quarantine)
-    -> scoring_stage (transform: features; score: probabilities) -> payments_scored (load)
-
-`transform` claims every pending inbox row, not only this run's: what earlier runs could not
-score (endpoint switched off, database down) is picked up by the next run. A claim older than
-STALE_CLAIM (a run that died) is taken over. Every step can be re-run: the same interval again
-stores nothing new and sends nothing.
+The inbox is the durable queue: a payment waits there until it is stored (or quarantined), so
+a task that fails loses nothing and its retry, or the next run, takes it up. `score_and_load`
+claims every pending inbox row, not only this run's: what earlier runs could not score
+(endpoint switched off, database down) is picked up by the next run; a claim older than
+STALE_CLAIM (a run that died) is taken over. A back-fill chunk (`process_interval`) is fetched
+ahead in memory (`receive`), admitted to the inbox already claimed under its own batch, and
+stored by the same `score_and_load`. Every step can be re-run: the same interval again stores
+nothing new and sends nothing. Tasks exchange small frozen results (`pipeline/results.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -33,6 +35,7 @@ from psycopg2.extras import execute_values
 
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_card_numbers, mask_identifier, mask_value
+from fraud_pipeline.pipeline.results import BatchId, Ingested, Loaded, RunId, batch_for
 from fraud_pipeline.schema import PAYMENT_COLUMNS
 from fraud_pipeline.storage.upsert import copy_into, merge_scored, prepare
 
@@ -46,16 +49,16 @@ if TYPE_CHECKING:  # both import heavy libraries or settings: the tasks import t
 
 log = logging.getLogger(__name__)
 
-STALE_CLAIM = timedelta(minutes=5)
+STALE_CLAIM = timedelta(minutes=5)  # a claim this old is taken over by the next run
+RENEW_CLAIM = timedelta(minutes=1)  # a batch claiming again renews its claims this old
 
-# Transaction-scoped advisory locks around a batch's hand-over rows (payments_inbox claims and
-# scoring_stage). Claiming takes CLAIM_LOCK exclusively: it re-claims, deletes and rewrites stage
-# rows, possibly of a batch that is being scored or loaded (a run and its zombie share a batch
-# id; a stale claim is taken over). Scoring and loading take it shared, plus their batch's own
-# lock (BATCH_LOCK_CLASS, hash of the batch id): two transactions touching the same stage rows
-# take turns instead of locking them in different orders (a DELETE's scan order against an
-# UPDATE's join order was a deadlock). Each lock is the first statement of its transaction, so
-# no transaction waits for one while holding row locks.
+# Transaction-scoped advisory locks around a batch's inbox rows. Claiming takes CLAIM_LOCK
+# exclusively: it may take over the rows of a batch that is being stored (a run and its zombie
+# share a batch id; a stale claim is taken over). Storing a chunk takes it shared, plus its
+# batch's own lock (BATCH_LOCK_CLASS, hash of the batch id): two transactions touching the same
+# inbox rows take turns instead of locking them in different orders (a deadlock). Each lock is
+# the first statement of its transaction, so no transaction waits for one while holding row
+# locks.
 CLAIM_LOCK = 0x4652434C  # "FRCL"
 BATCH_LOCK_CLASS = 0x46524142  # "FRAB"
 
@@ -87,13 +90,13 @@ def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
 # -- extract ----------------------------------------------------------------------------------
 def extract(
     conn: Connection,
-    run_id: str,
+    run_id: RunId,
     start: datetime,
     end: datetime,
     settings: Settings | None = None,
     *,
     catch_up: bool = False,
-) -> dict[str, Any]:
+) -> Extracted:
     """Fetch the interval's payments, tokenise the cards, land them (idempotent per run).
 
     `catch_up` (the DAG): fetch from the high-water mark when it lags behind `start` (missed
@@ -154,20 +157,32 @@ def extract(
             )
         if catch_up and windowed:
             watermark.advance(cur, fetch_from, end)  # landed: from here on no payment is lost
-    return {
-        "run_id": run_id,
-        "landed": len(rows),
-        "start": start.isoformat(),
-        "end": end.isoformat(),
+    return Extracted(
+        run_id=run_id,
+        landed=len(rows),
+        start=start,
+        end=end,
         # New payments before `start` came in the look-back: late (validate records them);
         # before `beyond_before`, every earlier look-back missed them: beyond the bound.
-        "late_before": start.isoformat(),
-        "beyond_before": (
-            start - timedelta(minutes=settings.late_payment_lookback_min)
-        ).isoformat(),
-        "fetched_at": fetched_at.isoformat(),
-        "reread": len(reread),
-    }
+        late_before=start,
+        beyond_before=start - timedelta(minutes=settings.late_payment_lookback_min),
+        fetched_at=fetched_at,
+        reread=len(reread),
+    )
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """What `extract` landed, and the marks `validate` records late payments by."""
+
+    run_id: RunId
+    landed: int
+    start: datetime
+    end: datetime
+    late_before: datetime
+    beyond_before: datetime
+    fetched_at: datetime
+    reread: int = 0
 
 
 def not_stored(conn: Connection, raw: pd.DataFrame) -> pd.DataFrame:
@@ -195,23 +210,49 @@ def not_stored(conn: Connection, raw: pd.DataFrame) -> pd.DataFrame:
     return raw[~raw["trans_num"].isin(known).to_numpy()]
 
 
-# -- validate ---------------------------------------------------------------------------------
+# -- ingest = extract + validate ----------------------------------------------------------------
+def ingest(
+    conn: Connection,
+    run_id: RunId,
+    start: datetime,
+    end: datetime,
+    settings: Settings | None = None,
+    *,
+    catch_up: bool = False,
+) -> Ingested:
+    """Fetch the interval (`extract`: landed, the mark moved with it) and move every landed row
+    to the inbox or the quarantine (`validate`). Re-run (a retry): the interval is landed again
+    under the same run (a no-op) and re-deliveries are set aside, so nothing is stored twice."""
+    extracted = extract(conn, run_id, start, end, settings, catch_up=catch_up)
+    validated = validate(
+        conn,
+        run_id,
+        late_before=extracted.late_before,
+        fetched_at=extracted.fetched_at,
+        beyond_before=extracted.beyond_before,
+    )
+    return replace(
+        validated,
+        fetched=extracted.landed,
+        reread=extracted.reread,
+        start=extracted.start.isoformat(),
+        end=extracted.end.isoformat(),
+    )
+
+
 def validate(
     conn: Connection,
-    run_id: str,
+    run_id: RunId,
     late_before: datetime | None = None,
     fetched_at: datetime | None = None,
     beyond_before: datetime | None = None,
-) -> dict[str, Any]:
-    """Landed rows -> inbox (payments not stored yet) or quarantine (with the reason).
+) -> Ingested:
+    """Landed rows -> inbox (payments not stored yet) or quarantine (with the reason): `admit`.
 
     A new payment with time before `late_before` (the run's own interval; extract gives it)
     that only this run landed came in its look-back: it arrived after its minute was fetched,
     and is recorded as late; before `beyond_before` (the re-check), later than the bound.
     One transaction: the landed rows are deleted as they are read, so a failure leaves them landed.
-    A row is judged alone when the batch cannot be (`check_rows`) and stored alone when the batch
-    cannot be: a row that can be neither judged nor stored is quarantined, so no landed row can
-    make every later run fail.
     """
     with conn, conn.cursor() as cur:
         # Every landed row, not only this run's: a run whose validate never ran left its rows.
@@ -219,34 +260,60 @@ def validate(
         landed = cur.fetchall()
         payloads = [row[0] for row in landed]
         # Landed by another run too (runs that overlap): its own interval may hold them.
-        elsewhere = {key for _, other, key in landed if other != run_id}
+        elsewhere = frozenset(key for _, other, key in landed if other != run_id)
         if not payloads:
-            return {
-                "run_id": run_id,
-                "good": 0,
-                "quarantined": 0,
-                "new": 0,
-                "redelivered": 0,
-                "conflicts": 0,
-                "late": 0,
-            }
-        result = check_rows(pd.DataFrame.from_records(payloads))
-        quarantine(cur, result.bad, run_id)
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS inbox_stage (LIKE payments_inbox INCLUDING DEFAULTS) ON COMMIT DROP"
+            return Ingested(run_id)
+        return admit(
+            cur,
+            check_rows(pd.DataFrame.from_records(payloads)),
+            run_id,
+            fetched=len(payloads),
+            late_before=late_before,
+            fetched_at=fetched_at,
+            beyond_before=beyond_before,
+            elsewhere=elsewhere,
         )
-        new, seen, refused = _land_in_inbox(cur, result.good, run_id)
-        quarantine(cur, refused, run_id)
-        mine = new[~new["trans_num"].astype(str).isin(elsewhere)]
-        late = record_late(cur, mine, late_before, fetched_at, run_id, beyond_before)
-    return {
-        "run_id": run_id,
-        "good": len(result.good) - len(refused),
-        "quarantined": len(result.bad) + len(refused),
-        "new": len(new),
-        "late": late,
-        **seen,
-    }
+
+
+def admit(
+    cur: psycopg2.extensions.cursor,
+    checked: Validated,
+    run_id: RunId,
+    *,
+    fetched: int,
+    late_before: datetime | None = None,
+    fetched_at: datetime | None = None,
+    beyond_before: datetime | None = None,
+    elsewhere: frozenset[str] = frozenset(),
+    claim_as: BatchId | None = None,
+) -> Ingested:
+    """Checked rows into the inbox, inside the caller's transaction: the bad ones quarantined,
+    re-deliveries set aside, the new ones late before `late_before` recorded (not those in
+    `elsewhere`: landed by another run too). `claim_as`: the new rows wait claimed by that
+    batch (a back-fill chunk scores them at once; the DAG's runs leave them alone).
+
+    A row is stored alone when the batch cannot be: a row that can be neither judged
+    (`check_rows`) nor stored is quarantined, so no row can make every later run fail.
+    """
+    quarantine(cur, checked.bad, run_id)
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS inbox_stage (LIKE payments_inbox INCLUDING DEFAULTS) "
+        "ON COMMIT DROP"
+    )
+    new, seen, refused = _land_in_inbox(cur, checked.good, run_id, claim_as)
+    quarantine(cur, refused, run_id)
+    mine = new[~new["trans_num"].astype(str).isin(elsewhere)]
+    late = record_late(cur, mine, late_before, fetched_at, run_id, beyond_before)
+    return Ingested(
+        run_id=run_id,
+        fetched=fetched,
+        good=len(checked.good) - len(refused),
+        quarantined=len(checked.bad) + len(refused),
+        new=len(new),
+        redelivered=seen["redelivered"],
+        conflicts=seen["conflicts"],
+        late=late,
+    )
 
 
 def record_late(
@@ -274,16 +341,8 @@ def record_late(
     )
 
 
-def late_marks(extracted: dict[str, Any]) -> dict[str, datetime | None]:
-    """validate's `late_before` and `fetched_at`, from what extract returned (the DAG's XCom)."""
-    return {
-        key: datetime.fromisoformat(extracted[key]) if extracted.get(key) else None
-        for key in ("late_before", "fetched_at", "beyond_before")
-    }
-
-
 def _land_in_inbox(
-    cur: psycopg2.extensions.cursor, good: pd.DataFrame, run_id: str
+    cur: psycopg2.extensions.cursor, good: pd.DataFrame, run_id: str, claim_as: BatchId | None
 ) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
     """Set re-deliveries aside and put the rest in the inbox: the batch at once, else row by row.
 
@@ -292,7 +351,7 @@ def _land_in_inbox(
     with their reason, for the quarantine. The payments new to the inbox: (trans_num, trans_time).
     """
     try:
-        new, seen = _land(cur, good, run_id)
+        new, seen = _land(cur, good, run_id, claim_as)
         return new, seen, good.iloc[0:0]
     except STORAGE_ERRORS:
         pass
@@ -300,7 +359,7 @@ def _land_in_inbox(
     for position in range(len(good)):
         row = good.iloc[[position]]
         try:
-            row_new, row_seen = _land(cur, row, run_id)
+            row_new, row_seen = _land(cur, row, run_id, claim_as)
         except STORAGE_ERRORS as error:
             refused.append(row.assign(reason=f"not storable: {type(error).__name__}"))
             continue
@@ -314,13 +373,13 @@ NO_NEW = pd.DataFrame({"trans_num": pd.Series(dtype=str), "trans_time": pd.Serie
 
 
 def _land(
-    cur: psycopg2.extensions.cursor, good: pd.DataFrame, run_id: str
+    cur: psycopg2.extensions.cursor, good: pd.DataFrame, run_id: str, claim_as: BatchId | None
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Re-deliveries set aside, the fresh payments inserted into the inbox: all or none."""
     cur.execute("SAVEPOINT land")
     try:
         fresh, seen = set_aside_redeliveries(cur, good, run_id)
-        new = _to_inbox(cur, fresh) if len(fresh) else NO_NEW
+        new = _to_inbox(cur, fresh, claim_as) if len(fresh) else NO_NEW
     except BaseException:
         cur.execute("ROLLBACK TO SAVEPOINT land")
         raise
@@ -328,18 +387,22 @@ def _land(
     return new, seen
 
 
-def _to_inbox(cur: psycopg2.extensions.cursor, good: pd.DataFrame) -> pd.DataFrame:
-    """Stage and insert validated payments not stored yet (inside `_land`'s savepoint); the
-    ones inserted (trans_num, trans_time)."""
+def _to_inbox(
+    cur: psycopg2.extensions.cursor, good: pd.DataFrame, claim_as: BatchId | None
+) -> pd.DataFrame:
+    """Stage and insert validated payments not stored yet (inside `_land`'s savepoint), claimed
+    by `claim_as` if given; the ones inserted (trans_num, trans_time)."""
     cur.execute("TRUNCATE inbox_stage")
     copy_into(cur, "inbox_stage", good.loc[:, list(PAYMENT_COLUMNS)])
     columns = ", ".join(f'"{c}"' for c in PAYMENT_COLUMNS)
     cur.execute(
-        f"INSERT INTO payments_inbox ({columns}) SELECT {columns} FROM inbox_stage s "  # noqa: S608
-        "WHERE NOT EXISTS (SELECT 1 FROM payments_scored p WHERE p.trans_num = s.trans_num) "
+        f"INSERT INTO payments_inbox ({columns}, batch_id, claimed_at) "  # noqa: S608
+        f"SELECT {columns}, %(batch)s, CASE WHEN %(batch)s IS NULL THEN NULL ELSE now() END "
+        "FROM inbox_stage s WHERE NOT EXISTS (SELECT 1 FROM payments_scored p WHERE p.trans_num = s.trans_num) "
         # in key order, as every writer: two validates of the same payments wait for
         # each other's rows in one order (no deadlock)
-        "ORDER BY s.trans_num ON CONFLICT (trans_num) DO NOTHING RETURNING trans_num, trans_time"
+        "ORDER BY s.trans_num ON CONFLICT (trans_num) DO NOTHING RETURNING trans_num, trans_time",
+        {"batch": claim_as},
     )
     return pd.DataFrame(cur.fetchall(), columns=["trans_num", "trans_time"])
 
@@ -475,17 +538,17 @@ def set_aside_redeliveries(
     return good[~seen & ~refused], {"redelivered": int(seen.sum()), "conflicts": len(conflicts)}
 
 
-# -- transform --------------------------------------------------------------------------------
+# -- score_and_load: claim, features with history, endpoint, decisions, upsert ----------------
 def _lock_for_claims(cur: psycopg2.extensions.cursor) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
 
 
-def _lock_batch(cur: psycopg2.extensions.cursor, batch_id: str) -> None:
+def _lock_batch(cur: psycopg2.extensions.cursor, batch_id: BatchId) -> None:
     cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (CLAIM_LOCK,))
     cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (BATCH_LOCK_CLASS, batch_id))
 
 
-def _inbox_frame(cur: psycopg2.extensions.cursor, batch_id: str) -> pd.DataFrame:
+def _inbox_frame(cur: psycopg2.extensions.cursor, batch_id: BatchId) -> pd.DataFrame:
     columns = ", ".join(f'"{c}"' for c in PAYMENT_COLUMNS)
     cur.execute(
         f"SELECT {columns} FROM payments_inbox WHERE batch_id = %s ORDER BY trans_time, trans_num",  # noqa: S608
@@ -499,104 +562,144 @@ def _inbox_frame(cur: psycopg2.extensions.cursor, batch_id: str) -> pd.DataFrame
     return frame
 
 
-def transform(conn: Connection, batch_id: str, model: Model | None = None) -> dict[str, Any]:
-    """Claim the pending payments and write their feature rows to scoring_stage."""
-    from fraud_pipeline.registry.models import champion_model
-    from fraud_pipeline.storage.history import load_card_history
+def claim(conn: Connection, batch_id: BatchId) -> pd.DataFrame:
+    """Claim every pending inbox row for `batch_id`; the claimed payments, in time order.
 
-    model = model or champion_model(conn)
+    Pending: not claimed, claimed by this batch already (a retry of the run, a back-fill chunk
+    that admitted its rows claimed), or claimed longer than STALE_CLAIM ago (a run that died).
+    Not only this run's rows: what earlier runs could not score (endpoint switched off,
+    database down) is picked up by the next run. This batch's own claims are renewed only once
+    older than RENEW_CLAIM (a back-fill chunk's rows, claimed seconds ago, are not rewritten).
+    """
     with conn, conn.cursor() as cur:
         _lock_for_claims(cur)
         cur.execute(
-            "UPDATE payments_inbox SET batch_id = %s, claimed_at = now() "
-            "WHERE batch_id IS NULL OR batch_id = %s OR claimed_at < now() - %s",
-            (batch_id, batch_id, STALE_CLAIM),
+            "UPDATE payments_inbox SET batch_id = %(batch)s, claimed_at = now() "
+            "WHERE batch_id IS NULL OR claimed_at < now() - %(stale)s "
+            "OR (batch_id = %(batch)s AND claimed_at < now() - %(renew)s)",
+            {"batch": batch_id, "stale": STALE_CLAIM, "renew": RENEW_CLAIM},
         )
-        cur.execute(
-            "DELETE FROM scoring_stage s WHERE s.batch_id <> %s AND NOT EXISTS "
-            "(SELECT 1 FROM payments_inbox i WHERE i.batch_id = s.batch_id)",
-            (batch_id,),
-        )
-        payments = _inbox_frame(cur, batch_id)
-        cur.execute("DELETE FROM scoring_stage WHERE batch_id = %s", (batch_id,))
-        if payments.empty:
-            return {"batch_id": batch_id, "rows": 0}
-        matrix = model.features(payments, load_card_history(conn, payments))
-        stage = pd.DataFrame(
-            {
-                "batch_id": batch_id,
-                "trans_num": payments["trans_num"].astype(str),
-                "features": ["{" + ",".join(map(repr, map(float, row))) + "}" for row in matrix],
-            }
-        )
-        copy_into(cur, "scoring_stage", stage)
-    return {"batch_id": batch_id, "rows": len(payments)}
+        return _inbox_frame(cur, batch_id)
 
 
-# -- score ------------------------------------------------------------------------------------
-def score(
+def endpoint_scores(client: Scorer, matrix: np.ndarray) -> ScoreResult:
+    """The endpoint's answer for a chunk's feature matrix: where every score is received (the
+    one place to check what the endpoint says about itself, e.g. the version it serves)."""
+    return client.predict(matrix)
+
+
+def score_and_load(
     conn: Connection,
-    batch_id: str,
-    client: Scorer | None = None,
+    batch_id: BatchId,
+    model: Model,
+    client: Scorer,
     settings: Settings | None = None,
-) -> dict[str, Any]:
-    """Score the batch's feature rows on the SageMaker endpoint; store the probabilities.
+) -> Loaded:
+    """Claim the pending payments and score and store them, a chunk at a time (`score_chunk`).
 
-    Endpoint down: `scoring.EndpointUnavailable` after the client's own retries; the rows stay
-    claimed in the inbox and the next run (or this task's retry) scores them.
+    Each chunk is one transaction that upserts the chunk into payments_scored and deletes it
+    from the inbox: a payment leaves the inbox only stored (or quarantined). Endpoint down
+    (`EndpointUnavailable` after the client's own retries): the chunk's rows stay claimed in
+    the inbox, for this task's retry (same batch) or, after STALE_CLAIM, any later run.
     """
-    from fraud_pipeline.serving.endpoint import EndpointClient
+    settings = settings or get_settings()
+    payments = claim(conn, batch_id)
+    loaded = Loaded(batch_id)
+    size = settings.upsert_batch_size
+    for first in range(0, len(payments), size):
+        chunk = payments.iloc[first : first + size].reset_index(drop=True)
+        loaded = loaded.plus(score_chunk(conn, batch_id, chunk, model, client))
+    if len(payments):
+        log.info(
+            "batch %s: %d payments scored and stored, %d flagged, %d refused by the model",
+            batch_id,
+            loaded.loaded,
+            loaded.frauds,
+            loaded.refused,
+        )
+    return loaded
 
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT trans_num, features FROM scoring_stage WHERE batch_id = %s ORDER BY trans_num",
-            (batch_id,),
+
+def score_chunk(
+    conn: Connection,
+    batch_id: BatchId,
+    payments: pd.DataFrame,
+    model: Model,
+    client: Scorer,
+) -> Loaded:
+    """Card history, features, endpoint, decisions and reasons, upsert: one claimed chunk.
+
+    Scored outside any transaction (the endpoint may take seconds); then, in one transaction,
+    the chunk's rows still claimed by `batch_id` are deleted from the inbox and only those are
+    stored: a claim taken over meanwhile (STALE_CLAIM) leaves its rows to the new claimer, so a
+    payment is stored by one batch, never two. The reasons of the flagged payments (XGBoost's
+    exact SHAP, in C++ without the GIL) are computed in a thread while the others are upserted
+    (PostgreSQL's own process). Payments the model refuses are quarantined in the same
+    transaction, alone: they never block the others.
+    """
+    from fraud_pipeline.storage.history import load_card_history
+
+    matrix = model.features(payments, load_card_history(conn, payments))
+    result = endpoint_scores(client, matrix)
+    version = result.model_version or "unknown"
+    probabilities = np.asarray(result.probabilities, dtype=float)
+    refused = np.zeros(len(payments), dtype=bool)
+    refused[list(result.refused)] = True
+    flagged = (probabilities >= model.threshold) & ~refused
+
+    def scored(rows: np.ndarray) -> pd.DataFrame:
+        return scored_frame(payments[rows], matrix[rows], probabilities[rows], version, model)
+
+    trans_nums = payments["trans_num"].tolist()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        frauds = pool.submit(scored, flagged)
+        others = scored(~flagged & ~refused)
+        with conn, conn.cursor() as cur:
+            _lock_batch(cur, batch_id)
+            owned = _take_from_inbox(cur, batch_id, trans_nums)
+            held = np.fromiter((t in owned for t in trans_nums), bool, len(trans_nums))
+            if refused.any():
+                why = {trans_nums[i]: reason for i, reason in result.refused.items()}
+                _set_aside_refused(cur, payments[refused & held], why, batch_id)
+            flags = [
+                *_store(cur, others, held[~flagged & ~refused]),
+                *_store(cur, frauds.result(), held[flagged]),
+            ]
+    stored = payments[~refused & held]
+    if len(stored) < int((~refused).sum()):
+        log.warning(
+            "batch %s: %d payments were claimed by another run meanwhile, left to it",
+            batch_id,
+            int((~refused).sum()) - len(stored),
         )
-        rows = cur.fetchall()
-    if not rows:
-        return {"batch_id": batch_id, "rows": 0, "model_version": None}
-    matrix = np.asarray([r[1] for r in rows], dtype=np.float32)
-    result = (client or EndpointClient.from_settings(settings)).predict(matrix)
-    scores = pd.DataFrame(
-        {
-            "trans_num": [r[0] for r in rows],
-            "fraud_probability": result.probabilities,
-            "model_version": result.model_version or "unknown",
-        }
+    return Loaded(
+        batch_id=batch_id,
+        loaded=len(stored),
+        inserted=int(sum(flags)),
+        refused=int(refused.sum()),
+        frauds=int((flagged & held).sum()),
+        model_version=result.model_version,
+        trans_time_from=stored["trans_time"].min().isoformat() if len(stored) else None,
+        trans_time_to=stored["trans_time"].max().isoformat() if len(stored) else None,
     )
-    refused = scores.index.isin(list(result.refused))
-    with conn, conn.cursor() as cur:
-        _lock_batch(cur, batch_id)
-        if refused.any():
-            payments = _inbox_frame(cur, batch_id)
-            why = {rows[i][0]: reason for i, reason in result.refused.items()}
-            _set_aside_refused(cur, payments[payments["trans_num"].isin(why)], why, batch_id)
-            cur.execute(
-                "DELETE FROM scoring_stage WHERE batch_id = %s AND trans_num = ANY(%s)",
-                (batch_id, list(why)),
-            )
-            cur.execute(
-                "DELETE FROM payments_inbox WHERE batch_id = %s AND trans_num = ANY(%s)",
-                (batch_id, list(why)),
-            )
-            scores = scores[~refused]
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS score_updates (trans_num text, fraud_probability "
-            "double precision, model_version text) ON COMMIT DROP"
-        )
-        copy_into(cur, "score_updates", scores)
-        cur.execute(
-            "UPDATE scoring_stage s SET fraud_probability = u.fraud_probability, "
-            "model_version = u.model_version FROM score_updates u "
-            "WHERE s.batch_id = %s AND s.trans_num = u.trans_num",
-            (batch_id,),
-        )
-    return {
-        "batch_id": batch_id,
-        "rows": len(scores),
-        "refused": int(refused.sum()),
-        "model_version": result.model_version,
-    }
+
+
+def _take_from_inbox(
+    cur: psycopg2.extensions.cursor, batch_id: BatchId, trans_nums: list[str]
+) -> set[str]:
+    """Delete the chunk's rows still claimed by `batch_id` from the inbox; their keys."""
+    cur.execute(
+        "DELETE FROM payments_inbox WHERE batch_id = %s AND trans_num = ANY(%s) "
+        "RETURNING trans_num",
+        (batch_id, trans_nums),
+    )
+    return {row[0] for row in cur.fetchall()}
+
+
+def _store(cur: psycopg2.extensions.cursor, scored: pd.DataFrame, held: np.ndarray) -> list[bool]:
+    """Upsert the scored rows taken from the inbox (`held`, row by row; `merge_scored`)."""
+    rows = scored if held.all() else scored[held]
+    return merge_scored(cur, prepare(rows)) if len(rows) else []
 
 
 def _set_aside_refused(
@@ -607,7 +710,6 @@ def _set_aside_refused(
     quarantine(cur, payments.assign(reason=reasons), run_id)
 
 
-# -- load -------------------------------------------------------------------------------------
 def scored_frame(
     payments: pd.DataFrame,
     matrix: np.ndarray,
@@ -641,47 +743,6 @@ def scored_frame(
     )
 
 
-def load(conn: Connection, batch_id: str, model: Model | None = None) -> dict[str, Any]:
-    """Upsert the scored batch and clear it from inbox and stage, in one transaction."""
-    from fraud_pipeline.registry.models import champion_model
-
-    model = model or champion_model(conn)
-    with conn, conn.cursor() as cur:
-        _lock_batch(cur, batch_id)
-        payments = _inbox_frame(cur, batch_id)
-        cur.execute(
-            "SELECT trans_num, features, fraud_probability, model_version FROM scoring_stage "
-            "WHERE batch_id = %s AND fraud_probability IS NOT NULL",
-            (batch_id,),
-        )
-        stage = pd.DataFrame(
-            cur.fetchall(), columns=["trans_num", "features", "fraud_probability", "model_version"]
-        )
-        payments = payments.merge(stage, on="trans_num", how="inner")
-        if payments.empty:
-            return {"batch_id": batch_id, "loaded": 0, "frauds": 0}
-        matrix = np.asarray(payments.pop("features").tolist(), dtype=np.float32)
-        probabilities = payments.pop("fraud_probability").to_numpy(dtype=float)
-        version = str(payments.pop("model_version").iloc[0])
-        scored = scored_frame(payments, matrix, probabilities, version, model)
-        flags = merge_scored(cur, prepare(scored))
-        cur.execute(
-            "DELETE FROM payments_inbox WHERE batch_id = %s AND trans_num = ANY(%s)",
-            (batch_id, payments["trans_num"].tolist()),
-        )
-        cur.execute("DELETE FROM scoring_stage WHERE batch_id = %s", (batch_id,))
-    return {
-        "batch_id": batch_id,
-        "loaded": len(scored),
-        "inserted": int(sum(flags)),
-        "frauds": int(scored["is_fraud_pred"].sum()),
-        "model_version": version,
-        # The stored payments' time range: the shadow task finds them by it (trans_time index).
-        "trans_time_from": payments["trans_time"].min().isoformat(),
-        "trans_time_to": payments["trans_time"].max().isoformat(),
-    }
-
-
 # -- alert ------------------------------------------------------------------------------------
 def alert(conn: Connection, settings: Settings | None = None, target: Any = None) -> dict[str, Any]:
     from fraud_pipeline.alerting.alerts import alert_pending
@@ -689,48 +750,7 @@ def alert(conn: Connection, settings: Settings | None = None, target: Any = None
     return alert_pending(conn, settings, target)
 
 
-# -- back-fills: the same steps in memory, a chunk at a time ----------------------------------
-def score_and_store(
-    conn: Connection,
-    payments: pd.DataFrame,
-    model: Model,
-    client: Scorer,
-    run_id: str = "back-fill",
-) -> pd.DataFrame:
-    """History, features, endpoint, decisions and reasons, upsert: a batch in memory; its rows.
-
-    The reasons of the flagged payments (XGBoost's exact SHAP, ~3 ms each, in C++ without the
-    GIL) are computed in a thread while the other payments are upserted (PostgreSQL's own
-    process): on two cores the two overlap. Each upsert batch commits on its own, as always.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from fraud_pipeline.storage.history import load_card_history
-    from fraud_pipeline.storage.upsert import upsert_scored
-
-    matrix = model.features(payments, load_card_history(conn, payments))
-    scores = client.predict(matrix)
-    version = scores.model_version or "unknown"
-    probabilities = scores.probabilities
-    if scores.refused:
-        why = {payments["trans_num"].iat[i]: reason for i, reason in scores.refused.items()}
-        kept = ~payments["trans_num"].isin(why).to_numpy()
-        with conn, conn.cursor() as cur:
-            _set_aside_refused(cur, payments[~kept], why, run_id)
-        payments, matrix, probabilities = payments[kept], matrix[kept], probabilities[kept]
-    flagged = probabilities >= model.threshold
-
-    def scored(rows: np.ndarray) -> pd.DataFrame:
-        return scored_frame(payments[rows], matrix[rows], probabilities[rows], version, model)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        frauds = pool.submit(scored, flagged)
-        others = scored(~flagged)
-        upsert_scored(conn, others)
-        upsert_scored(conn, frauds.result())
-    return pd.concat([others, frauds.result()]).loc[payments.index]
-
-
+# -- back-fill chunks: fetched and checked ahead, then the same admit and score_and_load ------
 @dataclass(frozen=True)
 class Received:
     """An interval's payments as fetched, then checked row by row (`rows`; None when none came).
@@ -767,7 +787,7 @@ def process_interval(
     start: datetime,
     end: datetime,
     *,
-    run_id: str,
+    run_id: RunId,
     model: Model,
     client: Scorer,
     settings: Settings | None = None,
@@ -775,60 +795,58 @@ def process_interval(
     shadow: bool = True,
     late_before: datetime | None = None,
     beyond_before: datetime | None = None,
-) -> dict[str, Any]:
-    """Extract and validate (unless `received` already), score and upsert an interval, then
-    shadow-score it with the challenger if one is registered (`pipeline/shadow.py`).
+) -> Processed:
+    """A back-fill (or reconcile) chunk: receive it (unless `received` already, fetched ahead),
+    `admit` it to the inbox claimed under its own batch (the DAG's runs leave it alone unless
+    it is left there longer than STALE_CLAIM), `score_and_load` that batch, then shadow-score
+    what it stored if a challenger is registered (`pipeline/shadow.py`).
 
     New payments with time before `late_before` came in a chunk's look-back (before
-    `beyond_before`: its re-check): they are recorded as late, with the set-aside, before
-    scoring.
-
-    The DAG's tasks hand payments over through PostgreSQL so that each can be retried alone; a
-    back-fill chunk is retried whole instead (payments stored already are set aside by the same
-    re-delivery rule as the DAG's validate, every write is an idempotent upsert, alert
-    bookkeeping is kept), which spares four table round trips per payment.
+    `beyond_before`: its re-check): they are recorded as late. A chunk run again admits
+    nothing new (re-deliveries are set aside) and stores nothing new.
     """
+    from fraud_pipeline.pipeline.shadow import shadow_loaded
+
     settings = settings or get_settings()
     received = receive(start, end, settings) if received is None else received
+    batch_id = batch_for(run_id)
     if received.rows is None:
-        return {
-            "run_id": run_id,
-            "fetched": 0,
-            "quarantined": 0,
-            "loaded": 0,
-            "frauds": 0,
-            "redelivered": 0,
-            "conflicts": 0,
-            "late": 0,
-        }
-    result = received.rows
-    with conn, conn.cursor() as cur:
-        quarantine(cur, result.bad, run_id)
-        fresh, seen = set_aside_redeliveries(cur, result.good, run_id)
-        late = record_late(cur, fresh, late_before, received.fetched_at, run_id, beyond_before)
-    payments = fresh.sort_values(["trans_time", "trans_num"], ignore_index=True)
-    frauds, shadowed = 0, 0
-    if len(payments):
-        stored = score_and_store(conn, payments, model, client, run_id)
-        frauds = int(stored["is_fraud_pred"].sum())
-        if shadow:  # after the chunk is stored: the challenger never holds the champion up
-            from fraud_pipeline.pipeline.shadow import shadow_payments
-
-            stored_payments = stored.loc[:, list(PAYMENT_COLUMNS)]
-            shadowed = shadow_payments(conn, stored_payments, settings)["shadowed"]
-    return {
-        "run_id": run_id,
-        "fetched": received.fetched,
-        "quarantined": len(result.bad),
-        "loaded": len(payments),
-        "frauds": frauds,
-        "shadowed": shadowed,
-        "late": late,
-        **seen,
-    }
+        ingested = Ingested(run_id)
+    else:
+        with conn, conn.cursor() as cur:
+            ingested = admit(
+                cur,
+                received.rows,
+                run_id,
+                fetched=received.fetched,
+                late_before=late_before,
+                fetched_at=received.fetched_at,
+                beyond_before=beyond_before,
+                claim_as=batch_id,
+            )
+    loaded = score_and_load(conn, batch_id, model, client, settings)
+    # after the chunk is stored: the challenger never holds the champion up
+    return Processed(
+        ingested, loaded, shadow=shadow_loaded(conn, loaded, settings) if shadow else None
+    )
 
 
-# -- all steps, outside Airflow (backfills, `make run`, benchmarks) -----------------------------
+@dataclass(frozen=True)
+class Processed:
+    """A back-fill chunk's (or a `run_interval`'s) steps: what came in, what was stored, what
+    the alert and shadow steps said (None: not run)."""
+
+    ingested: Ingested
+    loaded: Loaded
+    alerts: dict[str, Any] | None = None
+    shadow: dict[str, Any] | None = None
+
+    @property
+    def shadowed(self) -> int:
+        return int((self.shadow or {}).get("shadowed", 0))
+
+
+# -- all steps, outside Airflow (back-fills, `make run`, benchmarks) ---------------------------
 def run_interval(
     conn: Connection,
     start: datetime,
@@ -841,24 +859,19 @@ def run_interval(
     shadow: bool = True,
     settings: Settings | None = None,
     catch_up: bool = False,
-) -> dict[str, Any]:
-    """Every step for one interval, in order, as the DAG would run them (the challenger's
-    shadow scoring last, after the alerts); `catch_up` as the DAG's extract (the mark)."""
+) -> Processed:
+    """The DAG's tasks for one interval, in order, in one process: ingest -> score_and_load
+    -> alert, then the challenger's shadow scoring; `catch_up` as the DAG's ingest (the mark)."""
+    from fraud_pipeline.pipeline.shadow import shadow_loaded
     from fraud_pipeline.registry.models import champion_model
+    from fraud_pipeline.serving.endpoint import EndpointClient
 
     settings = settings or get_settings()
-    run_id = run_id or f"manual__{start.isoformat()}__{end.isoformat()}"
+    run = RunId(run_id or f"manual__{start.isoformat()}__{end.isoformat()}")
     model = model or champion_model(conn, settings)
-    summary: dict[str, Any] = {"run_id": run_id}
-    summary["extract"] = extracted = extract(conn, run_id, start, end, settings, catch_up=catch_up)
-    summary["validate"] = validate(conn, run_id, **late_marks(extracted))
-    summary["transform"] = transform(conn, run_id, model)
-    summary["score"] = score(conn, run_id, client, settings)
-    summary["load"] = load(conn, run_id, model)
-    if send_alerts:
-        summary["alert"] = alert(conn, settings)
-    if shadow:
-        from fraud_pipeline.pipeline.shadow import shadow_loaded
-
-        summary["shadow"] = shadow_loaded(conn, summary["load"], settings)
-    return summary
+    client = client or EndpointClient.from_settings(settings)
+    ingested = ingest(conn, run, start, end, settings, catch_up=catch_up)
+    loaded = score_and_load(conn, batch_for(run), model, client, settings)
+    alerts = alert(conn, settings) if send_alerts else None
+    shadowed = shadow_loaded(conn, loaded, settings) if shadow else None
+    return Processed(ingested, loaded, alerts, shadowed)
