@@ -545,7 +545,8 @@ def score(
     Endpoint down: `scoring.EndpointUnavailable` after the client's own retries; the rows stay
     claimed in the inbox and the next run (or this task's retry) scores them.
     """
-    from fraud_pipeline.serving.endpoint import EndpointClient
+    from fraud_pipeline.registry.models import champion_version
+    from fraud_pipeline.serving.endpoint import EndpointClient, check_served_version
 
     with conn, conn.cursor() as cur:
         cur.execute(
@@ -557,6 +558,7 @@ def score(
         return {"batch_id": batch_id, "rows": 0, "model_version": None}
     matrix = np.asarray([r[1] for r in rows], dtype=np.float32)
     result = (client or EndpointClient.from_settings(settings)).predict(matrix)
+    check_served_version(result.model_version, champion_version(conn, settings))
     scores = pd.DataFrame(
         {
             "trans_num": [r[0] for r in rows],
@@ -617,16 +619,12 @@ def scored_frame(
 ) -> pd.DataFrame:
     """Payments plus their scores, decisions and reasons (schema.SCORED_COLUMNS)."""
     from fraud_pipeline.model.reasons import top_reasons
+    from fraud_pipeline.serving.endpoint import check_served_version
 
+    check_served_version(model_version, model.version)  # one model per row, end to end
     flagged = probabilities >= model.threshold
     reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(payments))]
     if flagged.any():
-        if model_version != model.version:
-            log.warning(
-                "endpoint serves %s, local artifacts are %s: reasons may not match",
-                model_version,
-                model.version,
-            )
         for position, why in zip(
             np.flatnonzero(flagged), top_reasons(model, matrix[flagged]), strict=True
         ):
@@ -705,11 +703,13 @@ def score_and_store(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from fraud_pipeline.serving.endpoint import check_served_version
     from fraud_pipeline.storage.history import load_card_history
     from fraud_pipeline.storage.upsert import upsert_scored
 
     matrix = model.features(payments, load_card_history(conn, payments))
     scores = client.predict(matrix)
+    check_served_version(scores.model_version, model.version)
     version = scores.model_version or "unknown"
     probabilities = scores.probabilities
     if scores.refused:

@@ -1,0 +1,104 @@
+"""Unpausing fraud_retrain (issue 33): the scheduler starts the most recent Monday's slot at once,
+days after its time; that run must not train on its week-old window (on a fresh stack: before
+the pipeline stored anything), but on the latest complete one, and say which. When a window
+finds nothing, the failure says what payments_scored does hold."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from fraud_pipeline import clock
+from fraud_pipeline.config import get_settings
+from fraud_pipeline.retrain import run
+from fraud_pipeline.retrain.window import load_labelled
+from fraud_pipeline.storage.migrate import migrate
+from fraud_pipeline.storage.upsert import upsert_scored
+from tests.support.airflow_runs import DAGS, run_python
+from tests.support.factories import public_sample, scored_payments
+
+PAYMENTS = 2_000
+
+
+def scheduled_slot_on_unpause(airflow_env: dict[str, str]) -> datetime:
+    """The run the scheduler creates when the DAG is unpaused (no run yet, no catch-up)."""
+    out = run_python(
+        """
+        from airflow.dag_processing.dagbag import DagBag
+        from airflow.timetables.base import TimeRestriction
+        dag = DagBag(dag_folder="%s").dags["fraud_retrain"]
+        info = dag.timetable.next_dagrun_info(
+            last_automated_data_interval=None,
+            restriction=TimeRestriction(dag.start_date, dag.end_date, dag.catchup),
+        )
+        print("SLOT", info.logical_date.isoformat())
+        """
+        % DAGS,
+        airflow_env,
+    )
+    line = next(line for line in out.splitlines() if line.startswith("SLOT "))
+    return datetime.fromisoformat(line.removeprefix("SLOT "))
+
+
+@pytest.mark.airflow
+def test_unpausing_trains_on_the_latest_complete_window(airflow_env, conn, clean_db, monkeypatch):
+    migrate(clean_db)
+    monkeypatch.setenv("RETRAIN_WINDOW_DAYS", "6")
+    monkeypatch.setenv("RETRAIN_HOLDOUT_DAYS", "2")
+    get_settings.cache_clear()
+    settings = get_settings()
+    now = clock.now()
+    # A week of labelled payments, up to now: what a week-old stack holds.
+    rows = public_sample().sample(PAYMENTS, random_state=3)
+    step = 7 * 86_400 / PAYMENTS
+    upsert_scored(
+        conn, scored_payments(PAYMENTS, start=now - timedelta(days=7), step_s=step, rows=rows)
+    )
+    try:
+        slot = scheduled_slot_on_unpause(airflow_env)
+        assert slot <= now  # a slot in the past, started at once on unpause
+        window, said = run.window_for_run(slot, settings)
+        today = clock.day_start(clock.today())
+        if now - slot > run.STALE_SLOT and slot < today:
+            # Not the slot's own window: the latest complete one, and the log says so.
+            assert window.end == today and window.end > slot
+            assert "runs" in said and "h late" in said and "latest complete window" in said
+        else:  # the slot is today's, on time (a Monday morning): its own window
+            assert window.end == slot
+        assert window.end - window.start == timedelta(days=6)
+        assert said.endswith(
+            f"measuring on {window.holdout_start.isoformat(timespec='minutes')}"
+            f" to {window.end.isoformat(timespec='minutes')}"
+        )
+        labelled = load_labelled(conn, window)
+        learn = labelled.before(window.holdout_start)
+        holdout = labelled.since(window.holdout_start)
+        assert len(learn) > 0 and len(holdout) > 0
+        assert holdout.payments["trans_time"].max() >= today - timedelta(hours=2)
+
+        # A window with nothing in it fails saying what is stored, before any training.
+        empty = run.window_ending(now - timedelta(days=30), settings)
+        with pytest.raises(run.RetrainError, match=f"payments_scored holds {PAYMENTS:,} payments"):
+            run.train_challenger(conn, empty, settings)
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_slot_on_time_keeps_its_own_window(monkeypatch):
+    monkeypatch.setenv("RETRAIN_WINDOW_DAYS", "6")
+    monkeypatch.setenv("RETRAIN_HOLDOUT_DAYS", "2")
+    get_settings.cache_clear()
+    try:
+        monday = "2026-11-30T03:00:00+01:00"
+        with clock.frozen("2026-11-30T03:02:00+01:00"):
+            window, said = run.window_for_run(clock.parse_instant(monday), get_settings())
+        assert window.end == clock.parse_instant(monday) and "late" not in said
+        with clock.frozen("2026-12-06T23:00:00+01:00"):  # unpaused the Sunday after
+            window, said = run.window_for_run(clock.parse_instant(monday), get_settings())
+        assert window.end == clock.day_start(
+            clock.parse_instant("2026-12-06T12:00:00+01:00").date()
+        )
+        assert "the slot of 2026-11-30T03:00+01:00 runs 164 h late" in said
+    finally:
+        get_settings.cache_clear()
