@@ -75,15 +75,30 @@ $$;
 REVOKE EXECUTE ON FUNCTION fraud_model_events(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fraud_model_events(timestamptz) TO fraud_report_reader;
 
--- The champion and challenger the page compares: the current ones, from model_versions.
+-- The champion and challenger the page compares: the current ones, from model_versions (the
+-- challenger registered last first: the one the pipeline shadow-scores, pipeline/shadow.py).
 CREATE OR REPLACE FUNCTION fraud_model_roles()
 RETURNS TABLE (version text, status text, registered_at timestamptz, promoted_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT v.version, v.status, v.registered_at, v.promoted_at
     FROM model_versions v
     WHERE v.status IN ('champion', 'challenger')
-    ORDER BY v.status, v.registered_at DESC, v.version
+    ORDER BY v.status, v.registered_at DESC, v.version DESC
 $$;
 
 REVOKE EXECUTE ON FUNCTION fraud_model_roles() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fraud_model_roles() TO fraud_report_reader;
+
+-- The model that scored the last stored payment: the served one (each run checks that the
+-- endpoint's version is the features' version, so the rows name what is served).
+CREATE OR REPLACE FUNCTION fraud_served_model()
+RETURNS TABLE (model_version text, trans_time timestamptz, scored_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT p.model_version, p.trans_time, p.scored_at
+    FROM payments_scored p
+    ORDER BY p.trans_time DESC
+    LIMIT 1
+$$;
+
+REVOKE EXECUTE ON FUNCTION fraud_served_model() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fraud_served_model() TO fraud_report_reader;

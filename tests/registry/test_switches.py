@@ -21,7 +21,7 @@ from fraud_pipeline.cli import main
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.artifacts import load_model, read_metadata
 from fraud_pipeline.registry import versions
-from fraud_pipeline.registry.rollout import deployer
+from fraud_pipeline.registry.rollout import deployer, served_status
 from fraud_pipeline.registry.store import LocalStore
 from fraud_pipeline.serving import model_server
 from fraud_pipeline.storage.migrate import migrate
@@ -245,3 +245,17 @@ def test_switches_reach_the_stack_on_free_ports(
         get_settings.cache_clear()
     out = capsys.readouterr().out
     assert f"model server {url} now serves xgb-v2" in out
+
+
+def test_the_status_line_names_the_served_model_and_a_mismatch():
+    server = serve_app(model_server.build_app(get_settings().artifacts_dir))
+    url = server.url
+    try:
+        assert served_status(url, COMMITTED) == f"model: {COMMITTED}"
+        assert served_status(url, "xgb-new") == (
+            f"model: ! serves {COMMITTED}, the champion is xgb-new: runs wait "
+            "(`fraud-pipeline model rollout`)"
+        )
+    finally:
+        server.stop()
+    assert served_status(url, None).startswith("model: ? (no answer from")

@@ -152,3 +152,30 @@ def verifier(store: ModelStore) -> Deploy:
         return "not rolled out: the endpoint keeps its model"
 
     return verify
+
+
+def served_version(url: str, timeout_s: float = 5) -> str | None:
+    """The version the model server at `url` serves (the attribute on every answer, /ping's
+    included); None when it cannot be reached."""
+    import requests
+
+    try:
+        response = requests.get(f"{url.rstrip('/')}/ping", timeout=timeout_s)
+    except requests.RequestException:
+        return None
+    attributes = response.headers.get("x-amzn-sagemaker-custom-attributes", "")
+    return attributes.split("model_version=", 1)[1] if "model_version=" in attributes else None
+
+
+def served_status(url: str, champion: str | None) -> str:
+    """A status line's part: the served model, and a warning when it is not the champion (the
+    runs then store nothing: each waits, failing, until `model rollout`)."""
+    served = served_version(url)
+    if served is None:
+        return f"model: ? (no answer from {url})"
+    if champion is not None and served != champion:
+        return (
+            f"model: ! serves {served}, the champion is {champion}: runs wait "
+            "(`fraud-pipeline model rollout`)"
+        )
+    return f"model: {served}"
