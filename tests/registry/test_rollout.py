@@ -23,6 +23,20 @@ ENDPOINT = {
 }
 
 
+def stub_new_release(stub: Stubber) -> None:
+    """The deploy steps up to update_endpoint: a new model and config, the endpoint InService."""
+    stub.add_client_error("describe_model", **NOT_FOUND)
+    stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:::model/m"})
+    stub.add_client_error("describe_endpoint_config", **NOT_FOUND)
+    stub.add_response(
+        "create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:::endpoint-config/c"}
+    )
+    stub.add_response(
+        "describe_endpoint",
+        {**ENDPOINT, "EndpointStatus": "InService", "EndpointConfigName": "old-config"},
+    )
+
+
 def test_promote_updates_the_sagemaker_endpoint(aws, conn, tmp_path):
     _, s3 = aws
     store = LocalStore(tmp_path / "store")
@@ -30,18 +44,8 @@ def test_promote_updates_the_sagemaker_endpoint(aws, conn, tmp_path):
     champion = versions.promote(conn, "xgb-promoted", "alice", "test")
 
     stubbed, sent = recording_sagemaker()
-    missing = NOT_FOUND
     with Stubber(stubbed) as stub:
-        stub.add_client_error("describe_model", **missing)
-        stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:::model/m"})
-        stub.add_client_error("describe_endpoint_config", **missing)
-        stub.add_response(
-            "create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:::endpoint-config/c"}
-        )
-        stub.add_response(
-            "describe_endpoint",
-            {**ENDPOINT, "EndpointStatus": "InService", "EndpointConfigName": "old-config"},
-        )
+        stub_new_release(stub)
         stub.add_response(
             "update_endpoint",
             {"EndpointArn": ENDPOINT["EndpointArn"]},
@@ -88,16 +92,7 @@ def test_a_failed_endpoint_update_leaves_the_registry_as_it_was(aws, clean_db, c
         return str(update_sagemaker(target, versions.fetch_verified(store, version)).action)
 
     with Stubber(stubbed) as stub:
-        stub.add_client_error("describe_model", **NOT_FOUND)
-        stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:::model/m"})
-        stub.add_client_error("describe_endpoint_config", **NOT_FOUND)
-        stub.add_response(
-            "create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:::endpoint-config/c"}
-        )
-        stub.add_response(
-            "describe_endpoint",
-            {**ENDPOINT, "EndpointStatus": "InService", "EndpointConfigName": "old-config"},
-        )
+        stub_new_release(stub)
         stub.add_client_error(
             "update_endpoint", service_error_code="ResourceLimitExceeded", service_message="quota"
         )
