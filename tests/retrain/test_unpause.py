@@ -58,7 +58,7 @@ def test_unpausing_trains_on_the_latest_complete_window(airflow_env, conn, clean
     try:
         slot = scheduled_slot_on_unpause(airflow_env)
         assert slot <= now  # a slot in the past, started at once on unpause
-        window, said = run.window_for_run(slot, settings)
+        window, said = run.window_for_run(slot, settings, scheduled=True)
         today = clock.day_start(clock.today())
         if now - slot > run.STALE_SLOT and slot < today:
             # Not the slot's own window: the latest complete one, and the log says so.
@@ -92,10 +92,16 @@ def test_a_slot_on_time_keeps_its_own_window(monkeypatch):
     try:
         monday = "2026-11-30T03:00:00+01:00"
         with clock.frozen("2026-11-30T03:02:00+01:00"):
-            window, said = run.window_for_run(clock.parse_instant(monday), get_settings())
+            window, said = run.window_for_run(
+                clock.parse_instant(monday), get_settings(), scheduled=True
+            )
         assert window.end == clock.parse_instant(monday) and "late" not in said
         with clock.frozen("2026-12-06T23:00:00+01:00"):  # unpaused the Sunday after
-            window, said = run.window_for_run(clock.parse_instant(monday), get_settings())
+            by_hand, _ = run.window_for_run(clock.parse_instant(monday), get_settings())
+            window, said = run.window_for_run(
+                clock.parse_instant(monday), get_settings(), scheduled=True
+            )
+        assert by_hand.end == clock.parse_instant(monday)  # asked for that date: its window
         assert window.end == clock.day_start(
             clock.parse_instant("2026-12-06T12:00:00+01:00").date()
         )

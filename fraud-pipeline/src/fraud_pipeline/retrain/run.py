@@ -73,18 +73,23 @@ STALE_SLOT = timedelta(hours=6)
 
 
 def window_for_run(
-    logical: datetime | None, settings: Settings, days: int | None = None
+    logical: datetime | None,
+    settings: Settings,
+    days: int | None = None,
+    *,
+    scheduled: bool = False,
 ) -> tuple[Window, str]:
-    """The window a run trains on, and a sentence saying which. A run at its time (or triggered
-    by hand) ends its window at its logical date. A slot run late — `fraud_retrain` unpaused
-    days after its Monday, the scheduler starting the most recent missed slot at once — would
-    train on a week-old window: it takes the latest complete one instead, ending at the start
-    of today (business day; a retry on the same day finds the same window)."""
+    """The window a run trains on, and a sentence saying which. A run at its time, or one asked
+    for a logical date (a manual trigger, `dag.test`), ends its window at its logical date. A
+    `scheduled` slot run late — `fraud_retrain` unpaused days after its Monday, the scheduler
+    starting the most recent missed slot at once — would train on a week-old window: it takes
+    the latest complete one instead, ending at the start of today (business day; a retry on the
+    same day finds the same window)."""
     now = clock.now()
     end = logical or now
     note = ""
     today = clock.day_start(clock.today())
-    if logical is not None and now - logical > STALE_SLOT and logical < today:
+    if scheduled and logical is not None and now - logical > STALE_SLOT and logical < today:
         end = today
         note = (
             f"the slot of {logical.isoformat(timespec='minutes')} runs "
