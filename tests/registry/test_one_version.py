@@ -40,8 +40,9 @@ def test_a_server_left_on_the_old_model_stores_nothing_mixed(services, conn, tmp
         with pytest.raises(ModelVersionMismatch, match=f"serves model {COMMITTED}.*xgb-new"):
             run_interval(conn, start.to_pydatetime(), end.to_pydatetime(), run_id="mixed")
         assert _count(conn, "SELECT count(*) FROM payments_scored") == 0
-        pending = _count(conn, "SELECT count(*) FROM payments_inbox")
-        assert pending > 0  # waiting, not lost
+        pending = _count(conn, "SELECT count(*) FROM payments_inbox WHERE batch_id IS NULL")
+        assert pending > 0  # waiting, not lost, and unclaimed: the next run takes them
+        assert _count(conn, "SELECT count(*) FROM payments_inbox") == pending
         assert (
             _count(conn, "SELECT count(*) FROM scoring_stage WHERE model_version IS NOT NULL") == 0
         )
@@ -63,14 +64,14 @@ def test_a_server_left_on_the_old_model_stores_nothing_mixed(services, conn, tmp
             )
         assert _count(conn, "SELECT count(*) FROM payments_scored") == 0
 
-        # Once the endpoint serves the champion, the same run (a retry) stores every payment
+        # Once the endpoint serves the champion, the next run stores every waiting payment
         # with the new model's probability, threshold and version.
         served = serve_app(model_server.build_app(stored))
         monkeypatch.setenv("SAGEMAKER_ENDPOINT_URL", served.url)
         get_settings.cache_clear()
         try:
             summary = run_interval(
-                conn, start.to_pydatetime(), end.to_pydatetime(), run_id="mixed", shadow=False
+                conn, start.to_pydatetime(), end.to_pydatetime(), run_id="next", shadow=False
             )
         finally:
             served.stop()
