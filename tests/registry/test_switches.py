@@ -10,7 +10,10 @@ reason. Real PostgreSQL and real model servers (in-process, and a `make run --fr
 from __future__ import annotations
 
 import io
+import json
+import os
 import signal
+import subprocess
 
 import numpy as np
 import psycopg2
@@ -21,7 +24,7 @@ from fraud_pipeline.cli import main
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.artifacts import load_model, read_metadata
 from fraud_pipeline.registry import versions
-from fraud_pipeline.registry.rollout import deployer, served_status
+from fraud_pipeline.registry.rollout import deployer, endpoint_url, served_status
 from fraud_pipeline.registry.store import LocalStore
 from fraud_pipeline.serving import model_server
 from fraud_pipeline.storage.migrate import migrate
@@ -259,3 +262,19 @@ def test_the_status_line_names_the_served_model_and_a_mismatch():
     finally:
         server.stop()
     assert served_status(url, None).startswith("model: ? (no answer from")
+
+
+def test_a_stack_file_names_the_endpoint_while_its_supervisor_lives(tmp_path):
+    """stack.json of a running stack wins over SAGEMAKER_ENDPOINT_URL; a left-over one (its
+    supervisor gone) is ignored; --model-url wins over both."""
+    settings = get_settings().model_copy(
+        update={"local_state_dir": tmp_path, "sagemaker_endpoint_url": "http://127.0.0.1:8080"}
+    )
+    assert endpoint_url(settings) == "http://127.0.0.1:8080"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for pid, expected in ((gone.pid, "http://127.0.0.1:8080"), (os.getpid(), "http://127.0.0.1:5")):
+        state = {"supervisor_pid": pid, "urls": {"model": "http://127.0.0.1:5"}}
+        (tmp_path / "stack.json").write_text(json.dumps(state))
+        assert endpoint_url(settings) == expected
+    assert endpoint_url(settings, "http://127.0.0.1:7") == "http://127.0.0.1:7"
