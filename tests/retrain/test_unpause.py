@@ -5,14 +5,19 @@ finds nothing, the failure says what payments_scored does hold."""
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
 
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
+from fraud_pipeline.devstack.airflow_local import ADMIN_USER, AirflowClient
 from fraud_pipeline.retrain import run
 from fraud_pipeline.retrain.window import load_labelled
+from fraud_pipeline.storage import db
 from fraud_pipeline.storage.migrate import migrate
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.airflow_runs import DAGS, run_python
@@ -108,3 +113,75 @@ def test_a_slot_on_time_keeps_its_own_window(monkeypatch):
         assert "the slot of 2026-11-30T03:00+01:00 runs 164 h late" in said
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.slow
+@pytest.mark.airflow
+@pytest.mark.timeout(1800)
+def test_unpausing_fraud_retrain_on_a_stack_with_a_week_of_data(
+    clean_db, tmp_path, monkeypatch, launch_stack
+):
+    """`make run --free-ports` with a week back-filled, then fraud_retrain unpaused as a user
+    would: the scheduler starts last Monday's slot at once; its train_challenger trains on the
+    latest complete window (to the start of today), not the slot's week-old one, and says so."""
+    airflow_db = f"airflow_unpause_{uuid.uuid4().hex[:8]}"
+    for name, value in {
+        "AIRFLOW_DATABASE_NAME": airflow_db,
+        "MODEL_STORE": str(tmp_path / "store"),
+        "RETRAIN_WINDOW_DAYS": "6",
+        "RETRAIN_HOLDOUT_DAYS": "2",
+        "RETRAIN_SAMPLE_ROWS": "20000",
+        "RETRAIN_MIN_EVAL_FRAUDS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    airflow_url = db.with_database(clean_db, airflow_db)
+    state_dir = tmp_path / "state"
+    args = ("--free-ports", "--history-days", "7", "--payments-rate", "5", "--status-every", "60")
+    stack = launch_stack(state_dir, *args)
+    try:
+        state = stack.wait_for_state(timeout=900)
+        deadline = time.monotonic() + 900
+        while not (state_dir / "backfilled").exists():  # the week is stored
+            assert stack.process.poll() is None and time.monotonic() < deadline, stack.output
+            time.sleep(5)
+        password = json.loads(
+            (state_dir / "airflow" / "simple_auth_manager_passwords.json").read_text()
+        )[ADMIN_USER]
+        client = AirflowClient(state["urls"]["airflow"], ADMIN_USER, password)
+        try:
+            client.unpause("fraud_retrain")
+            trained = None
+            while trained is None:
+                assert stack.process.poll() is None and time.monotonic() < deadline + 600
+                time.sleep(10)
+                runs = [r for r in client.dag_runs("fraud_retrain") if r["run_type"] == "scheduled"]
+                if not runs:
+                    continue
+                task = client.request(
+                    "GET",
+                    f"/api/v2/dags/fraud_retrain/dagRuns/{runs[0]['dag_run_id']}"
+                    "/taskInstances/train_challenger",
+                )
+                assert task["state"] not in ("failed", "upstream_failed"), task
+                if task["state"] == "success":
+                    trained = client.request(
+                        "GET",
+                        f"/api/v2/dags/fraud_retrain/dagRuns/{runs[0]['dag_run_id']}"
+                        "/taskInstances/train_challenger/xcomEntries/return_value",
+                    )["value"]
+            slot = datetime.fromisoformat(runs[0]["logical_date"])
+            client.pause("fraud_retrain")
+        finally:
+            client.close()
+        stack.stop()
+    finally:
+        get_settings.cache_clear()
+        db.drop_database(airflow_url)
+    trained = json.loads(trained) if isinstance(trained, str) else trained
+    today = clock.day_start(clock.today())
+    window = trained["window"]
+    assert slot < today - run.STALE_SLOT  # last Monday's slot, days old
+    assert datetime.fromisoformat(window["to"]) == today  # the latest complete window
+    assert datetime.fromisoformat(window["from"]) == today - timedelta(days=6)
+    assert "runs" in trained["said"] and "latest complete window" in trained["said"]
