@@ -1,5 +1,6 @@
-"""The Model health page: the daily monitor's figures over time, with their thresholds, and
-champion against challenger on the same payments while a challenger is shadow-scored.
+"""The Model health page: the model served now, the daily monitor's figures over time, with
+their thresholds, the current champion against the current challenger on the same payments while
+a challenger is shadow-scored, and the model life cycle's history (every event, append-only).
 
 Layout only: `render()` draws what `fraud_pipeline.report.model_health` reads from the
 `model_health` table (written each morning by the fraud_model_monitor DAG), as the report role.
@@ -28,6 +29,7 @@ TABLE_COLUMNS = {
 
 SHADOW_COLUMNS = {
     "day": st.column_config.DateColumn("Day"),
+    "champion_version": st.column_config.TextColumn("Champion"),
     "challenger_version": st.column_config.TextColumn("Challenger"),
     "shadowed": st.column_config.NumberColumn("Shadow-scored", format="%d"),
     "champion_flag_share": st.column_config.NumberColumn("Champion flags", format="percent"),
@@ -45,9 +47,29 @@ def history(url: str, until: date) -> pd.DataFrame:
     return model_health.health_history(engine(url), until)
 
 
+EVENT_COLUMNS = {
+    "at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm"),
+    "version": st.column_config.TextColumn("Model version"),
+    "event": st.column_config.TextColumn("Event"),
+    "previous": st.column_config.TextColumn("In place of"),
+    "actor": st.column_config.TextColumn("By"),
+    "reason": st.column_config.TextColumn("Why", width="large"),
+}
+
+
 @st.cache_data(ttl=ttl(), show_spinner=False)
 def shadow_daily(url: str, until: date) -> pd.DataFrame:
     return shadow.daily_comparison(engine(url), until)
+
+
+@st.cache_data(ttl=ttl(), show_spinner=False)
+def current_models(url: str) -> shadow.CurrentModels:
+    return shadow.current_models(engine(url))
+
+
+@st.cache_data(ttl=ttl(), show_spinner=False)
+def model_events(url: str, until: date) -> pd.DataFrame:
+    return model_health.model_events(engine(url), until)
 
 
 def summary(day: pd.DataFrame) -> None:
@@ -101,8 +123,9 @@ def _number(value: float | None, pattern: str) -> str:
     return wording.NO_FIGURE if value is None or pd.isna(value) else pattern.format(value)
 
 
-def champion_vs_challenger(daily: pd.DataFrame) -> None:
-    """The shadow scores: champion and challenger on the same payments, over the span."""
+def champion_vs_challenger(daily: pd.DataFrame, models: shadow.CurrentModels) -> None:
+    """The shadow scores: the current champion against the current challenger on the same
+    payments, over the span; every pair of the span in the daily table, both named."""
     st.header("Champion and challenger (shadow scoring)")
     if daily.empty:
         st.info(
@@ -111,31 +134,65 @@ def champion_vs_challenger(daily: pd.DataFrame) -> None:
             icon=":material/info:",
         )
         return
-    pair = shadow.totals(daily).iloc[0]
-    st.caption(
-        f"Champion {pair['champion_version']} against challenger "
-        f"{pair['challenger_version']}, on the same {pair['shadowed']:,} payments "
-        f"({shadow.HISTORY_DAYS} days; precision and recall on the "
-        f"{pair['labelled']:,} whose truth is known)"
-    )
-    scored, agreement, flags, precision, recall = st.columns(5)
-    scored.metric("Shadow-scored", f"{pair['shadowed']:,}")
-    agreement.metric("Agreement", _percent(pair["agreement"], 2))
-    for column, label, figure, digits in (
-        (flags, "Flagged", "flag_share", 2),
-        (precision, "Precision", "precision", 0),
-        (recall, "Recall", "recall", 0),
-    ):
-        champion = _percent(pair[f"champion_{figure}"], digits)
-        challenger = _percent(pair[f"challenger_{figure}"], digits)
-        column.metric(f"{label}: champion → challenger", f"{champion} → {challenger}")
-    table = daily.sort_values("day", ascending=False)[list(SHADOW_COLUMNS)]
+    pair = shadow.current_pair(daily, models)
+    if pair is None:
+        st.info(
+            f"No shadow scores yet for the current champion {models.champion} against the "
+            f"current challenger {models.challenger or '(none registered)'}: the table below "
+            "shows earlier pairs.",
+            icon=":material/info:",
+        )
+    else:
+        st.caption(
+            f"Champion {pair['champion_version']} against challenger "
+            f"{pair['challenger_version']}, on the same {pair['shadowed']:,} payments "
+            f"({shadow.HISTORY_DAYS} days; precision and recall on the "
+            f"{pair['labelled']:,} whose truth is known)"
+        )
+        scored, agreement, flags, precision, recall = st.columns(5)
+        scored.metric("Shadow-scored", f"{pair['shadowed']:,}")
+        agreement.metric("Agreement", _percent(pair["agreement"], 2))
+        for column, label, figure, digits in (
+            (flags, "Flagged", "flag_share", 2),
+            (precision, "Precision", "precision", 0),
+            (recall, "Recall", "recall", 0),
+        ):
+            champion = _percent(pair[f"champion_{figure}"], digits)
+            challenger = _percent(pair[f"challenger_{figure}"], digits)
+            column.metric(f"{label}: champion → challenger", f"{champion} → {challenger}")
+    table = daily.sort_values(["day", "challenger_version"], ascending=False)[list(SHADOW_COLUMNS)]
     st.dataframe(table, hide_index=True, column_config=SHADOW_COLUMNS, key="shadow_daily")
+
+
+def served_model(models: shadow.CurrentModels) -> None:
+    """Which model scores the payments now (the last stored one's), and the registry's pair."""
+    when = models.served_at.strftime("%Y-%m-%d %H:%M") if models.served_at is not None else None
+    served = f"{models.served} (last payment stored {when})" if models.served else "none yet"
+    st.caption(
+        f"Served model: {served} · champion {models.champion or '—'} · challenger "
+        f"{models.challenger or '—'}"
+    )
+
+
+def life_cycle(events: pd.DataFrame) -> None:
+    """Every event of the model life cycle, newest first: nothing overwrites it."""
+    st.header("Model life cycle")
+    if events.empty:
+        st.caption("No model event yet (`fraud-pipeline db migrate` records the first champion).")
+        return
+    st.dataframe(
+        events[list(EVENT_COLUMNS)],
+        hide_index=True,
+        column_config=EVENT_COLUMNS,
+        key="model_events",
+    )
 
 
 def render() -> None:
     st.title("Model health")
     url = queries.report_database_url()
+    models = current_models(url)
+    served_model(models)
     rows = history(url, clock.today())
     if rows.empty:
         st.info(
@@ -145,7 +202,8 @@ def render() -> None:
         )
     else:
         monitor_figures(rows)
-    champion_vs_challenger(shadow_daily(url, clock.today()))
+    champion_vs_challenger(shadow_daily(url, clock.today()), models)
+    life_cycle(model_events(url, clock.today()))
 
 
 def monitor_figures(rows: pd.DataFrame) -> None:

@@ -9,7 +9,11 @@ challenger only if it passes the gate (RETRAIN_* settings); otherwise it stays a
 the reason. After a promotion the endpoint serves the new champion without downtime.
 
 It starts paused (it trains on the whole training files: minutes of both cores of a laptop):
-unpause it to retrain every week, or trigger it by hand (or `fraud-pipeline retrain`).
+unpause it to retrain every week, or trigger it by hand (or `fraud-pipeline retrain`). Unpausing
+makes the scheduler start the most recent Monday's slot at once: a scheduled slot run more than
+`STALE_SLOT` late trains on the latest complete window (ending at the start of today) instead of
+that week-old one, and its log says which. A run triggered while the DAG is paused waits queued
+until it is unpaused: `make run`'s status line warns about it.
 """
 
 from __future__ import annotations
@@ -41,16 +45,19 @@ def fraud_retrain():
         execution_timeout=timedelta(hours=3),
         doc_md="Train a challenger on the files and the recent window; register it.",
     )
-    def train_challenger(logical_date=None, params=None) -> dict:
+    def train_challenger(logical_date=None, params=None, dag_run=None) -> dict:
         from fraud_pipeline.config import get_settings
         from fraud_pipeline.pipeline.airflow_support import db_connection, no_retry
         from fraud_pipeline.retrain import run
 
         settings = get_settings()
         with no_retry(run.RetrainError), db_connection() as conn:
-            window = run.window_ending(logical_date, settings, (params or {}).get("window_days"))
+            days = (params or {}).get("window_days")
+            scheduled = getattr(dag_run, "run_type", None) == "scheduled"  # not by hand
+            window, said = run.window_for_run(logical_date, settings, days, scheduled=scheduled)
+            print(said, flush=True)  # which window, in the task's log (a late slot says so)
             challenger = run.train_challenger(conn, window, settings)
-        return {"version": challenger.version, "window": window.as_json()}
+        return {"version": challenger.version, "window": window.as_json(), "said": said}
 
     @task(
         execution_timeout=timedelta(hours=1),

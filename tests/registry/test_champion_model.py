@@ -5,7 +5,6 @@ committed transformer would be scored by a model fitted on another one (issue 17
 from __future__ import annotations
 
 import io
-import json
 import signal
 from pathlib import Path
 
@@ -16,31 +15,23 @@ import requests
 
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.artifacts import load_model, read_metadata
-from fraud_pipeline.model.checksums import METADATA_FILE, ArtifactError
+from fraud_pipeline.model.checksums import ArtifactError
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.registry import models, versions
-from fraud_pipeline.registry.store import LocalStore
+from fraud_pipeline.serving import model_server
 from fraud_pipeline.storage.migrate import migrate
-from tests.support.registry import model_version_copy, tamper
-from tests.support.servers import night_window
+from tests.support import registry as registry_support
+from tests.support.registry import tamper
+from tests.support.servers import night_window, serve_app
 
 COMMITTED = str(read_metadata(get_settings().artifacts_dir)["model_version"])
 PROMOTED_THRESHOLD = 0.987  # only the promoted version's metadata says so
 
 
 def promoted_copy(conn, tmp_path: Path, monkeypatch) -> Path:
-    """A copy of the committed model with its own threshold, registered and promoted; the
-    store is the MODEL_STORE the pipeline reads. Its stored folder."""
-    source = model_version_copy(tmp_path / "xgb-promoted", "xgb-promoted")
-    metadata = json.loads((source / METADATA_FILE).read_text())
-    metadata["threshold"] = PROMOTED_THRESHOLD
-    (source / METADATA_FILE).write_text(json.dumps(metadata))
-    monkeypatch.setenv("MODEL_STORE", str(tmp_path / "store"))
-    get_settings.cache_clear()
-    registered = versions.register(conn, LocalStore(tmp_path / "store"), source)
-    versions.promote(conn, "xgb-promoted", by="test")
-    models.forget_models()
-    return Path(registered.location)
+    return registry_support.promoted_copy(
+        conn, tmp_path, monkeypatch, "xgb-promoted", PROMOTED_THRESHOLD
+    )
 
 
 def test_the_champion_is_loaded_from_the_store_and_verified(clean_db, conn, tmp_path, monkeypatch):
@@ -52,7 +43,7 @@ def test_the_champion_is_loaded_from_the_store_and_verified(clean_db, conn, tmp_
         assert (promoted.version, promoted.threshold) == ("xgb-promoted", PROMOTED_THRESHOLD)
         versions.rollback(conn, by="test")
         assert models.champion_model(conn).version == COMMITTED
-        versions.rollback(conn, by="test")  # the champion retired last: xgb-promoted again
+        versions.promote(conn, "xgb-promoted", "test", "served again")  # retired: promotable
         models.forget_models()
         tamper(stored / "preprocess.joblib")
         with pytest.raises(ArtifactError):
@@ -70,8 +61,12 @@ def test_an_empty_registry_means_the_committed_artifacts(conn):
 def test_after_a_promotion_the_steps_score_with_the_champions_artifacts(
     services, conn, tmp_path, monkeypatch
 ):
-    """The stored threshold and the reasons' model are the promoted version's."""
-    promoted_copy(conn, tmp_path, monkeypatch)
+    """The stored threshold and the reasons' model are the promoted version's (served by the
+    endpoint too: another served version stores nothing, tests/registry/test_one_version.py)."""
+    stored = promoted_copy(conn, tmp_path, monkeypatch)
+    served = serve_app(model_server.build_app(stored))
+    monkeypatch.setenv("SAGEMAKER_ENDPOINT_URL", served.url)
+    get_settings.cache_clear()
     try:
         _, end = night_window()
         start = end - pd.Timedelta(minutes=10)
@@ -84,6 +79,7 @@ def test_after_a_promotion_the_steps_score_with_the_champions_artifacts(
             thresholds = {float(row[0]) for row in cur.fetchall()}
         assert thresholds == {PROMOTED_THRESHOLD}
     finally:
+        served.stop()
         get_settings.cache_clear()
 
 

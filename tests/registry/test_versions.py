@@ -56,8 +56,8 @@ def test_register_promote_rollback(clean_db, conn, tmp_path):
     old = versions.get_version(conn, COMMITTED)
     assert old is not None and old.status == "retired" and old.retired_at is not None
     assert _champions(conn) == ["xgb-v2"]
-    with pytest.raises(versions.RegistryError, match="not a challenger"):
-        versions.promote(conn, COMMITTED, "alice")
+    with pytest.raises(versions.RegistryError, match="the champion already"):
+        versions.promote(conn, "xgb-v2", "alice")
 
     restored = versions.rollback(conn, "bob")
     assert restored.version == COMMITTED and restored.promoted_by == "bob"

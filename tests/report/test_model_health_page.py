@@ -48,7 +48,8 @@ def test_the_page_draws_each_figure_over_time_with_its_threshold(clean_db: str) 
     seed_model_health(clean_db, yesterday)
     app = rendered()
     assert app.title[0].value == "Model health"
-    assert f"Last computed day: {yesterday.isoformat()} · model xgb-test" in app.caption[0].value
+    assert app.caption[0].value.startswith("Served model: none yet")  # no payment stored
+    assert f"Last computed day: {yesterday.isoformat()} · model xgb-test" in app.caption[1].value
     (warning,) = app.warning
     over_threshold = "alert_volume, flag_share, psi_amt"
     assert warning.value == f"Over threshold on {yesterday.isoformat()}: {over_threshold}"

@@ -38,6 +38,7 @@ def test_retrain_without_a_champion_or_recent_payments_says_why(clean_db, conn, 
         error = capsys.readouterr().err
         assert "0 labelled payments to learn from and 0 to measure on" in error
         assert "nothing to retrain on" in error
+        assert "payments_scored holds 50 payments from" in error  # what is really missing
         assert main(["retrain", "--window-days", "7"]) == 1  # RETRAIN_HOLDOUT_DAYS is 7
         assert "leaves nothing to train on" in capsys.readouterr().err
     assert not store.exists()  # nothing trained, nothing registered

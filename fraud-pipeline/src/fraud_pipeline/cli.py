@@ -159,10 +159,13 @@ def _model(args: argparse.Namespace) -> int:
     return model_main(
         command,
         artifacts_dir=Path(args.dir) if command == "register" else None,
-        version=args.version if command == "promote" else None,
+        version=getattr(args, "version", None),
         reason=getattr(args, "reason", None),
         by=getattr(args, "by", None),
         rollout=not getattr(args, "no_rollout", False),
+        override_gate=getattr(args, "override_gate", False),
+        model_url=getattr(args, "model_url", None),
+        state_dir=Path(args.state_dir) if getattr(args, "state_dir", None) else None,
     )
 
 
@@ -380,15 +383,41 @@ def build_parser() -> argparse.ArgumentParser:
     register = model_commands.add_parser("register", help="store verified artifacts: challenger")
     register.add_argument("dir", help="an artifacts folder (metadata.json and its files)")
     model_commands.add_parser("list", help="every registered version and its status")
-    promote = model_commands.add_parser("promote", help="challenger -> champion, then serve it")
+    model_history = model_commands.add_parser(
+        "history", help="every event of the model life cycle (append-only), oldest first"
+    )
+    model_history.add_argument("version", nargs="?", help="one version's events only")
+    promote = model_commands.add_parser(
+        "promote", help="any registered version (a retired one too) -> champion, served"
+    )
     promote.add_argument("version")
-    rollback = model_commands.add_parser("rollback", help="the last retired champion, again")
-    model_commands.add_parser("rollout", help="make the endpoint serve the current champion")
+    promote.add_argument(
+        "--override-gate",
+        action="store_true",
+        help="promote a version that failed its retraining gate (needs --reason)",
+    )
+    rollback = model_commands.add_parser(
+        "rollback", help="the champion before the current one, again (repeat: further back)"
+    )
+    rollout = model_commands.add_parser(
+        "rollout", help="make the endpoint serve the current champion"
+    )
+    for step in (promote, rollback, rollout):
+        step.add_argument(
+            "--model-url",
+            help="the model server to reload (default: the running stack's, from STATE_DIR's "
+            "stack.json, else SAGEMAKER_ENDPOINT_URL, else the SageMaker endpoint)",
+        )
+        step.add_argument(
+            "--state-dir", help="the stack's state folder (default LOCAL_STATE_DIR, .local)"
+        )
     for step in (promote, rollback):
         step.add_argument("--reason")
         step.add_argument("--by", help="default: the OS user")
         step.add_argument(
-            "--no-rollout", action="store_true", help="registry only: leave the endpoint as is"
+            "--no-rollout",
+            action="store_true",
+            help="registry only: the endpoint keeps its model (runs wait until `model rollout`)",
         )
     model.set_defaults(handler=_model)
 

@@ -33,10 +33,11 @@ ADMIN_USER = "admin"
 JWT_SECRET_BYTES = 64  # Airflow warns about a JWT secret shorter than 64 bytes
 DAGS_FOLDER = REPO_ROOT / "airflow" / "dags"
 PIPELINE_DAG = "fraud_pipeline"
-DAG_IDS = (PIPELINE_DAG, "fraud_daily_report", "fraud_model_monitor", "fraud_retrain")
+RETRAIN_DAG = "fraud_retrain"
+DAG_IDS = (PIPELINE_DAG, "fraud_daily_report", "fraud_model_monitor", RETRAIN_DAG)
 # Left paused by `make run` (as the DAG itself starts): unpaused, its latest weekly slot would
 # retrain on the whole training files at the first start.
-STARTED_PAUSED = ("fraud_retrain",)
+STARTED_PAUSED = (RETRAIN_DAG,)
 # A stop fails the runs it interrupts with this note; the next start runs those of the daily
 # DAGs again (a morning summary is never lost to a Ctrl-C). The per-minute DAG's interrupted
 # minutes need no re-run: the next start catches them up from the high-water mark.
@@ -323,6 +324,9 @@ class AirflowClient:
     def dag_ids(self) -> set[str]:
         body = self.request("GET", "/api/v2/dags", params={"limit": 100})
         return {dag["dag_id"] for dag in body["dags"]}
+
+    def is_paused(self, dag_id: str) -> bool:
+        return bool(self.request("GET", f"/api/v2/dags/{dag_id}")["is_paused"])
 
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})

@@ -161,6 +161,17 @@ def resolve_server(settings: Settings, state_dir: Path) -> tuple[str, object | N
     return str(server.get_uri()), server
 
 
+def paused_with_queued_runs(client: airflow_local.AirflowClient, dag_id: str) -> list[str]:
+    """A warning when `dag_id` is paused with runs queued (a trigger of a paused DAG waits, with
+    no word from Airflow), else nothing."""
+    if not client.is_paused(dag_id):
+        return []
+    queued = [run for run in client.dag_runs(dag_id, limit=10) if run["state"] == "queued"]
+    if not queued:
+        return []
+    return [f"! {dag_id}: {len(queued)} run(s) queued while the DAG is paused: unpause it to run"]
+
+
 # --- the stack ---------------------------------------------------------------------------------
 
 
@@ -634,12 +645,14 @@ class LocalStack:
         return "\n".join(lines)
 
     def status_line(self) -> str:
+        """Runs, mail, what was scored in the last hour, lag, and the model served."""
         parts = []
         if self.airflow_home is not None:
             client = self.airflow_client()
             try:
                 runs = client.dag_runs("fraud_pipeline", limit=100)
                 parts.append(f"fraud_pipeline runs: {run_states(runs)}")
+                parts.extend(paused_with_queued_runs(client, airflow_local.RETRAIN_DAG))
             except (httpx.HTTPError, KeyError):
                 parts.append("fraud_pipeline runs: ?")
             finally:
@@ -658,6 +671,12 @@ class LocalStack:
                 )
                 late, beyond = cur.fetchone() or (0, 0)
                 behind = watermark.lag(cur, clock.now())
+                cur.execute("SELECT version FROM model_versions WHERE status = 'champion'")
+                champion = (cur.fetchone() or (None,))[0]
+            if self.wants("sagemaker-local"):
+                from fraud_pipeline.registry.rollout import served_status
+
+                parts.append(served_status(self.urls.model, champion))
             parts.append(
                 f"last hour: {scored} payments scored, {frauds} frauds, "
                 f"{late} late payments caught ({beyond} beyond the bound)"

@@ -37,6 +37,7 @@ from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_card_numbers, mask_identifier, mask_value
 from fraud_pipeline.pipeline.results import BatchId, Ingested, Loaded, RunId, batch_for
 from fraud_pipeline.schema import PAYMENT_COLUMNS
+from fraud_pipeline.serving.endpoint import ScoreResult, check_served_version
 from fraud_pipeline.storage.upsert import copy_into, merge_scored, prepare
 
 # What PostgreSQL or the COPY encoding raise for a value that cannot be stored.
@@ -45,7 +46,6 @@ STORAGE_ERRORS = (psycopg2.DataError, pa.ArrowException, ValueError, TypeError)
 if TYPE_CHECKING:  # both import heavy libraries or settings: the tasks import them when they run
     from fraud_pipeline.ingest.validate import Validated
     from fraud_pipeline.model.artifacts import Model
-    from fraud_pipeline.serving.endpoint import ScoreResult
 
 log = logging.getLogger(__name__)
 
@@ -641,7 +641,10 @@ def score_chunk(
 
     matrix = model.features(payments, load_card_history(conn, payments))
     result = endpoint_scores(client, matrix)
-    version = result.model_version or "unknown"
+    if result.model_version != model.version:  # pending again: the next run rebuilds them
+        _release(conn, batch_id)
+    check_served_version(result.model_version, model.version)  # one model per row, end to end
+    version = str(result.model_version)
     probabilities = np.asarray(result.probabilities, dtype=float)
     refused = np.zeros(len(payments), dtype=bool)
     refused[list(result.refused)] = True
@@ -684,6 +687,13 @@ def score_chunk(
     )
 
 
+def _release(conn: Connection, batch_id: BatchId) -> None:
+    """Unclaim the batch's inbox rows: the next run claims them at once (no STALE_CLAIM wait)
+    and builds their features with the model it then finds."""
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE payments_inbox SET batch_id = NULL WHERE batch_id = %s", (batch_id,))
+
+
 def _take_from_inbox(
     cur: psycopg2.extensions.cursor, batch_id: BatchId, trans_nums: list[str]
 ) -> set[str]:
@@ -723,12 +733,6 @@ def scored_frame(
     flagged = probabilities >= model.threshold
     reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(payments))]
     if flagged.any():
-        if model_version != model.version:
-            log.warning(
-                "endpoint serves %s, local artifacts are %s: reasons may not match",
-                model_version,
-                model.version,
-            )
         for position, why in zip(
             np.flatnonzero(flagged), top_reasons(model, matrix[flagged]), strict=True
         ):

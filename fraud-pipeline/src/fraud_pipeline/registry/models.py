@@ -69,6 +69,18 @@ def promoted_champion(conn: Connection, settings: Settings) -> versions.ModelVer
     return None if champion.version == committed else champion
 
 
+def champion_version(conn: Connection, settings: Settings | None = None) -> str:
+    """The version `champion_model` builds features with, without loading it: the registry's
+    champion, else (an empty registry) the committed model's."""
+    from fraud_pipeline.model.artifacts import read_metadata
+
+    with conn:
+        champion = versions.champion(conn)
+    if champion is not None:
+        return champion.version
+    return str(read_metadata((settings or get_settings()).artifacts_dir)["model_version"])
+
+
 def champion_model(conn: Connection, settings: Settings | None = None) -> Model:
     """The model to build features and reasons with: the registry's champion (see above)."""
     from fraud_pipeline.model.artifacts import load_model

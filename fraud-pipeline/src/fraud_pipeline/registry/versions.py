@@ -1,11 +1,22 @@
-"""The model_versions table (sql/migrations/019): register, promote, roll back, list.
+"""The model_versions table (sql/migrations/019) and its history, model_events (030): register,
+promote, roll back, list.
 
 A version enters as 'challenger' once its artifacts are verified (checksums and library
-versions), copied into the store and verified again there; `promote` makes it the champion and
-retires the previous one; `rollback` brings back the champion retired last. The registry keeps
-the SHA-256 of every file, metadata.json's included, so whoever loads a version later checks it
-against the database, not against files that may have been altered with their metadata.
-A partial unique index guarantees at most one champion; an advisory lock serialises changes.
+versions), copied into the store and verified again there; `promote` makes any registered
+version the champion (a retired one included; one that failed its gate only with
+`override_gate` and a reason) and retires the previous one; `rollback` brings back the champion
+before the current one, as the history of promotions and rollbacks says (a second rollback goes
+one step further back, not back and forth). The registry keeps the SHA-256 of every file,
+metadata.json's included, so whoever loads a version later checks it against the database, not
+against files that may have been altered with their metadata.
+
+A switch (promote, rollback) takes a `deploy`: the endpoint is pointed at the new champion inside
+the registry's transaction, so the registry changes only if the endpoint took the model; if it
+did not, the transaction is rolled back, a 'switch_failed' event says why, and SwitchError says
+the registry is unchanged (and, when the endpoint may have taken it anyway, that the previous
+champion was deployed again). Every change appends its events (who, when, why, figures) to the
+append-only model_events. A partial unique index guarantees at most one champion; an advisory
+lock serialises changes.
 """
 
 from __future__ import annotations
@@ -13,11 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 from psycopg2.extensions import connection as Connection
 
 from fraud_pipeline.model.checksums import (
@@ -41,6 +54,10 @@ class RegistryError(RuntimeError):
     """The registry change is not allowed (unknown version, wrong status...)."""
 
 
+class SwitchError(RegistryError):
+    """The endpoint did not take the new champion: the registry is as it was (says so)."""
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     version: str
@@ -55,6 +72,70 @@ class ModelVersion:
     promoted_by: str | None
     reason: str | None
     retired_at: datetime | None
+
+
+# Points the endpoint at a version; what happened, in a sentence (registry.rollout.deployer).
+Deploy = Callable[[ModelVersion], str]
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    id: int
+    at: datetime
+    version: str
+    event: str
+    actor: str
+    reason: str | None
+    previous: str | None
+    metrics: dict[str, Any]
+
+
+def record_event(
+    conn: Connection,
+    version: str,
+    event: str,
+    actor: str,
+    reason: str | None = None,
+    *,
+    previous: str | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> None:
+    """Append one event to model_events (inside the caller's transaction)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO model_events (version, event, actor, reason, previous, metrics) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (version, event, actor or "unknown", reason, previous, json.dumps(metrics or {})),
+        )
+
+
+def history(conn: Connection, version: str | None = None) -> list[ModelEvent]:
+    """Every event, oldest first (of `version` only, if given)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, at, version, event, actor, reason, previous, metrics FROM model_events "
+            "WHERE %s IS NULL OR version = %s ORDER BY id",
+            (version, version),
+        )
+        return [ModelEvent(*row) for row in cur.fetchall()]
+
+
+def champion_stack(conn: Connection) -> list[str]:
+    """The champions in force one after the other, as promotions push one and rollbacks pop
+    one: the last is the champion, the one before it is where a rollback goes."""
+    stack: list[str] = []
+    for event in history(conn):
+        if event.event == "promoted":
+            stack.append(event.version)
+        elif event.event == "rolled_back":
+            if stack:
+                stack.pop()
+            if not stack or stack[-1] != event.version:
+                stack.append(event.version)
+    current = champion(conn)
+    if current is not None and (not stack or stack[-1] != current.version):
+        stack.append(current.version)
+    return stack
 
 
 def _fetch(conn: Connection, query: str, params: tuple[Any, ...] = ()) -> list[ModelVersion]:
@@ -113,7 +194,9 @@ def _insert(conn: Connection, row: dict[str, Any], location: str, status: str, b
         )
 
 
-def register(conn: Connection, store: ModelStore, artifacts_dir: Path) -> ModelVersion:
+def register(
+    conn: Connection, store: ModelStore, artifacts_dir: Path, by: str = "unknown"
+) -> ModelVersion:
     """Verify `artifacts_dir`, copy it into `store`, verify the copy, record it as challenger."""
     from fraud_pipeline.model.artifacts import read_metadata, verify
 
@@ -128,6 +211,9 @@ def register(conn: Connection, store: ModelStore, artifacts_dir: Path) -> ModelV
         location = store.put(row["version"], artifacts_dir, row["sha256"])
         verify_files(store.fetch(location), row["sha256"], "the model registry")
         _insert(conn, row, location, "challenger", "")
+        record_event(
+            conn, row["version"], "registered", by, f"stored at {location}", metrics=row["metrics"]
+        )
     registered = get_version(conn, row["version"])
     assert registered is not None
     return registered
@@ -151,8 +237,15 @@ def register_committed(conn: Connection, artifacts_dir: Path) -> bool:
             cur.execute("SELECT EXISTS (SELECT 1 FROM model_versions)")
             if cur.fetchone()[0]:
                 return False
-        _insert(
-            conn, describe(artifacts_dir, metadata), str(artifacts_dir), "champion", "db migrate"
+        row = describe(artifacts_dir, metadata)
+        _insert(conn, row, str(artifacts_dir), "champion", "db migrate")
+        record_event(conn, row["version"], "registered", "db migrate", metrics=row["metrics"])
+        record_event(
+            conn,
+            row["version"],
+            "promoted",
+            "db migrate",
+            "the committed model, the first champion",
         )
     return True
 
@@ -173,39 +266,133 @@ def _crown(conn: Connection, version: str, by: str, reason: str | None) -> None:
         )
 
 
-def promote(conn: Connection, version: str, by: str, reason: str | None = None) -> ModelVersion:
-    """The challenger `version` becomes champion; the previous champion is retired."""
-    with conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+def _switch(
+    conn: Connection,
+    event: str,
+    by: str,
+    choose: Callable[[ModelVersion | None], tuple[ModelVersion, str, dict[str, Any]]],
+    deploy: Deploy | None,
+) -> ModelVersion:
+    """Crown the version `choose` picks (given the current champion; it returns the version,
+    the reason and the event's figures), record the events, then `deploy` it, all in one
+    transaction: the registry changes only if the endpoint took the model."""
+    current: ModelVersion | None = None
+    target: ModelVersion | None = None
+    deployed: str | None = None
+    try:
+        with conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+            current = champion(conn)
+            target, reason, metrics = choose(current)
+            previous = current.version if current else None
+            _crown(conn, target.version, by, reason)
+            record_event(
+                conn, target.version, event, by, reason, previous=previous, metrics=metrics
+            )
+            if current is not None:
+                record_event(
+                    conn, current.version, "retired", by, f"replaced by {target.version}: {reason}"
+                )
+            if deploy is not None:
+                deployed = deploy(target)
+    except RegistryError:
+        raise
+    except Exception as error:
+        if target is None:
+            raise
+        said = _compensate(deploy, current, error, deployed is not None)
+        kept = current.version if current else "no version"
+        message = (
+            f"{target.version} is not the champion: {error}. The registry is unchanged "
+            f"({kept} is still the champion){said}"
+        )
+        try:
+            with conn:
+                record_event(
+                    conn,
+                    target.version,
+                    "switch_failed",
+                    by,
+                    f"{event.replace('_', ' ')} refused: {error}{said}",
+                    previous=current.version if current else None,
+                )
+        except psycopg2.Error as unrecorded:  # the database itself failed: say both
+            message += f" (and the failure could not be recorded: {unrecorded})"
+        log.error("%s", message)
+        raise SwitchError(message) from error
+    switched = get_version(conn, target.version)
+    assert switched is not None
+    return switched
+
+
+def _compensate(
+    deploy: Deploy | None, current: ModelVersion | None, error: Exception, deployed: bool
+) -> str:
+    """After a failed switch: deploy the previous champion again when the endpoint may have
+    taken the new one (it did, then the commit failed; or its answer was lost). What was done."""
+    if deploy is None or current is None:
+        return ""
+    if not (deployed or getattr(error, "maybe_applied", False)):
+        return ""
+    try:
+        return f"; compensated: {deploy(current)}"
+    except Exception as failed:  # say it: the endpoint may now serve a non-champion
+        return f"; NOT compensated, the endpoint may serve another model than {current.version}: {failed}"
+
+
+def promote(
+    conn: Connection,
+    version: str,
+    by: str,
+    reason: str | None = None,
+    *,
+    override_gate: bool = False,
+    deploy: Deploy | None = None,
+) -> ModelVersion:
+    """`version` (a challenger, or any earlier champion now retired) becomes the champion; the
+    previous champion is retired. One that failed its retraining gate needs `override_gate`
+    and a reason. With `deploy`, only if the endpoint takes it (see `_switch`)."""
+
+    def choose(current: ModelVersion | None) -> tuple[ModelVersion, str, dict[str, Any]]:
         found = get_version(conn, version)
         if found is None:
             raise RegistryError(f"model version {version} is not registered")
-        if found.status != "challenger":
-            raise RegistryError(f"model version {version} is {found.status}, not a challenger")
-        _crown(conn, version, by, reason)
-    promoted = get_version(conn, version)
-    assert promoted is not None
-    return promoted
+        if found.status == "champion":
+            raise RegistryError(f"model version {version} is the champion already")
+        gate = found.metrics.get("gate") or {}
+        metrics: dict[str, Any] = {"status_before": found.status}
+        why = reason or f"promoted by {by}"
+        if gate.get("passed") is False:
+            if not override_gate:
+                raise RegistryError(
+                    f"model version {version} failed its gate ({gate.get('reason')}): promote "
+                    "it with --override-gate and a --reason"
+                )
+            if not reason:
+                raise RegistryError("--override-gate needs a --reason: say why")
+            why = f"{reason} (gate overridden: {gate.get('reason')})"
+            metrics |= {"override_gate": True, "gate": gate}
+        return found, why, metrics
+
+    return _switch(conn, "promoted", by, choose, deploy)
 
 
-def rollback(conn: Connection, by: str, reason: str | None = None) -> ModelVersion:
-    """The champion retired last becomes champion again; the current one is retired."""
-    with conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-        last = _fetch(
-            conn,
-            _SELECT + "WHERE status = 'retired' AND retired_at IS NOT NULL "
-            "ORDER BY retired_at DESC, promoted_at DESC",
-        )
-        if not last:
-            raise RegistryError("no retired champion to roll back to")
-        current = champion(conn)
-        _crown(conn, last[0].version, by, reason or f"rollback from {current and current.version}")
-    restored = get_version(conn, last[0].version)
-    assert restored is not None
-    return restored
+def rollback(
+    conn: Connection, by: str, reason: str | None = None, *, deploy: Deploy | None = None
+) -> ModelVersion:
+    """The champion before the current one becomes champion again; the current one is retired.
+    A second rollback goes one step further back (the history's stack of champions)."""
+
+    def choose(current: ModelVersion | None) -> tuple[ModelVersion, str, dict[str, Any]]:
+        stack = champion_stack(conn)
+        if current is None or len(stack) < 2:
+            raise RegistryError("no earlier champion to roll back to")
+        found = get_version(conn, stack[-2])
+        assert found is not None
+        return found, reason or f"rollback from {current.version}", {}
+
+    return _switch(conn, "rolled_back", by, choose, deploy)
 
 
 def record_evaluation(
@@ -214,6 +401,7 @@ def record_evaluation(
     metrics: dict[str, Any],
     reason: str | None,
     training_data_to: datetime | None = None,
+    actor: str = "fraud_retrain",
 ) -> ModelVersion:
     """Merge `metrics` (top-level keys) into the version's metrics and store `reason` (why a
     challenger stays one); a retrained version also records where its training data ends."""
@@ -227,6 +415,16 @@ def record_evaluation(
         )
         if cur.rowcount != 1:
             raise RegistryError(f"model version {version} is not registered")
+        gate = metrics.get("gate")
+        if gate is not None:
+            record_event(
+                conn,
+                version,
+                "gate_passed" if gate.get("passed") else "gate_failed",
+                actor,
+                gate.get("reason"),
+                metrics=metrics,
+            )
     recorded = get_version(conn, version)
     assert recorded is not None
     return recorded
@@ -250,4 +448,4 @@ def relabelled_copy(artifacts_dir: Path, target: Path, version: str) -> Path:
     return target
 
 
-__all__ = ["ArtifactError", "ModelVersion", "RegistryError"]
+__all__ = ["ArtifactError", "ModelEvent", "ModelVersion", "RegistryError", "SwitchError"]

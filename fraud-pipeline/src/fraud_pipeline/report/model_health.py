@@ -1,7 +1,9 @@
 """The Model health page's data: `model_health` (written by monitoring/health.py) over time.
 
 Read as the report role, through `fraud_model_health(since, until)` (migration 017): like the
-rest of the report, it reads no table.
+rest of the report, it reads no table. The model life cycle's history (model_events, every
+training, gate verdict, promotion, rollback, retirement and failed switch) through
+`fraud_model_events(since)` (migration 030).
 """
 
 from __future__ import annotations
@@ -22,6 +24,20 @@ CHARTS: Final[tuple[tuple[str, str, str], ...]] = (
     ("Share of payments quarantined", "quarantine_share", ".2%"),
     ("Confirmed precision of reviewed alerts (30 days)", "confirmed_precision", ".0%"),
 )
+
+
+EVENT_DAYS: Final = 180
+
+
+def model_events(conn: Db, until: date, days: int = EVENT_DAYS) -> pd.DataFrame:
+    """The model events of the `days` days up to `until` (and after), newest first."""
+    from fraud_pipeline import clock
+
+    return _read(
+        conn,
+        "SELECT * FROM fraud_model_events(:since)",
+        since=clock.day_start(until - timedelta(days=days)),
+    )
 
 
 def health_history(conn: Db, until: date, days: int = HISTORY_DAYS) -> pd.DataFrame:

@@ -5,11 +5,15 @@ While a challenger is registered, the pipeline scores each payment with it too
 were shadow-scored, the share each flagged, how often they agreed, and, on the payments whose
 truth is known (an analyst's verdict, else the is_fraud label), each one's precision and recall.
 Read as the report role, through `fraud_shadow_comparison(since, until)` (migration 020).
+The pair compared is the current one (`fraud_model_roles()`, migration 030): the registry's
+champion and the challenger registered last (the one shadow-scored), whatever pair of the span
+has more payments or sorts first by name.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Final
 
 import numpy as np
@@ -72,3 +76,46 @@ def totals(daily: pd.DataFrame) -> pd.DataFrame:
         **{name: (name, "sum") for name in COUNTS}, last_day=("day", "max")
     )
     return with_rates(summed).sort_values("last_day", ascending=False, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class CurrentModels:
+    """The registry's champion, the challenger registered last, and the model that scored the
+    last stored payment (the served one); None where there is none."""
+
+    champion: str | None
+    challenger: str | None
+    served: str | None
+    served_at: datetime | None
+
+
+def current_models(conn: Db) -> CurrentModels:
+    roles = _read(conn, "SELECT * FROM fraud_model_roles()")
+    served = _read(conn, "SELECT * FROM fraud_served_model()")
+
+    def first(status: str) -> str | None:
+        found = roles.loc[roles["status"] == status, "version"] if not roles.empty else roles
+        return str(found.iat[0]) if len(found) else None
+
+    last = served.iloc[0] if not served.empty else None
+    return CurrentModels(
+        first("champion"),
+        first("challenger"),
+        None if last is None else str(last["model_version"]),
+        None if last is None else last["scored_at"],
+    )
+
+
+def current_pair(daily: pd.DataFrame, models: CurrentModels) -> pd.Series | None:
+    """The span's totals of the current champion against the current challenger, or None when
+    that pair has no shadow scores yet."""
+    pairs = totals(daily)
+    if pairs.empty:
+        return None
+    keep = np.ones(len(pairs), dtype=bool)
+    if models.champion is not None:
+        keep &= (pairs["champion_version"] == models.champion).to_numpy()
+    if models.challenger is not None:
+        keep &= (pairs["challenger_version"] == models.challenger).to_numpy()
+    match = pairs[keep]
+    return None if match.empty else match.iloc[0]

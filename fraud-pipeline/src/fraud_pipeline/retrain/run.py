@@ -7,8 +7,10 @@
    registry), record both evaluations and the gate's decision on the challenger's row
    (metrics['evaluations'], metrics['gate']; the reason when it stays a challenger), and promote
    it when it passes.
-3. `serve_champion`: after a promotion, the endpoint serves the champion (registry.rollout); a
-   failed rollout is retried alone, the decision stands.
+   The promotion reloads the endpoint in the registry's transaction (versions._switch): if the
+   endpoint does not take the challenger, it stays a challenger and the step fails, saying so.
+3. `serve_champion`: the endpoint serves the champion (registry.rollout) — again after a
+   promotion, a no-op reload; it is what a restarted server needs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.registry import versions
 from fraud_pipeline.registry.models import model_store
 from fraud_pipeline.retrain.gate import Gate, decide
-from fraud_pipeline.retrain.window import LabelledPayments, Window, load_labelled
+from fraud_pipeline.retrain.window import LabelledPayments, Window, load_labelled, stored_span
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +67,51 @@ def window_ending(end: datetime | None, settings: Settings, days: int | None = N
     return Window.ending(end or clock.now(), days, settings.retrain_holdout_days)
 
 
+# A scheduled slot run this long after its time was not run on time (the DAG was paused, the
+# scheduler down): its window would be stale.
+STALE_SLOT = timedelta(hours=6)
+
+
+def window_for_run(
+    logical: datetime | None,
+    settings: Settings,
+    days: int | None = None,
+    *,
+    scheduled: bool = False,
+) -> tuple[Window, str]:
+    """The window a run trains on, and a sentence saying which. A run at its time, or one asked
+    for a logical date (a manual trigger, `dag.test`), ends its window at its logical date. A
+    `scheduled` slot run late — `fraud_retrain` unpaused days after its Monday, the scheduler
+    starting the most recent missed slot at once — would train on a week-old window: it takes
+    the latest complete one instead, ending at the start of today (business day; a retry on the
+    same day finds the same window)."""
+    now = clock.now()
+    end = logical or now
+    note = ""
+    today = clock.day_start(clock.today())
+    if scheduled and logical is not None and now - logical > STALE_SLOT and logical < today:
+        end = today
+        note = (
+            f"the slot of {logical.isoformat(timespec='minutes')} runs "
+            f"{(now - logical).total_seconds() / 3600:.0f} h late (unpaused after it?): "
+            "the latest complete window instead, "
+        )
+    window = window_ending(end, settings, days)
+    return window, (
+        f"{note}training on {window.start.isoformat(timespec='minutes')} to "
+        f"{window.holdout_start.isoformat(timespec='minutes')}, measuring on "
+        f"{window.holdout_start.isoformat(timespec='minutes')} to "
+        f"{window.end.isoformat(timespec='minutes')}"
+    )
+
+
 def _split(conn: Connection, window: Window) -> tuple[LabelledPayments, LabelledPayments]:
     rows = load_labelled(conn, window)
     learn, holdout = rows.before(window.holdout_start), rows.since(window.holdout_start)
     if not len(holdout) or not len(learn):
         raise RetrainError(
             f"{len(learn)} labelled payments to learn from and {len(holdout)} to measure on in "
-            f"{window.as_json()}: nothing to retrain on (is the pipeline storing payments?)"
+            f"{window.as_json()}: nothing to retrain on; {stored_span(conn)}"
         )
     return learn, holdout
 
@@ -91,7 +131,7 @@ def train_challenger(conn: Connection, window: Window, settings: Settings) -> ve
         if found is not None:  # a re-run on the same window: the same model, registered
             log.info("%s is already registered (%s)", found.version, found.status)
             return found
-        return versions.register(conn, model_store(settings), artifacts)
+        return versions.register(conn, model_store(settings), artifacts, RETRAINED_BY)
 
 
 def judge(conn: Connection, window: Window, version: str, settings: Settings) -> Decision:
@@ -137,8 +177,12 @@ def judge(conn: Connection, window: Window, version: str, settings: Settings) ->
         None if verdict.passed else verdict.reason,
         training_data_to=window.holdout_start,
     )
-    if verdict.passed:
-        versions.promote(conn, version, RETRAINED_BY, verdict.reason)
+    if verdict.passed:  # served with the registry change, or not promoted (SwitchError)
+        from fraud_pipeline.registry.rollout import deployer
+
+        versions.promote(
+            conn, version, RETRAINED_BY, verdict.reason, deploy=deployer(settings, store)
+        )
     return Decision(version, champion.version, verdict.passed, verdict.reason)
 
 
@@ -156,7 +200,8 @@ def retrain(
     conn: Connection, settings: Settings, *, end: datetime | None = None, days: int | None = None
 ) -> tuple[Decision, str | None]:
     """The three steps in a row; the rollout's outcome when the challenger was promoted."""
-    window = window_ending(end, settings, days)
+    window, said = window_for_run(end, settings, days)
+    log.info("%s", said)
     challenger = train_challenger(conn, window, settings)
     decision = judge(conn, window, challenger.version, settings)
     return decision, serve_champion(conn, settings) if decision.promoted else None

@@ -115,3 +115,22 @@ def load_labelled(conn: psycopg2.extensions.connection, window: Window) -> Label
     labels = verdict.fillna(payments["is_fraud"].astype("Float64")).to_numpy(dtype=int)
     history = load_batch_history(conn, payments)
     return LabelledPayments(payments, feature_frame(payments, history), labels)
+
+
+def stored_span(conn: psycopg2.extensions.connection) -> str:
+    """What payments_scored holds, in a sentence: what a window that found nothing missed."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), min(p.trans_time), max(p.trans_time), count(*) FILTER (WHERE "
+            "v.verdict IS NOT NULL OR p.is_fraud IS NOT NULL) FROM payments_scored p "
+            "LEFT JOIN v_alert_verdicts v ON v.trans_num = p.trans_num"
+        )
+        count, first, last, labelled = cur.fetchone()
+    if not count:
+        return "payments_scored is empty: is the pipeline storing payments?"
+    return (
+        f"payments_scored holds {count:,} payments from {first.isoformat(timespec='minutes')} "
+        f"to {last.isoformat(timespec='minutes')}, {labelled:,} of them labelled (is_fraud or "
+        "an analyst's verdict): the window must cover labelled payments on both sides of its "
+        "holdout start (RETRAIN_WINDOW_DAYS, RETRAIN_HOLDOUT_DAYS, or trigger with window_days)"
+    )

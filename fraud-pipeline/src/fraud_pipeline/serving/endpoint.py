@@ -86,6 +86,28 @@ class EndpointUnavailable(ScoringError):
     """The endpoint could not be reached or kept failing: payments stay pending, retry later."""
 
 
+class ModelVersionMismatch(RuntimeError):
+    """The endpoint scored with another model version than the one whose artifacts (transformer,
+    threshold, reasons) the pipeline uses: storing those scores would mix two models, so the
+    batch stays pending and the run fails, naming both versions."""
+
+    def __init__(self, served: str | None, expected: str) -> None:
+        super().__init__(
+            f"the endpoint serves model {served or 'unknown'} but the features, threshold and "
+            f"reasons are model {expected}'s: nothing stored, the payments stay pending until "
+            "both are the same version (`fraud-pipeline model rollout` serves the champion)"
+        )
+        self.served, self.expected = served, expected
+
+
+def check_served_version(served: str | None, expected: str) -> None:
+    """Raise ModelVersionMismatch unless the endpoint's `model_version` attribute is `expected`,
+    the version whose artifacts built the features (checked on every scored batch)."""
+    if served != expected:
+        log.error("model version mismatch: served %s, expected %s", served, expected)
+        raise ModelVersionMismatch(served, expected)
+
+
 @dataclass
 class ScoreResult:
     probabilities: np.ndarray  # NaN for a refused row
