@@ -12,6 +12,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fraud_pipeline.security import log_masking
+from fraud_pipeline.security.masking import mask_card_numbers
+
 
 def _db_migrate(args: argparse.Namespace) -> int:
     from fraud_pipeline.storage.migrate import migrate
@@ -564,14 +567,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    log_masking.install()  # the handlers basicConfig just added get the card-number filter
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
     except Exception as error:
         # The clear line; the traceback only with -v (it may quote data, and buries the line).
-        from fraud_pipeline.ingest.cards import mask_card_numbers
-
         detail = mask_card_numbers(str(error)) or type(error).__name__
         logging.getLogger("fraud_pipeline.cli").debug("traceback", exc_info=True)
         print(f"ERROR: {args.command}: {detail}", file=sys.stderr)

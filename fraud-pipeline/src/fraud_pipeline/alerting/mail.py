@@ -22,6 +22,7 @@ import psycopg2.extensions
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings
 from fraud_pipeline.report import wording
+from fraud_pipeline.security.masking import mask_card_numbers
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +68,17 @@ def email_id(trans_nums: list[str]) -> str:
 def compose(
     settings: Settings, subject: str, message_id: str, template: str, context: dict[str, Any]
 ) -> EmailMessage:
-    """A plain-text + HTML email from `<template>.txt.j2` and `<template>.html.j2`."""
+    """A plain-text + HTML email from `<template>.txt.j2` and `<template>.html.j2`; its subject
+    and both bodies masked (`mask_card_numbers`) whatever the context held."""
     message = EmailMessage()
-    message["Subject"] = subject
+    message["Subject"] = mask_card_numbers(subject)
     message["From"] = settings.alert_from
     message["To"] = settings.alert_to
     message["Date"] = format_datetime(clock.now())
     message["Message-ID"] = f"<{message_id}@fraud-pipeline>"
-    message.set_content(templates.get_template(f"{template}.txt.j2").render(**context))
-    message.add_alternative(
-        templates.get_template(f"{template}.html.j2").render(**context), subtype="html"
-    )
+    text, html = (templates.get_template(f"{template}.{kind}.j2") for kind in ("txt", "html"))
+    message.set_content(mask_card_numbers(text.render(**context)))
+    message.add_alternative(mask_card_numbers(html.render(**context)), subtype="html")
     return message
 
 
