@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from fraud_pipeline import clock
+from fraud_pipeline.alerting import mail
 from fraud_pipeline.config import REPO_ROOT, Settings, get_settings
 from fraud_pipeline.devstack import airflow_local
 from fraud_pipeline.devstack.supervisor import Child, ServiceSpec, Supervisor
@@ -649,10 +650,12 @@ class LocalStack:
                 )
                 late, beyond = cur.fetchone() or (0, 0)
                 behind = watermark.lag(cur, clock.now())
+                resent = mail.resends_since(cur, clock.now() - timedelta(hours=24))
             parts.append(
                 f"last hour: {scored} payments scored, {frauds} frauds, "
                 f"{late} late payments caught ({beyond} beyond the bound)"
             )
+            parts.append(f"last 24 h: {resent} emails sent again as possible resends")
             parts.append(
                 "behind: ? (nothing loaded yet)"
                 if behind is None
