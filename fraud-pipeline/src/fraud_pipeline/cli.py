@@ -115,6 +115,25 @@ def _set_reviewer_password(args: argparse.Namespace) -> int:
     return set_reviewer_password_main()
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """`audit verify`: the chain whole (0) or its first broken row named (1); `audit purge`."""
+    from fraud_pipeline.config import get_settings
+    from fraud_pipeline.security import audit
+    from fraud_pipeline.storage import db
+
+    with db.transaction() as cur:
+        if args.audit_command == "purge":
+            days = get_settings().audit_retention_days
+            print(f"audit purge: {audit.purge(cur, days)} rows older than {days} days deleted")
+            return 0
+        verdict = audit.verify(cur)
+    if verdict.ok:
+        print(f"audit verify: {verdict.rows} rows, chain intact; head hash {verdict.head}")
+        return 0
+    print(f"audit verify: chain broken at row {verdict.broken_at}: {verdict.why}", file=sys.stderr)
+    return 1
+
+
 def _serve_model(args: argparse.Namespace) -> int:
     """The container's entry point on the local artifacts: the same settings, from options."""
     import os
@@ -557,6 +576,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="let fraud_report_reviewer log in with REVIEW_DATABASE_URL's password",
     )
     reviewer_password.set_defaults(handler=_set_reviewer_password)
+
+    audit = commands.add_parser("audit", help="the audit trail: verify its chain, apply retention")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser("verify", help="check the hash chain; name the first broken row")
+    audit_commands.add_parser("purge", help="delete rows older than AUDIT_RETENTION_DAYS (365+)")
+    audit.set_defaults(handler=_audit)
 
     return parser
 

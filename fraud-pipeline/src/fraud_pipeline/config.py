@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         default=90, ge=35, description="at least the 30-day monitoring windows plus margin"
     )
     archive_batch_size: int = Field(default=10_000, ge=1)
+    # The audit trail keeps this many days (PCI DSS 10.5.1: at least 12 months);
+    # `fraud-pipeline audit purge` deletes older rows.
+    audit_retention_days: int = Field(default=365, ge=365)
 
     # Alerts
     smtp_host: str = "127.0.0.1"
