@@ -134,6 +134,33 @@ def _audit(args: argparse.Namespace) -> int:
     return 1
 
 
+def _users(args: argparse.Namespace) -> int:
+    """`users add|disable|reset-password|list`: accounts of the report (as the database owner,
+    audited under the operating-system user's name)."""
+    import getpass
+
+    from fraud_pipeline.security import users
+    from fraud_pipeline.storage import db
+
+    actor = f"cli:{getpass.getuser()}"
+    with db.transaction() as cur:
+        if args.users_command == "list":
+            for user in users.listed(cur):
+                state = "disabled" if user.disabled else "enabled"
+                print(f"{user.username:<30} {user.role:<8} {state}")
+            return 0
+        if args.users_command == "add":
+            password = users.add(cur, args.username, args.role, actor)
+        elif args.users_command == "reset-password":
+            password = users.reset_password(cur, args.username, actor)
+        else:
+            users.disable(cur, args.username, actor)
+            print(f"user {args.username} disabled")
+            return 0
+    print(f"user {args.username}: one-time password {password} (shown once; not stored)")
+    return 0
+
+
 def _serve_model(args: argparse.Namespace) -> int:
     """The container's entry point on the local artifacts: the same settings, from options."""
     import os
@@ -582,6 +609,19 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands.add_parser("verify", help="check the hash chain; name the first broken row")
     audit_commands.add_parser("purge", help="delete rows older than AUDIT_RETENTION_DAYS (365+)")
     audit.set_defaults(handler=_audit)
+
+    users = commands.add_parser("users", help="the report's accounts (one per person) and roles")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    add = users_commands.add_parser("add", help="a new account; prints its one-time password")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["viewer", "analyst", "lead", "admin"])
+    for name, text in (
+        ("disable", "disable an account (never deleted: the audit trail names it)"),
+        ("reset-password", "a new one-time password (enables the account again)"),
+    ):
+        users_commands.add_parser(name, help=text).add_argument("username")
+    users_commands.add_parser("list", help="every account, its role and state")
+    users.set_defaults(handler=_users)
 
     return parser
 

@@ -39,7 +39,7 @@ from fraud_pipeline.devstack import airflow_local
 from fraud_pipeline.devstack.supervisor import Child, ServiceSpec, Supervisor
 from fraud_pipeline.net import free_port, port_open
 from fraud_pipeline.pipeline.airflow_support import earliest_reported_day
-from fraud_pipeline.report.queries import expected_password
+from fraud_pipeline.security import users
 from fraud_pipeline.storage import db, watermark
 
 DASHBOARD_APP = REPO_ROOT / "fraud-dashboard" / "app.py"
@@ -211,6 +211,17 @@ def backfill_window(hours: int, history_days: int = 0) -> tuple[datetime, dateti
     return start.astimezone(midnight.tzinfo), clock.now().replace(microsecond=0)
 
 
+def first_admin(url: str) -> str | None:
+    """On a database with no account yet, the account `admin` (role admin); its one-time
+    password, printed once by the banner (None: accounts exist already)."""
+    with db.transaction(url) as cur:
+        cur.execute("SELECT fraud_users_exist()")
+        row = cur.fetchone()
+        if row and row[0]:
+            return None
+        return users.add(cur, "admin", "admin", "make run")
+
+
 class LocalStack:
     """Prepares state, starts the services, reports, and stops them; `run()` is the CLI."""
 
@@ -224,6 +235,7 @@ class LocalStack:
         self.supervisor: Supervisor | None = None
         self.airflow_home: airflow_local.AirflowHome | None = None
         self.fraud_db_url = ""
+        self.admin_password: str | None = None  # the first admin's one-time password, if made now
         self.backfill: Child | None = None
         self.held_dags: tuple[str, ...] = ()  # paused until the back-fill ends
         self.state_written = False  # stack.json is this stack's (stop deletes it then only)
@@ -253,6 +265,7 @@ class LocalStack:
         )
         applied = migrate(self.fraud_db_url)
         self.say(f"fraud_db migrated ({len(applied)} new migration(s))")
+        self.admin_password = first_admin(self.fraud_db_url)
         return server
 
     def ensure_model(self) -> None:
@@ -608,7 +621,12 @@ class LocalStack:
         if self.airflow_home:
             creds = f"login {airflow_local.ADMIN_USER} / {self.airflow_home.admin_password}"
             row("airflow-api-server", "Airflow UI", self.urls.airflow, creds)
-        report_login = f"login {self.settings.dashboard_user} / {expected_password(self.settings)}"
+        report_login = (
+            f"login admin / {self.admin_password} (one-time: shown once; "
+            "`fraud-pipeline users add NAME --role analyst` for each person)"
+            if self.admin_password
+            else "your own account (`fraud-pipeline users list`)"
+        )
         row("fraud-dashboard", "Morning report", self.urls.report, report_login)
         row("mailpit", "Fraud alert inbox", self.urls.inbox, f"files in {self.state_dir / 'mail'}")
         row("payments-api", "Payments API", self.urls.payments)

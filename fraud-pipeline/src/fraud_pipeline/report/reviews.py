@@ -28,6 +28,7 @@ from fraud_pipeline.security.masking import mask_card_numbers
 from fraud_pipeline.storage import db
 
 REVIEWER_ROLE: Final = "fraud_report_reviewer"
+ADMIN_ROLE: Final = "fraud_report_admin"
 Verdict = Literal["confirmed_fraud", "false_alarm"]
 CONFIRMED: Final[Verdict] = "confirmed_fraud"
 FALSE_ALARM: Final[Verdict] = "false_alarm"
@@ -38,6 +39,12 @@ MAX_NOTE: Final = 2000  # alert_reviews.note's CHECK
 
 
 # -- connection and the reviewer's password --------------------------------------------------------
+def admin_database_url(settings: Settings | None = None) -> str:
+    """ADMIN_DATABASE_URL, else the app database as `fraud_report_admin` (accounts, audit)."""
+    settings = settings or get_settings()
+    return settings.admin_database_url or db.as_user(db.database_url(settings), ADMIN_ROLE)
+
+
 def review_database_url(settings: Settings | None = None) -> str:
     """REVIEW_DATABASE_URL, else the app database as the reviewer role (trust auth in dev)."""
     settings = settings or get_settings()

@@ -1,1 +1,2 @@
-"""Card data and who touches it: one masking rule for every sink, logs included."""
+"""Card data and who touches it: masking (every sink, logs included), the audit trail, accounts
+and roles."""
