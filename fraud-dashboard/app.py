@@ -102,10 +102,28 @@ def payments(
 def signed_in(settings: Settings) -> bool:
     if st.session_state.get("user"):
         return True
+    sso = single_sign_on()
     _, middle, _ = st.columns([1, 1.2, 1])
     with middle:
         st.title(":material/shield: Morning fraud report")
         st.caption("This report holds cardholders' personal data: sign in to read it.")
+        if sso and st.user.is_logged_in:  # back from the identity provider
+            try:
+                who = sign_in_vouched(settings)
+            except (SQLAlchemyError, psycopg2.Error) as error:
+                st.error(explain(error, queries.report_database_url(settings)))
+                return False
+            if who is not None:
+                st.session_state["user"], st.session_state["role"] = who.username, who.role
+                return True
+            st.error(
+                f"{st.user.get('email')} has no enabled account in this report: ask an admin "
+                "(`fraud-pipeline users add EMAIL --role ROLE`)."
+            )
+            st.button("Sign out", on_click=st.logout)
+            return False
+        if sso and st.button("Sign in with single sign-on", type="primary"):
+            st.login()
         with st.form("login"):
             user = st.text_input("User", key="login_user")
             password = st.text_input("Password", type="password", key="login_password")
@@ -139,6 +157,27 @@ def sign_in(user: str, password: str, settings: Settings) -> users.User | None:
         else:
             who = None
             audit.record(cur, user or "-", audit.SIGN_IN_FAILED, user, {}, "report")
+        conn.commit()
+        return who
+    finally:
+        conn.close()
+
+
+def single_sign_on() -> bool:
+    """Whether OpenID Connect is set up: an [auth] section in .streamlit/secrets.toml."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
+def sign_in_vouched(settings: Settings) -> users.User | None:
+    """The account of the person the identity provider signed in (named by their email)."""
+    email = str(st.user.get("email") or "").strip().lower()
+    detail = {"via": "oidc", "iss": str(st.user.get("iss") or ""), "sub": str(st.user.get("sub"))}
+    conn = engine(queries.report_database_url(settings)).raw_connection()
+    try:
+        who = users.vouched_for(conn.cursor(), email, detail, "report")
         conn.commit()
         return who
     finally:
@@ -609,6 +648,8 @@ def sign_out_box() -> None:
         if st.button("Sign out"):
             audited(audit.SIGN_OUT, current_user())
             st.session_state.clear()
+            if single_sign_on() and st.user.is_logged_in:
+                st.logout()  # the provider's cookie too
             st.rerun()
 
 

@@ -119,3 +119,21 @@ def authenticate(
         return None
     audit.record(cur, row[0], audit.SIGN_IN, row[0], {"role": row[1]}, source)
     return User(row[0], row[1], False)
+
+
+def vouched_for(
+    cur: psycopg2.extensions.cursor, username: str, detail: dict[str, str], source: str = ""
+) -> User | None:
+    """A person an OpenID Connect provider signed in (`st.login`): their account, if it exists
+    and is enabled (an admin adds it, named by the provider's email); an audit row either way.
+    The provider proves who they are; the account says what they may do."""
+    cur.execute("SELECT * FROM fraud_user_for_sign_in(%s)", (username,))
+    row = cur.fetchone()
+    if row is None or row[3]:
+        why = {"why": "unknown user" if row is None else "disabled"}
+        audit.record(
+            cur, username or "-", audit.SIGN_IN_FAILED, username, {**detail, **why}, source
+        )
+        return None
+    audit.record(cur, row[0], audit.SIGN_IN, row[0], {**detail, "role": row[1]}, source)
+    return User(row[0], row[1], False)
