@@ -11,6 +11,7 @@ import pytest
 
 from fraud_pipeline import cli
 from fraud_pipeline.config import get_settings
+from fraud_pipeline.devstack.local_stack import first_admin
 from fraud_pipeline.security import audit, users
 from fraud_pipeline.storage import db
 
@@ -103,3 +104,14 @@ def test_the_report_role_cannot_read_the_accounts_table(clean_db):
             cur.execute("SELECT password_hash FROM app_users")
     finally:
         conn.close()
+
+
+def test_make_run_creates_one_admin_on_a_fresh_database_only(clean_db):
+    password = first_admin(clean_db)
+    assert password and first_admin(clean_db) is None  # the second start makes none
+    with (
+        psycopg2.connect(db.as_user(clean_db, "fraud_report_reader")) as conn,
+        conn.cursor() as cur,
+    ):
+        assert users.authenticate(cur, "admin", password) == users.User("admin", "admin")
+    conn.close()
