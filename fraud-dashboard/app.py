@@ -3,8 +3,10 @@
 `streamlit run fraud-dashboard/app.py`. Layout only: every number and table comes from
 `fraud_pipeline.report` (queries, quality, reviews), read as the database role
 `fraud_report_reader`; verdicts on the "To review" page are written as `fraud_report_reviewer`.
-Pages: the morning report (default), To review, and Model health (`model_health_page.py`).
-The login guards them all.
+Pages: the morning report (default), To review, Model health (`model_health_page.py`), Users
+and Audit. Each person signs in as themselves (`security.users`); their role decides which pages
+are listed and which actions (verdicts, exports, accounts) the page offers and accepts; views of
+a card's payments, verdicts, exports, sign-ins and sign-outs leave audit rows.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psycopg2
 import streamlit as st
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.report import charts, quality, queries, reviews, wording
+from fraud_pipeline.security import audit, users
 
 # The pages beside this file: `streamlit run` puts its folder on sys.path, AppTest does not.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,6 +35,10 @@ from report_engine import engine, ttl
 st.set_page_config(page_title="Morning fraud report", page_icon=":material/shield:", layout="wide")
 
 PAGE_SIZES = (25, 50, 100, 250)
+HIDE_TABLE_DOWNLOAD = (
+    "<style>[data-testid='stElementToolbarButton']:has(button[aria-label='Download as CSV']),"
+    "button[aria-label='Download as CSV'] {display: none !important;}</style>"
+)
 WARN = ":material/warning:"
 TABLE_COLUMNS = {
     "Time": st.column_config.DatetimeColumn("Time", format="HH:mm:ss"),
@@ -90,25 +98,104 @@ def payments(
     )
 
 
-# -- login ----------------------------------------------------------------------------------------
+# -- sign-in: one identity per person (security.users), each action checked against its role ----
 def signed_in(settings: Settings) -> bool:
-    if st.session_state.get("signed_in"):
+    if st.session_state.get("user"):
         return True
+    sso = single_sign_on()
     _, middle, _ = st.columns([1, 1.2, 1])
     with middle:
         st.title(":material/shield: Morning fraud report")
         st.caption("This report holds cardholders' personal data: sign in to read it.")
+        if sso and st.user.is_logged_in:  # back from the identity provider
+            try:
+                who = sign_in_vouched(settings)
+            except (SQLAlchemyError, psycopg2.Error) as error:
+                st.error(explain(error, queries.report_database_url(settings)))
+                return False
+            if who is not None:
+                st.session_state["user"], st.session_state["role"] = who.username, who.role
+                return True
+            st.error(
+                f"{st.user.get('email')} has no enabled account in this report: ask an admin "
+                "(`fraud-pipeline users add EMAIL --role ROLE`)."
+            )
+            st.button("Sign out", on_click=st.logout)
+            return False
+        if sso and st.button("Sign in with single sign-on", type="primary"):
+            st.login()
         with st.form("login"):
             user = st.text_input("User", key="login_user")
             password = st.text_input("Password", type="password", key="login_password")
             submitted = st.form_submit_button("Sign in", type="primary")
         if submitted:
-            if queries.credentials_ok(user, password, settings):
-                st.session_state["signed_in"] = True
-                st.session_state["analyst"] = user  # who signs the verdicts
+            try:
+                who = sign_in(user, password, settings)
+            except (SQLAlchemyError, psycopg2.Error) as error:  # nobody can sign in: say why
+                st.error(explain(error, queries.report_database_url(settings)))
+                return False
+            if who is not None:
+                st.session_state["user"], st.session_state["role"] = who.username, who.role
                 st.rerun()
             st.error("Wrong user or password.")
     return False
+
+
+def sign_in(user: str, password: str, settings: Settings) -> users.User | None:
+    """A local account (Argon2id, audited); while no account exists yet, DASHBOARD_USER's
+    login (an analyst) as before."""
+    conn = engine(queries.report_database_url(settings)).raw_connection()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT fraud_users_exist()")
+        row = cur.fetchone()
+        if row and row[0]:
+            who = users.authenticate(cur, user, password, "report")
+        elif queries.credentials_ok(user, password, settings):
+            who = users.User(user, "analyst")
+            audit.record(cur, user, audit.SIGN_IN, user, {"login": "DASHBOARD_USER"}, "report")
+        else:
+            who = None
+            audit.record(cur, user or "-", audit.SIGN_IN_FAILED, user, {}, "report")
+        conn.commit()
+        return who
+    finally:
+        conn.close()
+
+
+def single_sign_on() -> bool:
+    """Whether OpenID Connect is set up: an [auth] section in .streamlit/secrets.toml."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
+def sign_in_vouched(settings: Settings) -> users.User | None:
+    """The account of the person the identity provider signed in (named by their email)."""
+    email = str(st.user.get("email") or "").strip().lower()
+    detail = {"via": "oidc", "iss": str(st.user.get("iss") or ""), "sub": str(st.user.get("sub"))}
+    conn = engine(queries.report_database_url(settings)).raw_connection()
+    try:
+        who = users.vouched_for(conn.cursor(), email, detail, "report")
+        conn.commit()
+        return who
+    finally:
+        conn.close()
+
+
+def current_user() -> str:
+    return str(st.session_state.get("user") or "")
+
+
+def allowed(action: str) -> bool:
+    return users.may(st.session_state.get("role"), action)
+
+
+def audited(action: str, target: str = "", detail: str = "") -> None:
+    """One audit row for what the signed-in person just saw or did."""
+    with engine(queries.report_database_url()).begin() as connection:
+        reviews.audit_row(connection, current_user(), action, target, detail)
 
 
 # -- sections -------------------------------------------------------------------------------------
@@ -218,14 +305,16 @@ def frauds_section(rows: pd.DataFrame, day: date) -> None:
         st.info("The model flagged no payment on this day.")
         return
     st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS, height=320, key="frauds")
-    st.download_button(
-        "Frauds (CSV)",
-        queries.to_csv(table),
-        file_name=f"frauds-{day}.csv",
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    if allowed("export"):
+        st.download_button(
+            "Frauds (CSV)",
+            queries.to_csv(table),
+            file_name=f"frauds-{day}.csv",
+            mime="text/csv",
+            on_click=audited,
+            args=(audit.EXPORT, f"frauds-{day}.csv", f"{len(table)} rows"),
+            icon=":material/download:",
+        )
 
 
 def charts_section(url: str, day: date, rows: pd.DataFrame) -> None:
@@ -280,14 +369,16 @@ def payments_section(url: str, day: date) -> None:
         unsafe_allow_html=True,
     )
     st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS, key="payments")
-    st.download_button(
-        f"These {wording.format_count(total)} payments (CSV, all pages)",
-        lambda: queries.to_csv(queries.filtered_payments(engine(url), day, where)),
-        file_name=f"payments-{day}.csv",
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    if allowed("export"):
+        st.download_button(
+            f"These {wording.format_count(total)} payments (CSV, all pages)",
+            lambda: queries.to_csv(queries.filtered_payments(engine(url), day, where)),
+            file_name=f"payments-{day}.csv",
+            mime="text/csv",
+            on_click=audited,
+            args=(audit.EXPORT, f"payments-{day}.csv", f"{total} rows, {where}"),
+            icon=":material/download:",
+        )
 
 
 def report_page() -> None:
@@ -327,9 +418,9 @@ CARD_COLUMNS = {key: TABLE_COLUMNS[key] for key in ("Time", "Amount", "Probabili
 
 def record(episode: list[str], verdict: reviews.Verdict, note_key: str, what: str) -> None:
     """A button's callback: the verdict, by the signed-in user, through the reviewer role."""
-    analyst = st.session_state.get("analyst")  # the login's user: never a typed name
-    if not st.session_state.get("signed_in") or not analyst:
-        st.session_state["review_error"] = "Sign in to record a verdict."
+    analyst = current_user()  # the signed-in person: never a typed name
+    if not analyst or not allowed("review"):
+        st.session_state["review_error"] = "Your role may not record verdicts."
         return
     url = reviews.review_database_url()
     try:
@@ -391,6 +482,9 @@ def alert_card(alert: reviews.Alert) -> None:
 
 def review_page() -> None:
     url = queries.report_database_url()
+    if not allowed("review"):  # not listed for such roles; checked again all the same
+        st.error("Your role may not review alerts.")
+        return
     st.title(":material/fact_check: To review")
     if done := st.session_state.pop("reviewed", None):
         st.success(done, icon=":material/check_circle:")
@@ -430,6 +524,10 @@ def review_page() -> None:
                         bulk=True,
                     )
             st.caption(f"This card's payments from {reviews.CARD_HISTORY_DAYS} days before on")
+            viewed = st.session_state.setdefault("cards_viewed", set())
+            if episode.key not in viewed:  # each card's payments once per sign-in
+                audited(audit.VIEW_CARD, first.trans_num, episode.card)
+                viewed.add(episode.key)
             st.dataframe(
                 reviews.card_payments(engine(url), first.trans_num),
                 hide_index=True,
@@ -438,30 +536,124 @@ def review_page() -> None:
             )
 
 
+# -- admins: accounts and the audit trail (through fraud_report_admin) ------------------------------
+def users_page() -> None:
+    st.title(":material/group: Users")
+    if not allowed("users"):
+        st.error("Only admins manage users.")
+        return
+    url = reviews.admin_database_url()
+    if done := st.session_state.pop("users_done", None):
+        st.success(done)
+    with st.form("add_user", clear_on_submit=True):
+        name, role = st.columns(2)
+        username = name.text_input("New user")
+        chosen = role.selectbox("Role", users.ROLES)
+        if st.form_submit_button("Add user") and username:
+            conn = engine(url).raw_connection()
+            try:
+                password = users.add(conn.cursor(), username, chosen, current_user())
+                conn.commit()
+            except Exception as error:  # an existing name, a name the CHECK refuses
+                st.error(f"Not added: {str(error).splitlines()[0]}")
+            else:
+                st.session_state["users_done"] = (
+                    f"User {username} added ({chosen}); one-time password: {password}"
+                )
+                st.rerun()
+            finally:
+                conn.close()
+    conn = engine(url).raw_connection()
+    try:
+        accounts = users.listed(conn.cursor())
+    finally:
+        conn.close()
+    for account in accounts:
+        who, state, action = st.columns([2, 2, 1])
+        who.markdown(f"**{account.username}** · {account.role}")
+        state.markdown("disabled" if account.disabled else "enabled")
+        if not account.disabled and account.username != current_user():
+            action.button(
+                "Disable",
+                key=f"disable-{account.username}",
+                on_click=disable,
+                args=(account.username,),
+            )
+
+
+def disable(username: str) -> None:
+    conn = engine(reviews.admin_database_url()).raw_connection()
+    try:
+        users.disable(conn.cursor(), username, current_user())
+        conn.commit()
+    finally:
+        conn.close()
+    st.session_state["users_done"] = f"User {username} disabled."
+
+
+def audit_page() -> None:
+    st.title(":material/policy: Audit")
+    if not allowed("audit"):
+        st.error("Only admins read the audit trail.")
+        return
+    conn = engine(reviews.admin_database_url()).raw_connection()
+    try:
+        cur = conn.cursor()
+        entries = audit.recent(cur, 500)
+        verdict = audit.verify(cur)
+    finally:
+        conn.close()
+    if verdict.ok:
+        st.success(f"Chain intact over {verdict.rows} rows.", icon=":material/verified:")
+    else:
+        st.error(f"Chain broken at row {verdict.broken_at}: {verdict.why}.")
+    st.dataframe(
+        pd.DataFrame(
+            [(e.id, e.at, e.actor, e.action, e.target, e.source) for e in entries],
+            columns=["Row", "When", "Who", "What", "On", "From"],
+        ),
+        hide_index=True,
+        key="audit",
+    )
+
+
 # -- navigation -----------------------------------------------------------------------------------
 def pages() -> list[Any]:
-    listed = [
-        st.Page(report_page, title="Morning report", icon=":material/shield:", default=True),
-        st.Page(review_page, title="To review", icon=":material/fact_check:", url_path="review"),
-    ]
-    health = st.Page(
-        model_health_page.render,
-        title="Model health",
-        icon=":material/monitor_heart:",
-        url_path="model-health",
+    """The pages the signed-in person's role may open; any other address shows none."""
+    listed = [st.Page(report_page, title="Morning report", icon=":material/shield:", default=True)]
+    if allowed("review"):
+        listed.append(
+            st.Page(review_page, title="To review", icon=":material/fact_check:", url_path="review")
+        )
+    listed.append(
+        st.Page(
+            model_health_page.render,
+            title="Model health",
+            icon=":material/monitor_heart:",
+            url_path="model-health",
+        )
     )
-    return [*listed, health]
+    if allowed("users"):
+        listed.append(st.Page(users_page, title="Users", icon=":material/group:", url_path="users"))
+    if allowed("audit"):
+        listed.append(
+            st.Page(audit_page, title="Audit", icon=":material/policy:", url_path="audit")
+        )
+    return listed
 
 
-def sign_out_box(settings: Settings) -> None:
+def sign_out_box() -> None:
     with st.sidebar:
-        st.markdown(f"Signed in as **{settings.dashboard_user}**")
+        st.markdown(f"Signed in as **{current_user()}** ({st.session_state.get('role')})")
         if st.button("Sign out"):
+            audited(audit.SIGN_OUT, current_user())
             st.session_state.clear()
+            if single_sign_on() and st.user.is_logged_in:
+                st.logout()  # the provider's cookie too
             st.rerun()
 
 
-def explain(error: SQLAlchemyError, url: str) -> str:
+def explain(error: SQLAlchemyError | psycopg2.Error, url: str) -> str:
     """A database error, said plainly (host and database named, never the password)."""
     where = make_url(url)
     target = f"database `{where.database}` on {where.host or 'local socket'}:{where.port or 5432}"
@@ -485,7 +677,9 @@ def main() -> None:
     if not signed_in(settings):
         return
     navigation = st.navigation(pages())
-    sign_out_box(settings)
+    # A table's own "Download as CSV" would be an export nobody audits: the audited buttons only.
+    st.html(HIDE_TABLE_DOWNLOAD)
+    sign_out_box()
     url = queries.report_database_url(settings)
     try:
         navigation.run()

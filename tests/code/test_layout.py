@@ -20,6 +20,7 @@ STAGES = [
     "alerting",
     "monitoring",
     "report",
+    "security",
     "devstack",
 ]
 # Callers allowed to reach the local stack: the command line and the benchmarks.

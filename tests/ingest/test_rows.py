@@ -33,15 +33,16 @@ def _records(n: int) -> list[dict]:
     return json.loads(real_rows().head(n).to_json(orient="records"))
 
 
-def test_masking_keeps_last_four_of_luhn_runs_only():
+def test_masking_keeps_last_four_of_every_long_digit_run_luhn_or_not():
     grouped = " ".join(CARD[i : i + 4] for i in range(0, 16, 4))
-    text = f"a {CARD} b {grouped} c 1234567890123 d"
+    text = f"a {CARD} b {grouped} c 1234567890123 d 12345678901 e"
     masked = mask_card_numbers(text)
     assert not leaks([CARD], masked)
     assert masked.count("*" * 12 + CARD[-4:]) == 2
-    assert "1234567890123" in masked  # not Luhn-valid: no card number
+    assert "*" * 9 + "0123" in masked  # not Luhn-valid, masked all the same
+    assert "12345678901" in masked  # 11 digits: kept
     assert mask_value({CARD: [int(CARD), float(CARD)]}) == {
-        "*" * 12 + CARD[-4:]: ["*" * 12 + CARD[-4:], "*" * 12 + CARD[-4:] + ".0"]
+        "*" * 12 + CARD[-4:]: ["*" * 12 + CARD[-4:], "*" * 13 + CARD[-3:] + "0"]
     }
 
 

@@ -17,6 +17,7 @@ import pytest
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.pipeline import steps
 from fraud_pipeline.pipeline.backfill import backfill
 from fraud_pipeline.storage import watermark
@@ -68,7 +69,8 @@ def alerted(messages) -> list[str]:
 
 
 def generated(start: pd.Timestamp, end: pd.Timestamp) -> set[str]:
-    return set(payments_between(start, end, seed=11, rate_per_min=40)["trans_num"])
+    rows = payments_between(start, end, seed=11, rate_per_min=40)
+    return set(rows["trans_num"].map(mask_identifier))  # as extract stores them
 
 
 @pytest.mark.clock

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg2
 
 from fraud_pipeline.devstack.generate import payments_between
+from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.pipeline.steps import REDELIVERED
 from tests.support.runs import alerted, dag_runs, outcome, table_dump, warm_up
 
@@ -55,9 +56,10 @@ def test_redelivery_with_other_contents_changes_no_score_and_no_alert(
     fraud, legit = pick(clean_db)
 
     def rewrite(payment: dict[str, Any]) -> dict[str, Any]:
-        if payment.get("trans_num") == fraud:  # an alerted fraud, now a tiny amount
+        trans_num = mask_identifier(str(payment.get("trans_num")))  # as stored
+        if trans_num == fraud:  # an alerted fraud, now a tiny amount
             return {**payment, "amt": 1.23}
-        if payment.get("trans_num") == legit:  # a legitimate payment, now fraud-like
+        if trans_num == legit:  # a legitimate payment, now fraud-like
             return {**payment, "amt": 1_299.99, "category": "shopping_net"}
         return payment
 

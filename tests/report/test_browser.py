@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 
 from tests.support.browser import (
@@ -87,21 +86,7 @@ def test_chromium_triages_two_alerts_and_the_report_measures_them(
     """
     from playwright.sync_api import expect, sync_playwright
 
-    lo, hi = seeded.bounds()
-    with psycopg2.connect(seeded.url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "UPDATE payments_scored SET is_fraud_pred = false "
-            "WHERE trans_time < %s OR trans_time >= %s",
-            (lo, hi),
-        )
-    conn.close()
-    first, second = (
-        r[0]
-        for r in seeded.rows(
-            f"SELECT trans_num {DAY_ROWS} AND is_fraud_pred "
-            "ORDER BY fraud_probability DESC, trans_time, trans_num LIMIT 2"
-        )
-    )
+    first, second = seeded.riskiest_alerts_of_the_day_alone()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,11 @@ NEEDS_CHROMIUM = pytest.mark.skipif(
 
 
 @contextmanager
-def streamlit_report(database_url: str, log_path: Path, **env: str) -> Iterator[str]:
-    """The report served by `streamlit run` on a free port (its roles from DATABASE_URL)."""
+def streamlit_report(
+    database_url: str, log_path: Path, options: Sequence[str] = (), **env: str
+) -> Iterator[str]:
+    """The report served by `streamlit run` on a free port (its roles from DATABASE_URL);
+    `options`: more of `streamlit run`'s options (`--secrets.files PATH`)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -57,6 +60,7 @@ def streamlit_report(database_url: str, log_path: Path, **env: str) -> Iterator[
                 "127.0.0.1",
                 "--server.headless",
                 "true",
+                *options,
             ],
             env=environment,
             stdout=log,

@@ -41,7 +41,8 @@ def scored_payments(
     rng = np.random.default_rng(seed)
     raw = real_rows() if rows is None else rows.reset_index(drop=True)
     frame = raw.iloc[np.arange(n) % len(raw)].reset_index(drop=True)
-    frame["trans_num"] = [f"{seed:04d}-{i:08d}" for i in range(n)]
+    # Letters between the numbers: 12 digits in a row would be masked as a card number would.
+    frame["trans_num"] = [f"s{seed:04d}-p{i:08d}" for i in range(n)]
     start = start or datetime(2026, 3, 28, 12, tzinfo=get_settings().tz)
     frame["trans_time"] = pd.Timestamp(start) + pd.to_timedelta(np.arange(n) * step_s, unit="s")
     key = get_settings().card_token_key.get_secret_value().encode()

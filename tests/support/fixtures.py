@@ -422,3 +422,18 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
     finally:
         server.stop()
         pgserver.get_server(data_dir).cleanup()  # deletes the data directory
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright (tests/support/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

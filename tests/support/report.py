@@ -49,6 +49,27 @@ class SeededDay:
         conn.close()
         return rows
 
+    def riskiest_alerts_of_the_day_alone(self) -> tuple[str, str]:
+        """Leave only the day's alerts flagged (so verdicts land on the day shown); the two
+        riskiest of them."""
+        lo, hi = self.bounds()
+        with psycopg2.connect(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE payments_scored SET is_fraud_pred = false "
+                "WHERE trans_time < %s OR trans_time >= %s",
+                (lo, hi),
+            )
+        conn.close()
+        first, second = (
+            r[0]
+            for r in self.rows(
+                "SELECT trans_num FROM payments_scored WHERE trans_time >= %(lo)s "
+                "AND trans_time < %(hi)s AND is_fraud_pred "
+                "ORDER BY fraud_probability DESC, trans_time, trans_num LIMIT 2"
+            )
+        )
+        return first, second
+
 
 def day_of_payments(start: datetime, step_s: float, n: int = 640) -> pd.DataFrame:
     """`n` real scored payments from `start`, every `step_s` s, with all 18 real frauds."""

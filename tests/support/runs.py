@@ -23,7 +23,15 @@ from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import Model
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.serving.endpoint import EndpointClient
-from tests.support.cards import PLANTED, database_places, log_places, mail_places, scan
+from tests.support.cards import (
+    PLANTED,
+    broad_scan,
+    database_places,
+    log_places,
+    mail_places,
+    scan,
+    text_column_places,
+)
 from tests.support.reliability import Outcome, Stack
 
 RUNS = 3
@@ -205,13 +213,17 @@ def table_dump(url: str, table: str = "payments_scored") -> list[tuple[Any, ...]
 
 
 def card_leaks(stack: Stack | None, urls: list[str], records: list[logging.LogRecord]) -> list[str]:
-    """Where an input card number (the window's `cc_num`s, the planted ones) was left: a table
-    of the databases, a log record, a mail."""
+    """Where an input card number (the window's `cc_num`s, the planted ones) was left (a table
+    of the databases, a log record, a mail), and where anything the masking rule would mask
+    was left (a log record, a mail, a text column: `broad_scan`)."""
     numbers = set(PLANTED)
     places = log_places(records)
     if stack is not None:
         numbers |= set(window_payments(stack)["cc_num"].astype(str))
         places += mail_places(stack.services.mail.maildir)
+    # The raw mail files hold MIME boundaries of 19 random digits: their decoded parts instead.
+    broad = [(where, text) for where, text in places if not where.endswith(".eml")]
     for url in urls:
         places += database_places(url)
-    return scan(numbers, places)
+        broad += text_column_places(url)
+    return scan(numbers, places) + broad_scan(broad)

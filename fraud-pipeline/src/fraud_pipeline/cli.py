@@ -12,6 +12,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fraud_pipeline.security import log_masking
+from fraud_pipeline.security.masking import mask_card_numbers
+
 
 def _db_migrate(args: argparse.Namespace) -> int:
     from fraud_pipeline.storage.migrate import migrate
@@ -110,6 +113,52 @@ def _set_reviewer_password(args: argparse.Namespace) -> int:
     from fraud_pipeline.report.reviews import set_reviewer_password_main
 
     return set_reviewer_password_main()
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """`audit verify`: the chain whole (0) or its first broken row named (1); `audit purge`."""
+    from fraud_pipeline.config import get_settings
+    from fraud_pipeline.security import audit
+    from fraud_pipeline.storage import db
+
+    with db.transaction() as cur:
+        if args.audit_command == "purge":
+            days = get_settings().audit_retention_days
+            print(f"audit purge: {audit.purge(cur, days)} rows older than {days} days deleted")
+            return 0
+        verdict = audit.verify(cur)
+    if verdict.ok:
+        print(f"audit verify: {verdict.rows} rows, chain intact; head hash {verdict.head}")
+        return 0
+    print(f"audit verify: chain broken at row {verdict.broken_at}: {verdict.why}", file=sys.stderr)
+    return 1
+
+
+def _users(args: argparse.Namespace) -> int:
+    """`users add|disable|reset-password|list`: accounts of the report (as the database owner,
+    audited under the operating-system user's name)."""
+    import getpass
+
+    from fraud_pipeline.security import users
+    from fraud_pipeline.storage import db
+
+    actor = f"cli:{getpass.getuser()}"
+    with db.transaction() as cur:
+        if args.users_command == "list":
+            for user in users.listed(cur):
+                state = "disabled" if user.disabled else "enabled"
+                print(f"{user.username:<30} {user.role:<8} {state}")
+            return 0
+        if args.users_command == "add":
+            password = users.add(cur, args.username, args.role, actor)
+        elif args.users_command == "reset-password":
+            password = users.reset_password(cur, args.username, actor)
+        else:
+            users.disable(cur, args.username, actor)
+            print(f"user {args.username} disabled")
+            return 0
+    print(f"user {args.username}: one-time password {password} (shown once; not stored)")
+    return 0
 
 
 def _serve_model(args: argparse.Namespace) -> int:
@@ -584,6 +633,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reviewer_password.set_defaults(handler=_set_reviewer_password)
 
+    audit = commands.add_parser("audit", help="the audit trail: verify its chain, apply retention")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser("verify", help="check the hash chain; name the first broken row")
+    audit_commands.add_parser("purge", help="delete rows older than AUDIT_RETENTION_DAYS (365+)")
+    audit.set_defaults(handler=_audit)
+
+    users = commands.add_parser("users", help="the report's accounts (one per person) and roles")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    add = users_commands.add_parser("add", help="a new account; prints its one-time password")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["viewer", "analyst", "lead", "admin"])
+    for name, text in (
+        ("disable", "disable an account (never deleted: the audit trail names it)"),
+        ("reset-password", "a new one-time password (enables the account again)"),
+    ):
+        users_commands.add_parser(name, help=text).add_argument("username")
+    users_commands.add_parser("list", help="every account, its role and state")
+    users.set_defaults(handler=_users)
+
     return parser
 
 
@@ -593,14 +661,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    log_masking.install()  # the handlers basicConfig just added get the card-number filter
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
     except Exception as error:
         # The clear line; the traceback only with -v (it may quote data, and buries the line).
-        from fraud_pipeline.ingest.cards import mask_card_numbers
-
         detail = mask_card_numbers(str(error)) or type(error).__name__
         logging.getLogger("fraud_pipeline.cli").debug("traceback", exc_info=True)
         print(f"ERROR: {args.command}: {detail}", file=sys.stderr)

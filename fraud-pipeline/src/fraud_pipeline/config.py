@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         default=90, ge=35, description="at least the 30-day monitoring windows plus margin"
     )
     archive_batch_size: int = Field(default=10_000, ge=1)
+    # The audit trail keeps this many days (PCI DSS 10.5.1: at least 12 months);
+    # `fraud-pipeline audit purge` deletes older rows.
+    audit_retention_days: int = Field(default=365, ge=365)
 
     # Alerts
     smtp_host: str = "127.0.0.1"
@@ -193,6 +196,9 @@ class Settings(BaseSettings):
     review_database_url: str | None = Field(
         default=None, description="unset = the app database as role fraud_report_reviewer"
     )
+    admin_database_url: str | None = Field(
+        default=None, description="unset = the app database as role fraud_report_admin"
+    )
     report_cache_ttl_s: int = Field(default=60, ge=0, description="how long a query is reused")
     report_stale_after_min: float = Field(
         default=10.0, gt=0, description="no newly scored payment for this long = stalled"
@@ -218,6 +224,7 @@ class Settings(BaseSettings):
         "database_url",
         "report_database_url",
         "review_database_url",
+        "admin_database_url",
         "retrain_sample_rows",
         mode="before",
     )
@@ -225,7 +232,9 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("database_url", "report_database_url", "review_database_url")
+    @field_validator(
+        "database_url", "report_database_url", "review_database_url", "admin_database_url"
+    )
     @classmethod
     def _postgresql_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         """`localhost:5432` or a typo in the scheme: say which variable, and the form expected."""

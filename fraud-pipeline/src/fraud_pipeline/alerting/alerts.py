@@ -97,7 +97,7 @@ def alert_pending(
     settings = settings or get_settings()
     target = target or SmtpTarget.from_settings(settings)
     since = clock.now() - timedelta(minutes=settings.alert_max_age_min)
-    sent, emails = 0, 0
+    sent, emails, resends = 0, 0, 0
     while True:
         with conn, conn.cursor() as cur:
             cur.execute(_PENDING, (since, MAX_PER_EMAIL))
@@ -107,7 +107,7 @@ def alert_pending(
                 break
             ids = [f["trans_num"] for f in frauds]
             alert_id = email_id(ids)
-            deliver(cur, render(frauds, alert_id, settings), target, ids, "alert")
+            resends += deliver(cur, render(frauds, alert_id, settings), target, ids, "alert")
         sent += len(frauds)
         emails += 1
         log.info("alert %s sent for %d frauds", alert_id, len(frauds))
@@ -117,6 +117,7 @@ def alert_pending(
     return {
         "frauds_alerted": sent,
         "emails": emails,
+        "possible_resends": resends,
         "frauds_summarised": summarised,
         "digests": int(summarised > 0),
         "at": datetime.now(UTC).isoformat(),

@@ -3,7 +3,8 @@
 Every message gets `Date` (the business clock, so a frozen test clock shows in it) and a
 `Message-ID` derived from what it is about (the frauds it lists, the day it summarises): the
 same email sent again after a lost commit carries the same id, and mail clients can
-deduplicate it.
+deduplicate it; such a send also carries `X-Fraud-Possible-Resend` and "[possible resend]" in
+its subject (`deliver`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import psycopg2.extensions
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings
 from fraud_pipeline.report import wording
+from fraud_pipeline.security.masking import mask_card_numbers
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +69,17 @@ def email_id(trans_nums: list[str]) -> str:
 def compose(
     settings: Settings, subject: str, message_id: str, template: str, context: dict[str, Any]
 ) -> EmailMessage:
-    """A plain-text + HTML email from `<template>.txt.j2` and `<template>.html.j2`."""
+    """A plain-text + HTML email from `<template>.txt.j2` and `<template>.html.j2`; its subject
+    and both bodies masked (`mask_card_numbers`) whatever the context held."""
     message = EmailMessage()
-    message["Subject"] = subject
+    message["Subject"] = mask_card_numbers(subject)
     message["From"] = settings.alert_from
     message["To"] = settings.alert_to
     message["Date"] = format_datetime(clock.now())
     message["Message-ID"] = f"<{message_id}@fraud-pipeline>"
-    message.set_content(templates.get_template(f"{template}.txt.j2").render(**context))
-    message.add_alternative(
-        templates.get_template(f"{template}.html.j2").render(**context), subtype="html"
-    )
+    text, html = (templates.get_template(f"{template}.{kind}.j2") for kind in ("txt", "html"))
+    message.set_content(mask_card_numbers(text.render(**context)))
+    message.add_alternative(mask_card_numbers(html.render(**context)), subtype="html")
     return message
 
 
@@ -93,27 +95,103 @@ def send(message: EmailMessage, target: SmtpTarget, timeout: float = 20.0) -> No
         raise AlertError(f"SMTP {target.host}:{target.port} refused the alert: {error}") from error
 
 
+POSSIBLE_RESEND_HEADER = "X-Fraud-Possible-Resend"
+POSSIBLE_RESEND_SUBJECT = "[possible resend] "
+
+
+def _own_transaction(cur: psycopg2.extensions.cursor) -> psycopg2.extensions.connection:
+    """A second connection to the caller's database: what it commits survives the caller's
+    rollback."""
+    info = cur.connection.info
+    return psycopg2.connect(**info.dsn_parameters, password=info.password)
+
+
+def _record_attempt(cur: psycopg2.extensions.cursor, email_id: str, kind: str) -> bool:
+    """Note (committed at once) that `email_id` is about to be sent; True when an earlier send
+    of it may have been accepted (its state was still 'sending')."""
+    conn = _own_transaction(cur)
+    try:
+        with conn, conn.cursor() as own:
+            own.execute("SELECT state FROM alert_sends WHERE email_id = %s FOR UPDATE", (email_id,))
+            before = own.fetchone()
+            resend = before is not None and before[0] != "refused"
+            own.execute(
+                "INSERT INTO alert_sends (email_id, kind, state) VALUES (%s, %s, 'sending') "
+                "ON CONFLICT (email_id) DO UPDATE SET state = 'sending', "
+                "attempts = alert_sends.attempts + 1, last_attempt_at = now(), "
+                "resends = alert_sends.resends + %s",
+                (email_id, kind, int(resend)),
+            )
+    finally:
+        conn.close()
+    return resend
+
+
+def _record_refusal(cur: psycopg2.extensions.cursor, email_id: str) -> None:
+    conn = _own_transaction(cur)
+    try:
+        with conn, conn.cursor() as own:
+            own.execute("UPDATE alert_sends SET state = 'refused' WHERE email_id = %s", (email_id,))
+    finally:
+        conn.close()
+
+
+def mark_possible_resend(message: EmailMessage) -> None:
+    """The header and the subject marker of a send that may repeat an earlier one."""
+    message[POSSIBLE_RESEND_HEADER] = "yes"  # an earlier send of this Message-ID may have arrived
+    subject = str(message["Subject"])
+    if not subject.startswith(POSSIBLE_RESEND_SUBJECT):
+        message.replace_header("Subject", POSSIBLE_RESEND_SUBJECT + subject)
+
+
 def deliver(
     cur: psycopg2.extensions.cursor,
     message: EmailMessage,
     target: SmtpTarget,
     trans_nums: list[str],
     kind: Literal["alert", "digest"],
-) -> None:
+) -> bool:
     """Send, then mark the payments alerted by this email inside the caller's transaction.
 
     The caller holds their rows (`FOR UPDATE SKIP LOCKED`) and commits only after this returns:
     the SMTP server accepted the message. It refused: AlertError, the caller rolls back and the
-    frauds stay pending for the next run.
+    frauds stay pending for the next run. Exactly once, but for one window: the server accepted
+    the message and the caller's commit failed. The next run sends it again, with the same
+    Message-ID, marked as a possible resend (`alert_sends` knew it was being sent) and counted.
+    Returns whether this send was such a possible resend.
     """
+    email_id = message["X-Fraud-Alert-Id"] or message["X-Fraud-Digest-Id"]
+    resend = _record_attempt(cur, email_id, kind)
+    if resend:
+        mark_possible_resend(message)
+        log.warning(
+            "%s %s may repeat an earlier send (its commit did not happen): sent again, marked "
+            "as a possible resend",
+            kind,
+            email_id,
+        )
     try:
         send(message, target)
     except AlertError as error:
+        _record_refusal(cur, email_id)
         what = "frauds not alerted" if kind == "alert" else "old frauds not summarised"
         log.error("%d %s, they stay pending: %s", len(trans_nums), what, error)
         raise
     cur.execute(
         "UPDATE payments_scored SET alerted_at = now(), alert_id = %s, alert_kind = %s "
         "WHERE trans_num = ANY(%s)",
-        (message["X-Fraud-Alert-Id"] or message["X-Fraud-Digest-Id"], kind, trans_nums),
+        (email_id, kind, trans_nums),
     )
+    cur.execute("UPDATE alert_sends SET state = 'sent' WHERE email_id = %s", (email_id,))
+    return resend
+
+
+def resends_since(cur: psycopg2.extensions.cursor, since: Any) -> int:
+    """Emails sent again as possible resends whose last send is after `since`."""
+    cur.execute(
+        "SELECT coalesce(sum(resends), 0) FROM alert_sends WHERE resends > 0 "
+        "AND last_attempt_at >= %s",
+        (since,),
+    )
+    row = cur.fetchone()
+    return int(row[0]) if row else 0

@@ -34,12 +34,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from fraud_pipeline import clock
+from fraud_pipeline.alerting import mail
 from fraud_pipeline.config import REPO_ROOT, Settings, get_settings
 from fraud_pipeline.devstack import airflow_local
 from fraud_pipeline.devstack.supervisor import Child, ServiceSpec, Supervisor
 from fraud_pipeline.net import free_port, port_open
 from fraud_pipeline.pipeline.airflow_support import earliest_reported_day
-from fraud_pipeline.report.queries import expected_password
+from fraud_pipeline.security import users
 from fraud_pipeline.storage import db, watermark
 
 DASHBOARD_APP = REPO_ROOT / "fraud-dashboard" / "app.py"
@@ -233,6 +234,17 @@ def run_states(runs: list[dict[str, Any]]) -> str:
     return ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no run yet"
 
 
+def first_admin(url: str) -> str | None:
+    """On a database with no account yet, the account `admin` (role admin); its one-time
+    password, printed once by the banner (None: accounts exist already)."""
+    with db.transaction(url) as cur:
+        cur.execute("SELECT fraud_users_exist()")
+        row = cur.fetchone()
+        if row and row[0]:
+            return None
+        return users.add(cur, "admin", "admin", "make run")
+
+
 class LocalStack:
     """Prepares state, starts the services, reports, and stops them; `run()` is the CLI."""
 
@@ -246,6 +258,7 @@ class LocalStack:
         self.supervisor: Supervisor | None = None
         self.airflow_home: airflow_local.AirflowHome | None = None
         self.fraud_db_url = ""
+        self.admin_password: str | None = None  # the first admin's one-time password, if made now
         self.backfill: Child | None = None
         self.held_dags: tuple[str, ...] = ()  # paused until the back-fill ends
         self.state_written = False  # stack.json is this stack's (stop deletes it then only)
@@ -276,6 +289,7 @@ class LocalStack:
         self.say(f"PostgreSQL: {_redact(self.fraud_db_url)}{embedded}")
         applied = migrate(self.fraud_db_url)
         self.say(f"fraud_db migrated ({len(applied)} new migration(s))")
+        self.admin_password = first_admin(self.fraud_db_url)
         return server
 
     def ensure_model(self) -> None:
@@ -631,7 +645,12 @@ class LocalStack:
         if self.airflow_home:
             creds = f"login {airflow_local.ADMIN_USER} / {self.airflow_home.admin_password}"
             row("airflow-api-server", "Airflow UI", self.urls.airflow, creds)
-        report_login = f"login {self.settings.dashboard_user} / {expected_password(self.settings)}"
+        report_login = (
+            f"login admin / {self.admin_password} (one-time: shown once; "
+            "`fraud-pipeline users add NAME --role analyst` for each person)"
+            if self.admin_password
+            else "your own account (`fraud-pipeline users list`)"
+        )
         row("fraud-dashboard", "Morning report", self.urls.report, report_login)
         row("mailpit", "Fraud alert inbox", self.urls.inbox, f"files in {self.state_dir / 'mail'}")
         row("payments-api", "Payments API", self.urls.payments)
@@ -671,6 +690,7 @@ class LocalStack:
                 )
                 late, beyond = cur.fetchone() or (0, 0)
                 behind = watermark.lag(cur, clock.now())
+                resent = mail.resends_since(cur, clock.now() - timedelta(hours=24))
                 cur.execute("SELECT version FROM model_versions WHERE status = 'champion'")
                 champion = (cur.fetchone() or (None,))[0]
             if self.wants("sagemaker-local"):
@@ -681,6 +701,7 @@ class LocalStack:
                 f"last hour: {scored} payments scored, {frauds} frauds, "
                 f"{late} late payments caught ({beyond} beyond the bound)"
             )
+            parts.append(f"last 24 h: {resent} emails sent again as possible resends")
             parts.append(
                 "behind: ? (nothing loaded yet)"
                 if behind is None

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.ingest.cards import tokenise_frame
+from fraud_pipeline.ingest.cards import mask_identifier, tokenise_frame
 from fraud_pipeline.schema import PAYMENT_COLUMNS, SPARKOV_COLUMNS, TEXT_FIELDS
 
 
@@ -47,13 +47,16 @@ def local_wall_clock(aware: pd.Series, settings: Settings | None = None) -> pd.S
 
 
 def to_payments(raw: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
-    """Tokenise the card and set the aware event time: the frame every later step works on."""
+    """Tokenise the card, mask the id, set the aware event time: the frame every later step
+    works on."""
     settings = settings or get_settings()
     key = settings.card_token_key.get_secret_value().encode()
     frame = tokenise_frame(raw, key).drop(columns=["card_masked"])
     if frame["card_token"].isna().any():  # training and generated data: every card is valid
         raise ValueError("card number must be 11 to 19 digits")
     frame["trans_time"] = localize(frame["trans_date_trans_time"], settings)
+    # Ids as extract stores them (a 12+ digit run masked): verdicts and scores join on them.
+    frame["trans_num"] = frame["trans_num"].astype(str).map(mask_identifier)
     if "is_fraud" not in frame.columns:
         frame["is_fraud"] = pd.NA
     frame["is_fraud"] = pd.to_numeric(frame["is_fraud"]).astype("Int64")

@@ -34,6 +34,7 @@ from fraud_pipeline.report.wording import (
     format_signed_money,
     merchant_name,
 )
+from fraud_pipeline.security.masking import mask_card_numbers
 from fraud_pipeline.storage import db
 
 # The report's engine, or a task's own psycopg2 connection (the morning summary's DAG task).
@@ -429,9 +430,10 @@ def filter_options(conn: Db, day: date) -> FilterOptions:
 
 
 def to_csv(table: pd.DataFrame) -> bytes:
+    """The table as CSV, masked (`mask_card_numbers`) as a whole: a download is a sink too."""
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, date_format="%Y-%m-%d %H:%M:%S")
-    return buffer.getvalue().encode()
+    return mask_card_numbers(buffer.getvalue()).encode()
 
 
 # -- chart aggregates ----------------------------------------------------------------------------

@@ -4,26 +4,31 @@ Reads go through `fraud_review_queue()` and `fraud_review_card_payments()` (migr
 they work as the report role. Verdicts are written as the role `fraud_report_reviewer`
 (REVIEW_DATABASE_URL), which may INSERT into `alert_reviews` and nothing else: the trail is
 append-only, a later verdict supersedes an earlier one (`v_alert_verdicts`). The analyst's name
-is the signed-in user's, passed by the page, never typed.
+is the signed-in user's, passed by the page, never typed; each verdict leaves an audit row in
+the same transaction (`security.audit`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
 import pandas as pd
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
 from fraud_pipeline.report.queries import Db, _read, display_table, set_role_password_main
 from fraud_pipeline.report.wording import describe_reasons, merchant_name
+from fraud_pipeline.security import audit
+from fraud_pipeline.security.masking import mask_card_numbers
 from fraud_pipeline.storage import db
 
 REVIEWER_ROLE: Final = "fraud_report_reviewer"
+ADMIN_ROLE: Final = "fraud_report_admin"
 Verdict = Literal["confirmed_fraud", "false_alarm"]
 CONFIRMED: Final[Verdict] = "confirmed_fraud"
 FALSE_ALARM: Final[Verdict] = "false_alarm"
@@ -34,6 +39,12 @@ MAX_NOTE: Final = 2000  # alert_reviews.note's CHECK
 
 
 # -- connection and the reviewer's password --------------------------------------------------------
+def admin_database_url(settings: Settings | None = None) -> str:
+    """ADMIN_DATABASE_URL, else the app database as `fraud_report_admin` (accounts, audit)."""
+    settings = settings or get_settings()
+    return settings.admin_database_url or db.as_user(db.database_url(settings), ADMIN_ROLE)
+
+
 def review_database_url(settings: Settings | None = None) -> str:
     """REVIEW_DATABASE_URL, else the app database as the reviewer role (trust auth in dev)."""
     settings = settings or get_settings()
@@ -159,7 +170,7 @@ def record_verdicts(
         raise ValueError(f"unknown verdict {verdict!r}")
     if not analyst.strip():
         raise ValueError("a verdict needs the signed-in analyst's name")
-    note = (note or "").strip()[:MAX_NOTE] or None
+    note = mask_card_numbers((note or "").strip()[:MAX_NOTE]) or None
     params = [
         {"trans_num": t, "verdict": verdict, "note": note, "analyst": analyst.strip()}
         for t in dict.fromkeys(trans_nums)
@@ -174,4 +185,21 @@ def record_verdicts(
             ),
             params,
         )
+        for param in params:  # the audit row lands with the verdict, or neither does
+            audit_row(connection, analyst.strip(), audit.VERDICT, str(param["trans_num"]), verdict)
     return len(params)
+
+
+def audit_row(
+    connection: Connection, actor: str, action: str, target: str = "", detail: str = ""
+) -> None:
+    """One audit row through `fraud_audit_append` (every report role may call it)."""
+    connection.execute(
+        text("SELECT fraud_audit_append(:actor, :action, :target, CAST(:detail AS jsonb), '')"),
+        {
+            "actor": actor,
+            "action": action,
+            "target": mask_card_numbers(target),
+            "detail": json.dumps({"what": mask_card_numbers(detail)} if detail else {}),
+        },
+    )
