@@ -149,7 +149,7 @@ def _definitions(pattern: str) -> list[str]:
 @pytest.mark.parametrize(
     ("what", "pattern"),
     [
-        ("the claim", r"UPDATE payments_inbox SET batch_id"),
+        ("the claim", r"UPDATE payments_inbox SET batch_id = %"),
         ("the scoring of a chunk", r"def score_chunk\("),
         ("the upsert's rule", r"(?m)^ON CONFLICT \(trans_num\) DO UPDATE"),
         ("the pipeline's call of the upsert", r"merge_scored\(cur, "),
