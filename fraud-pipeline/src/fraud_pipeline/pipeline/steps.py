@@ -637,9 +637,10 @@ def score_chunk(
     (PostgreSQL's own process). Payments the model refuses are quarantined in the same
     transaction, alone: they never block the others.
     """
+    from fraud_pipeline.rules.engine import check, live_checks
     from fraud_pipeline.storage.history import load_card_history
 
-    matrix = model.features(payments, load_card_history(conn, payments))
+    named, matrix = model.feature_table(payments, load_card_history(conn, payments))
     result = endpoint_scores(client, matrix)
     if result.model_version != model.version:  # pending again: the next run rebuilds them
         _release(conn, batch_id)
@@ -649,9 +650,12 @@ def score_chunk(
     refused = np.zeros(len(payments), dtype=bool)
     refused[list(result.refused)] = True
     flagged = (probabilities >= model.threshold) & ~refused
+    checks = check(live_checks(conn, payments), payments, named)  # rules and lists, beside it
+    hits = pd.Series(checks.hits, dtype=object)
 
     def scored(rows: np.ndarray) -> pd.DataFrame:
-        return scored_frame(payments[rows], matrix[rows], probabilities[rows], version, model)
+        frame = scored_frame(payments[rows], matrix[rows], probabilities[rows], version, model)
+        return frame.assign(rule_hits=hits[rows].to_list(), rule_flagged=checks.flagged[rows])
 
     trans_nums = payments["trans_num"].tolist()
     with ThreadPoolExecutor(max_workers=1) as pool:
