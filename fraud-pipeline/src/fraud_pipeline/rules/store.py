@@ -286,3 +286,38 @@ def remove_entry(
         raise RuleChangeError(f"no list entry {entry_id} in force")
     detail = {"list": row[0], "field": row[1], "value": row[2]}
     audit.record(cur, actor, LIST_REMOVE, f"list entry {entry_id}", detail, source)
+
+
+# -- measured on verdicts -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Measured:
+    """One rule over the last days: its hits (shadow ones too), and the verdicts on them."""
+
+    rule_id: int
+    hits: int
+    alerted: int
+    confirmed: int
+    false_alarms: int
+
+    @property
+    def precision(self) -> float | None:
+        reviewed = self.confirmed + self.false_alarms
+        return self.confirmed / reviewed if reviewed else None
+
+
+_MEASURED = """
+SELECT (h ->> 'rule_id')::bigint, count(*), count(*) FILTER (WHERE p.alerted_at IS NOT NULL),
+       count(*) FILTER (WHERE v.verdict = 'confirmed_fraud'),
+       count(*) FILTER (WHERE v.verdict = 'false_alarm')
+FROM payments_scored p
+CROSS JOIN LATERAL jsonb_array_elements(p.rule_hits) h
+LEFT JOIN v_alert_verdicts v ON v.trans_num = p.trans_num
+WHERE p.trans_time >= %s AND p.rule_hits <> '[]' AND h ->> 'kind' = 'rule'
+GROUP BY 1 ORDER BY 1
+"""
+
+
+def measured(cur: psycopg2.extensions.cursor, since: datetime) -> dict[int, Measured]:
+    """Per rule, since `since`: hits, alerted, and the analysts' verdicts (precision)."""
+    cur.execute(_MEASURED, (since,))
+    return {row[0]: Measured(*row) for row in cur.fetchall()}
