@@ -17,11 +17,14 @@ from typing import Any, Final
 import psycopg2.extensions
 from psycopg2 import sql
 
+from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.rules.engine import LIST_FIELDS, LISTS, Mode
 from fraud_pipeline.rules.language import compile_rule
 from fraud_pipeline.security import audit
+from fraud_pipeline.storage import db
 
 LEAD_ROLES: Final = frozenset({"lead", "admin"})
+LEAD_ROLE: Final = "fraud_report_lead"  # the database role the report's Rules page writes as
 MODES: Final[tuple[Mode, ...]] = ("draft", "shadow", "enabled", "disabled")
 # Which mode a rule may move to from which (a backtest of the current version is also needed
 # for shadow; shadow is needed for enabled).
@@ -35,6 +38,12 @@ RULE_CREATE, RULE_EDIT, RULE_MODE = "rule.create", "rule.edit", "rule.mode"
 RULE_BACKTEST = "rule.backtest"
 LIST_ADD, LIST_REMOVE = "list.add", "list.remove"
 _TOKEN: Final = re.compile(r"[0-9a-f]{64}")
+
+
+def lead_database_url(settings: Settings | None = None) -> str:
+    """LEAD_DATABASE_URL, else the app database as `fraud_report_lead` (trust auth in dev)."""
+    settings = settings or get_settings()
+    return settings.lead_database_url or db.as_user(db.database_url(settings), LEAD_ROLE)
 
 
 class RuleChangeError(ValueError):
