@@ -66,6 +66,10 @@ CREATE TABLE IF NOT EXISTS fraud_list_entries (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS fraud_list_entries_live
     ON fraud_list_entries (list, field, value) WHERE removed_at IS NULL;
+-- The pipeline looks a chunk's merchants, cards and categories up by value (a few index probes
+-- per payment, however long the lists grow).
+CREATE INDEX IF NOT EXISTS fraud_list_entries_value
+    ON fraud_list_entries (value) WHERE removed_at IS NULL;
 
 -- What the rules and lists said about each payment: every hit (shadow ones too), and whether
 -- they alert it (an enabled rule or a block list, and no allow list). The model's own decision

@@ -63,10 +63,10 @@ _LIVE_RULES = (
     "SELECT rule_id, version, name, mode, expression FROM fraud_rules "
     "WHERE mode IN ('shadow', 'enabled') ORDER BY rule_id"
 )
+# One index probe per distinct value of the chunk (fraud_list_entries_value), then by field.
 _LIVE_ENTRIES = (
-    "SELECT entry_id, list, field, value FROM fraud_list_entries WHERE removed_at IS NULL AND ("
-    "(field = 'merchant' AND value = ANY(%s)) OR (field = 'card_token' AND value = ANY(%s))"
-    " OR (field = 'category' AND value = ANY(%s))) ORDER BY entry_id"
+    "SELECT entry_id, list, field, value FROM fraud_list_entries "
+    "WHERE value = ANY(%s) AND removed_at IS NULL ORDER BY entry_id"
 )
 
 
@@ -82,9 +82,9 @@ def live_checks(conn: psycopg2.extensions.connection, payments: pd.DataFrame) ->
     """The live rules, and the live list entries naming one of these payments' values."""
     with conn, conn.cursor() as cur:
         rules = live_rules(cur)
-        values = [sorted({str(v) for v in payments[f].dropna()}) for f in LIST_FIELDS]
-        cur.execute(_LIVE_ENTRIES, values)
-        entries = [ListEntry(*row) for row in cur.fetchall()]
+        values = {f: set(payments[f].dropna().astype(str).unique()) for f in LIST_FIELDS}
+        cur.execute(_LIVE_ENTRIES, (sorted(set().union(*values.values())),))
+        entries = [e for e in (ListEntry(*r) for r in cur.fetchall()) if e.value in values[e.field]]
     return RuleSet(rules, entries)
 
 
