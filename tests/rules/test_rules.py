@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg2
 import pytest
 
 from fraud_pipeline import clock
@@ -301,3 +302,29 @@ def test_a_backtest_of_a_feature_rule_finds_what_the_pipeline_recorded_in_shadow
         result = backtest.figures(conn, text, 1)
     assert result["hits"] == recorded > 0
     assert count(conn, "rule_flagged") == 0  # shadow: recorded, never alerting
+
+
+def test_only_the_lead_role_writes_rules_and_lists_and_nothing_is_deleted(conn, clean_db):
+    from fraud_pipeline.storage import db
+
+    reviewer = psycopg2.connect(db.as_user(clean_db, "fraud_report_reviewer"))
+    lead = psycopg2.connect(store.lead_database_url())
+    try:
+        with (
+            pytest.raises(psycopg2.errors.InsufficientPrivilege),
+            reviewer,
+            reviewer.cursor() as cur,
+        ):
+            store.create(cur, "sneaky", "amt > 1", "ana")
+        with lead, lead.cursor() as cur:
+            rule = store.create(cur, "by the lead", "amt > 1", LEAD, "", "report")
+            entry = store.add_entry(cur, "block", "merchant", "fraud_X", LEAD)
+        for statement in ("DELETE FROM fraud_rules", "DELETE FROM fraud_list_entries"):
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege), lead, lead.cursor() as cur:
+                cur.execute(statement)
+    finally:
+        reviewer.close()
+        lead.close()
+    assert rule.name == "by the lead" and entry > 0
+    with conn, conn.cursor() as cur:
+        assert [e.actor for e in audit.recent(cur)] == [LEAD, LEAD]
