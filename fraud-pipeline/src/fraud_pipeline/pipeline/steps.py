@@ -1,8 +1,9 @@
 """The pipeline's steps: one path for every payment, the DAG's runs and the back-fills alike.
 
     ingest (fetch -> payments_landing -> validate -> payments_inbox; bad rows -> quarantine)
-    -> score_and_load (claim -> card history, features -> endpoint -> decisions, reasons
-       -> payments_scored, deleted from the inbox in the same transaction, chunk by chunk)
+    -> score_and_load (claim -> card history, features -> endpoint -> decisions, reasons, and
+       beside them the leads' rules and lists -> payments_scored, deleted from the inbox in the
+       same transaction, chunk by chunk)
     -> alert, and beside it the challenger's shadow scoring (`pipeline/shadow.py`).
 
 The inbox is the durable queue: a payment waits there until it is stored (or quarantined), so
@@ -627,7 +628,10 @@ def score_chunk(
     model: Model,
     client: Scorer,
 ) -> Loaded:
-    """Card history, features, endpoint, decisions and reasons, upsert: one claimed chunk.
+    """Card history, features, endpoint, decisions and reasons, rules and lists, upsert: one
+    claimed chunk. The enabled and shadow rules and the list entries naming the chunk's values
+    are evaluated on the same named features the model's matrix is built from (`rules.engine`);
+    what they say is stored with each payment (`rule_hits`, `rule_flagged`).
 
     Scored outside any transaction (the endpoint may take seconds); then, in one transaction,
     the chunk's rows still claimed by `batch_id` are deleted from the inbox and only those are
