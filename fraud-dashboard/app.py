@@ -3,8 +3,8 @@
 `streamlit run fraud-dashboard/app.py`. Layout only: every number and table comes from
 `fraud_pipeline.report` (queries, quality, reviews), read as the database role
 `fraud_report_reader`; verdicts on the "To review" page are written as `fraud_report_reviewer`.
-Pages: the morning report (default), To review, Model health (`model_health_page.py`), Users
-and Audit. Each person signs in as themselves (`security.users`); their role decides which pages
+Pages: the morning report (default), To review, Model health (`model_health_page.py`), Rules
+(`rules_page.py`, leads), Users and Audit. Each person signs in as themselves (`security.users`); their role decides which pages
 are listed and which actions (verdicts, exports, accounts) the page offers and accepts; views of
 a card's payments, verdicts, exports, sign-ins and sign-outs leave audit rows.
 """
@@ -30,6 +30,7 @@ from fraud_pipeline.security import audit, users
 # The pages beside this file: `streamlit run` puts its folder on sys.path, AppTest does not.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_health_page
+import rules_page
 from report_engine import engine, ttl
 
 st.set_page_config(page_title="Morning fraud report", page_icon=":material/shield:", layout="wide")
@@ -633,6 +634,10 @@ def pages() -> list[Any]:
             url_path="model-health",
         )
     )
+    if allowed("rules"):
+        listed.append(
+            st.Page(rules_page.render, title="Rules", icon=":material/rule:", url_path="rules")
+        )
     if allowed("users"):
         listed.append(st.Page(users_page, title="Users", icon=":material/group:", url_path="users"))
     if allowed("audit"):

@@ -59,6 +59,12 @@ def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
         100 * (run["with"] / run["without"] - 1)
     )
     assert "shadow_run_overhead_pct" not in figures  # against the live DAG run: not run here
+    # 50 enabled rules beside the model: both sides measured, the rules did flag payments.
+    rules = figures["rules_run_s"]
+    assert figures["rules_count"] == 50 and figures["rules_hits"] > 0
+    assert figures["rules_overhead_pct"] == pytest.approx(
+        100 * (rules["with"] / rules["without"] - 1)
+    )
 
 
 def test_capacity_is_the_busy_minute_only_if_its_run_fits_in_the_minute():

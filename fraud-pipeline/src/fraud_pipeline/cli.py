@@ -161,6 +161,33 @@ def _users(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules(args: argparse.Namespace) -> int:
+    from fraud_pipeline.rules.commands import rules_main
+
+    return rules_main(
+        args.rules_command,
+        getattr(args, "name", ""),
+        getattr(args, "expression", ""),
+        by=args.by,
+        description=getattr(args, "description", None),
+        days=args.days,
+    )
+
+
+def _lists(args: argparse.Namespace) -> int:
+    from fraud_pipeline.rules.commands import lists_main
+
+    return lists_main(
+        args.lists_command,
+        getattr(args, "list", ""),
+        getattr(args, "field", ""),
+        getattr(args, "value", ""),
+        entry_id=getattr(args, "entry_id", 0),
+        note=getattr(args, "note", ""),
+        by=args.by,
+    )
+
+
 def _serve_model(args: argparse.Namespace) -> int:
     """The container's entry point on the local artifacts: the same settings, from options."""
     import os
@@ -651,6 +678,41 @@ def build_parser() -> argparse.ArgumentParser:
         users_commands.add_parser(name, help=text).add_argument("username")
     users_commands.add_parser("list", help="every account, its role and state")
     users.set_defaults(handler=_users)
+
+    rules = commands.add_parser("rules", help="rules beside the model: write, backtest, shadow")
+    rules.add_argument("--by", help="the lead's account (audited); default cli:<os user>")
+    rules.add_argument("--days", type=int, default=7, help="backtest / measure window (days)")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    rules_commands.add_parser("list", help="every rule, its version, mode, hits and precision")
+    rules_commands.add_parser("fields", help="the fields a rule may read, and their types")
+    rules_commands.add_parser("check", help="parse an expression").add_argument("expression")
+    for name, text in (("add", "a new rule, in draft"), ("edit", "a new version, back to draft")):
+        change = rules_commands.add_parser(name, help=text)
+        change.add_argument("name")
+        change.add_argument("expression", help="e.g. 'amt > 800 and category == \"shopping_net\"'")
+        change.add_argument("--description")
+    for name, text in (
+        ("backtest", "the rule on the last --days days of stored payments (figures stored)"),
+        ("shadow", "evaluate and record, do not alert (needs a backtest)"),
+        ("enable", "alert on what it flags (from shadow)"),
+        ("disable", "stop evaluating it"),
+        ("draft", "back to draft"),
+    ):
+        rules_commands.add_parser(name, help=text).add_argument("name")
+    rules.set_defaults(handler=_rules)
+
+    lists = commands.add_parser("lists", help="block and allow lists (merchant, card, category)")
+    lists.add_argument("--by", help="the lead's account (audited); default cli:<os user>")
+    lists_commands = lists.add_subparsers(dest="lists_command", required=True)
+    lists_commands.add_parser("list", help="the entries in force")
+    add_entry = lists_commands.add_parser("add", help="put a value on a list")
+    add_entry.add_argument("list", choices=["block", "allow"])
+    add_entry.add_argument("field", choices=["merchant", "card_token", "category"])
+    add_entry.add_argument("value")
+    add_entry.add_argument("--note", default="")
+    remove_entry = lists_commands.add_parser("remove", help="take an entry off (kept, stamped)")
+    remove_entry.add_argument("entry_id", type=int)
+    lists.set_defaults(handler=_lists)
 
     return parser
 

@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     admin_database_url: str | None = Field(
         default=None, description="unset = the app database as role fraud_report_admin"
     )
+    lead_database_url: str | None = Field(
+        default=None, description="unset = the app database as role fraud_report_lead (rules)"
+    )
     report_cache_ttl_s: int = Field(default=60, ge=0, description="how long a query is reused")
     report_stale_after_min: float = Field(
         default=10.0, gt=0, description="no newly scored payment for this long = stalled"
@@ -225,6 +228,7 @@ class Settings(BaseSettings):
         "report_database_url",
         "review_database_url",
         "admin_database_url",
+        "lead_database_url",
         "retrain_sample_rows",
         mode="before",
     )
@@ -233,7 +237,11 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @field_validator(
-        "database_url", "report_database_url", "review_database_url", "admin_database_url"
+        "database_url",
+        "report_database_url",
+        "review_database_url",
+        "admin_database_url",
+        "lead_database_url",
     )
     @classmethod
     def _postgresql_url(cls, value: str | None, info: ValidationInfo) -> str | None:

@@ -85,6 +85,8 @@ SCORE_COLUMNS: Final[tuple[str, ...]] = (
     "model_version",
     "reasons",
     "scored_at",
+    "rule_hits",  # what the rules and lists said (fraud_pipeline.rules)
+    "rule_flagged",  # alerted by an enabled rule or a block list
 )
 
 # Columns of table payments_scored written by the upsert (created_at/updated_at and the

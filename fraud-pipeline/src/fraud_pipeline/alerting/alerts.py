@@ -1,6 +1,7 @@
 """Fraud alert emails: one email per run that found new frauds, each fraud alerted exactly once.
 
-The pending live frauds (`is_fraud_pred AND alerted_at IS NULL`, no older than
+The pending live frauds (flagged by the model, `is_fraud_pred`, or by an enabled rule or a
+block list, `rule_flagged`; `alerted_at IS NULL`; each alert says which), no older than
 ALERT_MAX_AGE_MIN) are locked (`FOR UPDATE SKIP LOCKED`, so a concurrent run cannot take them
 too), rendered with jinja2 (HTML + plain text), riskiest first, sent over SMTP, and marked
 `alerted_at` in the same transaction, committed only once the SMTP server has accepted the
@@ -28,6 +29,7 @@ from fraud_pipeline.report.wording import (
     format_money,
     merchant_name,
 )
+from fraud_pipeline.rules.engine import flagged_by
 
 __all__ = ["MAX_PER_EMAIL", "AlertError", "SmtpTarget", "alert_pending", "render"]
 
@@ -51,6 +53,9 @@ def render(frauds: list[dict[str, Any]], alert_id: str, settings: Settings) -> E
             "merchant": merchant_name(f["merchant"]),
             "local_time": f["trans_time"].astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S %Z"),
             "why": describe_reasons(f["reasons"]) or ["score above the threshold"],
+            "flagged_by": flagged_by(
+                f.get("is_fraud_pred", True), f.get("rule_hits") or [], f["card_last4"]
+            ),
         }
         for f in sorted(frauds, key=by_risk)
     ]
@@ -72,9 +77,9 @@ def render(frauds: list[dict[str, Any]], alert_id: str, settings: Settings) -> E
 
 _PENDING = """
 SELECT trans_num, trans_time, card_last4, first, last, merchant, category, amt::float8,
-       fraud_probability, threshold, model_version, reasons
+       fraud_probability, threshold, model_version, reasons, is_fraud_pred, rule_hits
 FROM payments_scored
-WHERE is_fraud_pred AND alerted_at IS NULL AND trans_time >= %s
+WHERE (is_fraud_pred OR rule_flagged) AND alerted_at IS NULL AND trans_time >= %s
 ORDER BY fraud_probability DESC, trans_time, trans_num
 LIMIT %s
 FOR UPDATE SKIP LOCKED

@@ -59,7 +59,7 @@ def catching_up(conn: psycopg2.extensions.connection) -> Iterator[None]:
 _OLD = """
 SELECT trans_num, trans_time, category, amt::float8
 FROM payments_scored
-WHERE is_fraud_pred AND alerted_at IS NULL AND trans_time < %s
+WHERE (is_fraud_pred OR rule_flagged) AND alerted_at IS NULL AND trans_time < %s
 ORDER BY trans_time, trans_num
 FOR UPDATE SKIP LOCKED
 """
@@ -97,7 +97,8 @@ def summarise_old(
         return 0
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT 1 FROM payments_scored WHERE is_fraud_pred AND alerted_at IS NULL "
+            "SELECT 1 FROM payments_scored WHERE (is_fraud_pred OR rule_flagged) "
+            "AND alerted_at IS NULL "
             "AND trans_time < %s LIMIT 1",
             (since,),
         )

@@ -1,8 +1,9 @@
 """`fraud-pipeline bench` (`make bench`): every benchmark, one results file, a table and a chart.
 
 Throughput (pipeline, naive, COPY), scoring over HTTP, live latency in a local Airflow, a
-large back-fill, a run's latency with and without a challenger to shadow-score, and busy minutes
-(the volume one machine keeps up with), each in its own scratch database. Writes
+large back-fill, a run's latency with and without a challenger to shadow-score, busy minutes
+(the volume one machine keeps up with) and what 50 enabled rules add to a run (`rules.py`),
+each in its own scratch database. Writes
 `bench/results.json` (with the machine, the commit and the command) and `docs/bench.png`, and
 prints the figures against the goals.
 """
@@ -35,6 +36,7 @@ GOALS: list[tuple[str, float, bool]] = [
     ("peak_rss_mb", 1_536, False),
     ("shadow_run_overhead_pct", 10, False),
     ("capacity_payments_per_min", 20_000, True),
+    ("rules_overhead_pct", 10, False),  # issue 30: 50 enabled rules
 ]
 
 
@@ -96,6 +98,8 @@ def table(figures: dict[str, Any]) -> list[str]:
         "shadow_latency_overhead_pct",
         "shadow_sequential_overhead_pct",
         "shadow_step_s.median",
+        "rules_run_s.without",
+        "rules_run_s.with",
     ):
         value = lookup(figures, name)
         if value is not None:
@@ -157,7 +161,7 @@ def main(
     Writes the results to `out` (default bench/results.json) and the chart to `chart_path`
     (default docs/bench.png); prints the table against the goals.
     """
-    from fraud_pipeline.bench import backfill, capacity, live, pipeline, scoring, shadow
+    from fraud_pipeline.bench import backfill, capacity, live, pipeline, rules, scoring, shadow
 
     steps = [
         ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 30 if quick else 100)),
@@ -168,6 +172,7 @@ def main(
             "capacity",
             lambda: capacity.run(*((1_000, 1) if quick else (capacity.NOMINAL_FOR_20K, 1))),
         ),
+        ("rules", lambda: rules.run(*((2, 500) if quick else (10, 2_000)))),
     ]
     if with_live:
         steps.append(("live", lambda: live.run(2 if quick else 3)))

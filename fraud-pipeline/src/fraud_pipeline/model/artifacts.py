@@ -104,8 +104,14 @@ class Model:
 
     def features(self, payments: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
         """The model's input matrix: row and card-history features, then the saved transformer."""
-        matrix = self.preprocess.transform(feature_frame(payments, history))
-        return np.asarray(matrix, dtype=np.float32)
+        return self.feature_table(payments, history)[1]
+
+    def feature_table(
+        self, payments: pd.DataFrame, history: pd.DataFrame | None = None
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The named features (what rules read) and the model's input matrix built from them."""
+        named = feature_frame(payments, history)
+        return named, np.asarray(self.preprocess.transform(named), dtype=np.float32)
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """In-process probabilities (evaluation and tests; the DAG scores through the endpoint)."""

@@ -1,8 +1,9 @@
 """The pipeline's steps: one path for every payment, the DAG's runs and the back-fills alike.
 
     ingest (fetch -> payments_landing -> validate -> payments_inbox; bad rows -> quarantine)
-    -> score_and_load (claim -> card history, features -> endpoint -> decisions, reasons
-       -> payments_scored, deleted from the inbox in the same transaction, chunk by chunk)
+    -> score_and_load (claim -> card history, features -> endpoint -> decisions, reasons, and
+       beside them the leads' rules and lists -> payments_scored, deleted from the inbox in the
+       same transaction, chunk by chunk)
     -> alert, and beside it the challenger's shadow scoring (`pipeline/shadow.py`).
 
 The inbox is the durable queue: a payment waits there until it is stored (or quarantined), so
@@ -627,7 +628,10 @@ def score_chunk(
     model: Model,
     client: Scorer,
 ) -> Loaded:
-    """Card history, features, endpoint, decisions and reasons, upsert: one claimed chunk.
+    """Card history, features, endpoint, decisions and reasons, rules and lists, upsert: one
+    claimed chunk. The enabled and shadow rules and the list entries naming the chunk's values
+    are evaluated on the same named features the model's matrix is built from (`rules.engine`);
+    what they say is stored with each payment (`rule_hits`, `rule_flagged`).
 
     Scored outside any transaction (the endpoint may take seconds); then, in one transaction,
     the chunk's rows still claimed by `batch_id` are deleted from the inbox and only those are
@@ -637,9 +641,10 @@ def score_chunk(
     (PostgreSQL's own process). Payments the model refuses are quarantined in the same
     transaction, alone: they never block the others.
     """
+    from fraud_pipeline.rules.engine import check, live_checks
     from fraud_pipeline.storage.history import load_card_history
 
-    matrix = model.features(payments, load_card_history(conn, payments))
+    named, matrix = model.feature_table(payments, load_card_history(conn, payments))
     result = endpoint_scores(client, matrix)
     if result.model_version != model.version:  # pending again: the next run rebuilds them
         _release(conn, batch_id)
@@ -649,9 +654,12 @@ def score_chunk(
     refused = np.zeros(len(payments), dtype=bool)
     refused[list(result.refused)] = True
     flagged = (probabilities >= model.threshold) & ~refused
+    checks = check(live_checks(conn, payments), payments, named)  # rules and lists, beside it
+    hits = pd.Series(checks.hits, dtype=object)
 
     def scored(rows: np.ndarray) -> pd.DataFrame:
-        return scored_frame(payments[rows], matrix[rows], probabilities[rows], version, model)
+        frame = scored_frame(payments[rows], matrix[rows], probabilities[rows], version, model)
+        return frame.assign(rule_hits=hits[rows].to_list(), rule_flagged=checks.flagged[rows])
 
     trans_nums = payments["trans_num"].tolist()
     with ThreadPoolExecutor(max_workers=1) as pool:

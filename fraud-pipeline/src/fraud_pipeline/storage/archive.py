@@ -84,7 +84,7 @@ def _move_batch(
     with conn, conn.cursor() as cur:
         cur.execute(
             "SELECT trans_num FROM payments_scored WHERE trans_time < %s "
-            "AND NOT (is_fraud_pred AND alerted_at IS NULL) "
+            "AND NOT ((is_fraud_pred OR rule_flagged) AND alerted_at IS NULL) "
             "ORDER BY trans_time LIMIT %s FOR UPDATE SKIP LOCKED",
             (cutoff, batch_size),
         )

@@ -44,7 +44,15 @@ def _columns_of(table: str, names: list[str]) -> sql.Composable:
 # What scoring decides about a payment: the only columns a re-score may change. The payment itself
 # (PAYMENT_COLUMNS) stands as first stored; `scored_at` is when the decision was made, so it moves
 # only with one of these (a re-run with the same scores leaves the row byte-identical).
-_DECISION = ["fraud_probability", "is_fraud_pred", "threshold", "model_version", "reasons"]
+_DECISION = [
+    "fraud_probability",
+    "is_fraud_pred",
+    "threshold",
+    "model_version",
+    "reasons",
+    "rule_hits",
+    "rule_flagged",
+]
 _PAYMENT = [c for c in PAYMENT_COLUMNS if c != "trans_num"]
 
 # Update only rows whose decision changed and whose payment did not; never the alert bookkeeping.
@@ -80,6 +88,8 @@ class UpsertResult:
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns in table order, one row per trans_num (the last one wins), values ready for SQL."""
+    if "rule_hits" not in frame.columns:  # scored without rules (a demo, a benchmark)
+        frame = frame.assign(rule_hits=[[]] * len(frame), rule_flagged=False)
     missing = [c for c in SCORED_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"scored payments lack columns {missing}")
@@ -87,6 +97,8 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     out = out.sort_values("trans_num").copy()  # one lock order for every writer: no deadlock
     # Most payments have no reasons (not flagged): "[]" without a json.dumps call each.
     out["reasons"] = [json.dumps(r) if r and isinstance(r, list) else "[]" for r in out["reasons"]]
+    out["rule_hits"] = [json.dumps(h) if h else "[]" for h in out["rule_hits"]]
+    out["rule_flagged"] = out["rule_flagged"].astype(bool)
     out["amt"] = out["amt"].astype(float).round(2)
     for column in ("is_fraud", "city_pop"):  # integers that pandas may hold as floats
         out[column] = pd.to_numeric(out[column]).astype("Int64")
