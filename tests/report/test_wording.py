@@ -131,3 +131,8 @@ def test_report_links_open_the_day() -> None:
         wording.report_link("http://r:8501/", date(2026, 3, 27)) == "http://r:8501/?day=2026-03-27"
     )
     assert wording.report_link("http://r:8501") == "http://r:8501"
+
+
+def test_case_links_open_the_review_page_on_the_case() -> None:
+    assert wording.case_link("http://r:8501/", "s0-p1") == "http://r:8501/review?case=s0-p1"
+    assert wording.case_link("https://r/x", "a b&c") == "https://r/x/review?case=a+b%26c"

@@ -23,6 +23,7 @@ from fraud_pipeline.alerting.mail import AlertError, SmtpTarget, compose, delive
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
 from fraud_pipeline.report.wording import (
+    case_link,
     describe_reasons,
     format_count,
     format_money,
@@ -51,6 +52,7 @@ def render(frauds: list[dict[str, Any]], alert_id: str, settings: Settings) -> E
             "merchant": merchant_name(f["merchant"]),
             "local_time": f["trans_time"].astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S %Z"),
             "why": describe_reasons(f["reasons"]) or ["score above the threshold"],
+            "case_url": case_link(settings.report_url, str(f["trans_num"])),
         }
         for f in sorted(frauds, key=by_risk)
     ]

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from fraud_pipeline.model.features import WINDOWS
 
@@ -343,6 +344,8 @@ def describe_reasons(reasons: Iterable[Mapping[str, Any]] | None) -> list[str]:
 
 # -- links ---------------------------------------------------------------------------------------
 REPORT_DAY_PARAM: Final = "day"
+CASE_PARAM: Final = "case"
+REVIEW_PATH: Final = "review"  # the To review page's url_path
 
 
 def report_link(report_url: str, day: date | None = None) -> str:
@@ -350,3 +353,9 @@ def report_link(report_url: str, day: date | None = None) -> str:
     if day is None:
         return report_url
     return f"{report_url.rstrip('/')}/?{REPORT_DAY_PARAM}={day.isoformat()}"
+
+
+def case_link(report_url: str, trans_num: str) -> str:
+    """The To review page opened on the case of one alert (`/review?case=...`); a person who
+    is not signed in signs in first and lands on it."""
+    return f"{report_url.rstrip('/')}/{REVIEW_PATH}?{urlencode({CASE_PARAM: trans_num})}"
