@@ -1,8 +1,8 @@
 """`fraud-pipeline bench` (`make bench`): every benchmark, one results file, a table and a chart.
 
 Throughput (pipeline, naive, COPY), scoring over HTTP, live latency in a local Airflow, a
-large back-fill, a run's latency with and without a challenger to shadow-score, and busy minutes
-(the volume one machine keeps up with), each in its own scratch database. Writes
+large back-fill, a run's latency with and without a challenger to shadow-score, busy minutes
+(the volume one machine keeps up with) and the review queue's page at 100,000 open alerts, each in its own scratch database. Writes
 `bench/results.json` (with the machine, the commit and the command) and `docs/bench.png`, and
 prints the figures against the goals.
 """
@@ -35,6 +35,7 @@ GOALS: list[tuple[str, float, bool]] = [
     ("peak_rss_mb", 1_536, False),
     ("shadow_run_overhead_pct", 10, False),
     ("capacity_payments_per_min", 20_000, True),
+    ("queue_page_s.p95", 1, False),  # issue 30: a To review page at 100,000 open alerts
 ]
 
 
@@ -157,7 +158,7 @@ def main(
     Writes the results to `out` (default bench/results.json) and the chart to `chart_path`
     (default docs/bench.png); prints the table against the goals.
     """
-    from fraud_pipeline.bench import backfill, capacity, live, pipeline, scoring, shadow
+    from fraud_pipeline.bench import backfill, capacity, live, pipeline, queue, scoring, shadow
 
     steps = [
         ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 30 if quick else 100)),
@@ -168,6 +169,7 @@ def main(
             "capacity",
             lambda: capacity.run(*((1_000, 1) if quick else (capacity.NOMINAL_FOR_20K, 1))),
         ),
+        ("queue", lambda: queue.run(2_000 if quick else 100_000, 2 if quick else 5)),
     ]
     if with_live:
         steps.append(("live", lambda: live.run(2 if quick else 3)))
