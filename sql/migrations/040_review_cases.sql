@@ -8,37 +8,46 @@
 
 -- Every alert with its case and its verdict in force. Internal (not SECURITY DEFINER, granted to
 -- nobody): plain SQL, so the planner inlines it and pushes a card's filter into the scan.
-CREATE OR REPLACE FUNCTION fraud_case_alerts(of_card text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION fraud_case_alerts(
+    of_card text DEFAULT NULL, active_since timestamptz DEFAULT NULL
+)
 RETURNS TABLE (
     case_key text, trans_num text, card_token text, trans_time timestamptz, card_last4 char(4),
-    first text, last text, merchant text, category text, amt numeric, city text, state text,
-    fraud_probability double precision, model_version text, alert_kind text, reasons jsonb,
-    verdict text
+    first text, last text, merchant text, category text, amt numeric,
+    fraud_probability double precision, model_version text, alert_kind text, verdict text
 )
 LANGUAGE sql STABLE AS $$
+    -- The episodes are found on narrow rows (the sorts stay in memory), then the alerts' other
+    -- columns are joined back.
     WITH alerts AS (
-        SELECT p.trans_num, p.card_token, p.trans_time, p.card_last4, p.first, p.last,
-               p.merchant, p.category, p.amt, p.city, p.state, p.fraud_probability,
-               p.model_version, p.alert_kind, p.reasons, v.verdict,
+        SELECT p.trans_num, p.card_token, p.trans_time,
                CASE WHEN p.trans_time - lag(p.trans_time) OVER card <= interval '7 days'
                     THEN 0 ELSE 1 END AS starts
         FROM payments_scored p
-        LEFT JOIN v_alert_verdicts v ON v.trans_num = p.trans_num
         WHERE p.is_fraud_pred AND (of_card IS NULL OR p.card_token = of_card)
+          -- only cards alerted since `active_since` can have a case whose latest alert is
+          AND (active_since IS NULL OR p.card_token IN (
+              SELECT r.card_token FROM payments_scored r
+              WHERE r.is_fraud_pred AND r.trans_time >= active_since))
         WINDOW card AS (PARTITION BY p.card_token ORDER BY p.trans_time, p.trans_num)
     ), numbered AS (
         SELECT a.*, sum(a.starts) OVER (PARTITION BY a.card_token
                                         ORDER BY a.trans_time, a.trans_num) AS episode
         FROM alerts a
+    ), keyed AS (
+        SELECT first_value(n.trans_num) OVER (PARTITION BY n.card_token, n.episode
+                                              ORDER BY n.trans_time, n.trans_num) AS case_key,
+               n.trans_num
+        FROM numbered n
     )
-    SELECT first_value(n.trans_num) OVER (PARTITION BY n.card_token, n.episode
-                                          ORDER BY n.trans_time, n.trans_num),
-           n.trans_num, n.card_token, n.trans_time, n.card_last4, n.first, n.last, n.merchant,
-           n.category, n.amt, n.city, n.state, n.fraud_probability, n.model_version,
-           n.alert_kind, n.reasons, n.verdict
-    FROM numbered n
+    SELECT k.case_key, p.trans_num, p.card_token, p.trans_time, p.card_last4, p.first, p.last,
+           p.merchant, p.category, p.amt, p.fraud_probability, p.model_version, p.alert_kind,
+           v.verdict
+    FROM keyed k
+    JOIN payments_scored p ON p.trans_num = k.trans_num
+    LEFT JOIN v_alert_verdicts v ON v.trans_num = k.trans_num
 $$;
-REVOKE ALL ON FUNCTION fraud_case_alerts(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fraud_case_alerts(text, timestamptz) FROM PUBLIC;
 
 -- Who works a case: one analyst at a time (claimed by themselves, or assigned by a lead).
 CREATE TABLE IF NOT EXISTS case_claims (
@@ -66,7 +75,8 @@ RETURNS TABLE (
     first_time timestamptz, last_time timestamptz, last_local_time timestamp,
     merchants text, claimed_by text, claimed_at timestamptz
 )
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET work_mem = '64MB'
+AS $$
     WITH cases AS (
         SELECT a.case_key, min(a.card_last4) AS card_last4, min(a.first) AS first,
                min(a.last) AS last, count(*) AS alerts,
@@ -74,7 +84,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
                bool_or(coalesce(a.alert_kind, 'alert') = 'alert') AS live,
                max(a.fraud_probability) AS top_probability,
                min(a.trans_time) AS first_time, max(a.trans_time) AS last_time,
-               string_agg(DISTINCT a.merchant, ' · ') AS merchants,
+               array_agg(a.trans_num) AS trans_nums,
                bool_or((model IS NULL OR a.model_version = model)
                    AND (of_category IS NULL OR a.category = of_category)
                    AND (amount_min IS NULL OR a.amt >= amount_min)
@@ -85,7 +95,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
                    OR a.trans_num = search
                    OR (a.first || ' ' || a.last) ILIKE '%' || search || '%'
                    OR a.merchant ILIKE '%' || search || '%') AS search_matches
-        FROM fraud_case_alerts() a
+        FROM fraud_case_alerts(NULL, since) a
         GROUP BY a.case_key
     ), kept AS (
         SELECT c.*, count(*) OVER () AS matching
@@ -97,11 +107,15 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     )
     SELECT k.case_key, k.matching, k.card_last4, k.first, k.last, k.alerts, k.open_alerts,
            k.live, k.top_probability, k.first_time, k.last_time,
-           k.last_time AT TIME ZONE fraud_business_tz(), k.merchants, cl.analyst, cl.claimed_at
-    FROM kept k
+           k.last_time AT TIME ZONE fraud_business_tz(),
+           (SELECT string_agg(DISTINCT p.merchant, ' · ') FROM payments_scored p
+            WHERE p.trans_num = ANY (k.trans_nums)),
+           cl.analyst, cl.claimed_at
+    FROM (SELECT * FROM kept
+          ORDER BY live DESC, top_probability DESC, last_time DESC, case_key
+          LIMIT page_size OFFSET page_offset) k
     LEFT JOIN case_claims cl ON cl.case_key = k.case_key
     ORDER BY k.live DESC, k.top_probability DESC, k.last_time DESC, k.case_key
-    LIMIT page_size OFFSET page_offset
 $$;
 
 -- What the queue's filters offer: the alerts' model versions and categories, the largest amount.
@@ -131,10 +145,11 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
         SELECT ca.case_key FROM card_alerts ca WHERE ca.trans_num = of_trans_num
     )
     SELECT a.case_key, a.trans_num, a.trans_time, a.trans_time AT TIME ZONE fraud_business_tz(),
-           a.card_last4, a.first, a.last, a.merchant, a.category, a.amt, a.city, a.state,
-           a.fraud_probability, a.model_version, a.alert_kind, a.reasons, a.verdict, cl.analyst
+           a.card_last4, a.first, a.last, a.merchant, a.category, a.amt, p.city, p.state,
+           a.fraud_probability, a.model_version, a.alert_kind, p.reasons, a.verdict, cl.analyst
     FROM card_alerts a
     JOIN the_case t ON t.case_key = a.case_key
+    JOIN payments_scored p ON p.trans_num = a.trans_num
     LEFT JOIN case_claims cl ON cl.case_key = a.case_key
     ORDER BY a.trans_time, a.trans_num
 $$;
