@@ -9,7 +9,7 @@
 -- Every alert with its case and its verdict in force. Internal (not SECURITY DEFINER, granted to
 -- nobody): plain SQL, so the planner inlines it and pushes a card's filter into the scan.
 CREATE OR REPLACE FUNCTION fraud_case_alerts(
-    of_card text DEFAULT NULL, active_since timestamptz DEFAULT NULL
+    of_card text DEFAULT NULL, active_since timestamptz DEFAULT NULL, found_by text DEFAULT NULL
 )
 RETURNS TABLE (
     case_key text, trans_num text, card_token text, trans_time timestamptz, card_last4 char(4),
@@ -29,6 +29,12 @@ LANGUAGE sql STABLE AS $$
           AND (active_since IS NULL OR p.card_token IN (
               SELECT r.card_token FROM payments_scored r
               WHERE r.is_fraud_pred AND r.trans_time >= active_since))
+          -- and only cards with an alert that the search finds
+          AND (found_by IS NULL OR p.card_token IN (
+              SELECT r.card_token FROM payments_scored r
+              WHERE r.is_fraud_pred AND (r.card_last4 = found_by OR r.trans_num = found_by
+                  OR (r.first || ' ' || r.last) ILIKE '%' || found_by || '%'
+                  OR r.merchant ILIKE '%' || found_by || '%')))
         WINDOW card AS (PARTITION BY p.card_token ORDER BY p.trans_time, p.trans_num)
     ), numbered AS (
         SELECT a.*, sum(a.starts) OVER (PARTITION BY a.card_token
@@ -47,7 +53,7 @@ LANGUAGE sql STABLE AS $$
     JOIN payments_scored p ON p.trans_num = k.trans_num
     LEFT JOIN v_alert_verdicts v ON v.trans_num = k.trans_num
 $$;
-REVOKE ALL ON FUNCTION fraud_case_alerts(text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fraud_case_alerts(text, timestamptz, text) FROM PUBLIC;
 
 -- Who works a case: one analyst at a time (claimed by themselves, or assigned by a lead).
 CREATE TABLE IF NOT EXISTS case_claims (
@@ -95,7 +101,7 @@ AS $$
                    OR a.trans_num = search
                    OR (a.first || ' ' || a.last) ILIKE '%' || search || '%'
                    OR a.merchant ILIKE '%' || search || '%') AS search_matches
-        FROM fraud_case_alerts(NULL, since) a
+        FROM fraud_case_alerts(NULL, since, search) a
         GROUP BY a.case_key
     ), kept AS (
         SELECT c.*, count(*) OVER () AS matching
