@@ -413,12 +413,29 @@ def report_page() -> None:
     st.caption(f"Model version(s) of the flagged payments: {versions}.")
 
 
-# -- To review ------------------------------------------------------------------------------------
-CARD_COLUMNS = {key: TABLE_COLUMNS[key] for key in ("Time", "Amount", "Probability")}
+# -- To review: cases, one per card episode ---------------------------------------------------------
+CARD_COLUMNS = {
+    # The card's history spans days: every row says its date (issue 30).
+    "Time": st.column_config.DatetimeColumn("Date and time", format="ddd DD MMM YYYY, HH:mm:ss"),
+    **{key: TABLE_COLUMNS[key] for key in ("Amount", "Probability")},
+}
+NOTE_COLUMNS = {"When": st.column_config.DatetimeColumn("When", format="DD MMM YYYY, HH:mm")}
+DAYS = {"Today": 1, "2 days": 2, "7 days": 7, "30 days": 30, "All": None}
+STATUS_WORDS = {"open": "Open", "reviewed": "Reviewed", "all": "All"}
+KIND_WORDS = {None: "Live and digest", **reviews.KINDS}
+CASE_SIZES = (10, 25, 50)
 
 
-def record(episode: list[str], verdict: reviews.Verdict, note_key: str, what: str) -> None:
-    """A button's callback: the verdict, by the signed-in user, through the reviewer role."""
+@st.cache_data(ttl=ttl(), show_spinner=False)
+def case_options(url: str) -> reviews.CaseOptions:
+    return reviews.case_options(engine(url))
+
+
+def record(
+    trans_nums: list[str], verdict: reviews.Verdict, note_key: str, what: str, case_key: str
+) -> None:
+    """A button's callback: the verdict, by the signed-in user, through the reviewer role; the
+    analyst claims the case with it (refused when another analyst holds it)."""
     analyst = current_user()  # the signed-in person: never a typed name
     if not analyst or not allowed("review"):
         st.session_state["review_error"] = "Your role may not record verdicts."
@@ -426,8 +443,11 @@ def record(episode: list[str], verdict: reviews.Verdict, note_key: str, what: st
     url = reviews.review_database_url()
     try:
         written = reviews.record_verdicts(
-            engine(url), episode, verdict, analyst, st.session_state.get(note_key)
+            engine(url), trans_nums, verdict, analyst, st.session_state.get(note_key), case_key
         )
+    except reviews.CaseHeld as held:
+        st.session_state["review_error"] = f"This case is claimed by {held.holder}."
+        return
     except SQLAlchemyError as error:
         st.session_state["review_error"] = explain(error, url)
         return
@@ -438,7 +458,9 @@ def record(episode: list[str], verdict: reviews.Verdict, note_key: str, what: st
     )
 
 
-def verdict_buttons(trans_nums: list[str], key: str, what: str, bulk: bool = False) -> None:
+def verdict_buttons(
+    trans_nums: list[str], key: str, what: str, case_key: str, bulk: bool = False
+) -> None:
     note_key = f"note-{key}"
     st.text_input(
         "Note (optional)",
@@ -448,8 +470,10 @@ def verdict_buttons(trans_nums: list[str], key: str, what: str, bulk: bool = Fal
         placeholder="Note (optional)",
     )
     labels = {
-        reviews.CONFIRMED: f"All {len(trans_nums)}: fraud" if bulk else "Confirmed fraud",
-        reviews.FALSE_ALARM: f"All {len(trans_nums)}: false alarms" if bulk else "False alarm",
+        reviews.CONFIRMED: f"Episode ({len(trans_nums)}): fraud" if bulk else "Confirmed fraud",
+        reviews.FALSE_ALARM: (
+            f"Episode ({len(trans_nums)}): false alarm" if bulk else "False alarm"
+        ),
     }
     for column, verdict, icon in zip(
         st.columns(2),
@@ -462,23 +486,178 @@ def verdict_buttons(trans_nums: list[str], key: str, what: str, bulk: bool = Fal
             key=f"{verdict}-{key}",
             icon=icon,
             on_click=record,
-            args=(trans_nums, verdict, note_key, what),
+            args=(trans_nums, verdict, note_key, what, case_key),
             width="stretch",
         )
 
 
-def alert_card(alert: reviews.Alert) -> None:
+def alert_card(alert: reviews.Alert, case_key: str, may_act: bool) -> None:
     facts, actions = st.columns([3, 2])
+    verdict = f" · **{reviews.verdict_words(alert.verdict)}**" if alert.verdict else ""
     facts.markdown(
-        f"**{alert.time:%a %d %b %H:%M}** · {alert.merchant} ({alert.category}) · "
+        f"**{alert.time:%a %d %b %Y %H:%M}** · {alert.merchant} ({alert.category}) · "
         f"**{wording.format_money(alert.amount)}** · {alert.place} · "
         f"probability **{wording.format_percent(alert.probability)}** · "
-        f"model {alert.model_version} · `{alert.trans_num}`"
+        f"{'live alert' if alert.live else 'catch-up digest'} · "
+        f"model {alert.model_version} · `{alert.trans_num}`{verdict}"
     )
     if alert.reasons:
         facts.markdown("\n".join(f"- {reason}" for reason in alert.reasons))
-    with actions:
-        verdict_buttons([alert.trans_num], alert.trans_num, f"Payment {alert.trans_num}")
+    if may_act:
+        with actions:
+            verdict_buttons(
+                [alert.trans_num], alert.trans_num, f"Payment {alert.trans_num}", case_key
+            )
+
+
+def claim(case_key: str, analyst: str | None = None) -> None:
+    """Claim a case for oneself, or (a lead) assign it to `analyst`; audited."""
+    me = current_user()
+    if not me or not allowed("review") or (analyst and not allowed("assign")):
+        st.session_state["review_error"] = "Your role may not claim or assign cases."
+        return
+    holder = reviews.claim_case(
+        engine(reviews.review_database_url()), case_key, analyst or me, me if analyst else None
+    )
+    if holder != (analyst or me):
+        st.session_state["review_error"] = f"This case is already claimed by {holder}."
+    else:
+        st.session_state["reviewed"] = f"Case claimed by {holder}."
+
+
+def release(case_key: str) -> None:
+    if reviews.release_case(
+        engine(reviews.review_database_url()), case_key, current_user(), force=allowed("assign")
+    ):
+        st.session_state["reviewed"] = "Case released."
+
+
+def open_case(case_key: str | None) -> None:
+    if case_key is None:
+        st.query_params.pop(wording.CASE_PARAM, None)
+    else:
+        st.query_params[wording.CASE_PARAM] = case_key
+
+
+def case_view(url: str, trans_num: str) -> None:
+    """One case: its alerts, one verdict for the episode, its notes and the card's history."""
+    st.button("Back to the queue", icon=":material/arrow_back:", on_click=open_case, args=(None,))
+    case = reviews.review_case(engine(url), trans_num)
+    if case is None:
+        st.warning(f"No case holds payment `{trans_num}`.", icon=WARN)
+        return
+    me = current_user()
+    st.subheader(
+        f"{case.card} · {case.cardholder} · {len(case.alerts)} alert"
+        f"{'s' if len(case.alerts) != 1 else ''}, {len(case.open_trans_nums)} without a verdict"
+    )
+    may_act = case.claimed_by in (None, me)
+    holder, actions = st.columns([3, 2])
+    if case.claimed_by is None:
+        holder.markdown("Nobody works this case yet.")
+        actions.button("Claim this case", key="claim-case", on_click=claim, args=(case.key,))
+    elif case.claimed_by == me:
+        holder.markdown(":material/assignment_ind: **You work this case.**")
+        actions.button("Release", key="release-case", on_click=release, args=(case.key,))
+    else:
+        holder.warning(f"Claimed by **{case.claimed_by}**: they work this case.", icon=WARN)
+        if allowed("assign"):
+            actions.button("Release", key="release-case", on_click=release, args=(case.key,))
+    if allowed("assign"):
+        with st.expander("Assign to an analyst"):
+            who = st.text_input("Analyst's user name", key="assign-to")
+            st.button("Assign", key="assign-case", on_click=claim, args=(case.key, who.strip()))
+    with st.container(border=True):
+        if may_act:
+            facts, actions = st.columns([3, 2])
+            targets = case.open_trans_nums or case.trans_nums
+            facts.markdown(
+                f"**The whole episode**: one verdict for its {len(targets)} "
+                + ("alerts without a verdict" if case.open_trans_nums else "alerts")
+            )
+            with actions:
+                verdict_buttons(targets, "case", f"Card {case.card}", case.key, bulk=True)
+        for alert in case.alerts:
+            alert_card(alert, case.key, may_act)
+    notes = reviews.case_notes(engine(url), case.key)
+    if len(notes):
+        st.markdown("**Verdicts and notes**")
+        st.dataframe(notes, hide_index=True, column_config=NOTE_COLUMNS, key="case-notes")
+    st.markdown(f"**This card's payments from {reviews.CARD_HISTORY_DAYS} days before on**")
+    viewed = st.session_state.setdefault("cards_viewed", set())
+    if case.key not in viewed:  # each card's payments once per sign-in
+        audited(audit.VIEW_CARD, case.key, case.card)
+        viewed.add(case.key)
+    st.dataframe(
+        reviews.card_payments(engine(url), case.key),
+        hide_index=True,
+        column_config=CARD_COLUMNS,
+        key="card-history",
+    )
+
+
+def case_filter(url: str) -> reviews.CaseFilter:
+    choices = case_options(url)
+    search, days, status, kind = st.columns([2, 1, 1, 1.2])
+    query = search.text_input(
+        "Search", key="q_search", placeholder="Card's last 4, cardholder, merchant, transaction"
+    )
+    period = days.selectbox("Alerts of", list(DAYS), index=2, key="q_days")
+    state = status.selectbox(
+        "Status", reviews.STATUSES, format_func=STATUS_WORDS.get, key="q_status"
+    )
+    chosen = kind.selectbox("Alerts", list(KIND_WORDS), format_func=KIND_WORDS.get, key="q_kind")
+    with st.expander("More filters"):
+        model, category, amount, score = st.columns(4)
+        version = model.selectbox("Model version", [None, *choices.models], key="q_model")
+        group = category.selectbox("Category", [None, *choices.categories], key="q_category")
+        low, high = amount.slider(
+            "Amount", 0.0, choices.max_amount, (0.0, choices.max_amount), key="q_amount"
+        )
+        least = score.slider("Fraud probability at least", 0.0, 1.0, 0.0, key="q_score")
+    return reviews.CaseFilter(
+        days=DAYS[period],
+        status=state,
+        kind=chosen,
+        model=version,
+        category=group,
+        amount_min=low or None,
+        amount_max=high if high < choices.max_amount else None,
+        score_min=least or None,
+        search=query,
+    )
+
+
+def queue_view(url: str) -> None:
+    where = case_filter(url)
+    size_column, page_column, count_column = st.columns([1, 1, 3])
+    size = size_column.selectbox("Cases per page", CASE_SIZES, index=0, key="q_size")
+    first = reviews.review_cases(engine(url), where, 1, size)
+    pages = queries.page_count(first.matching, size)
+    page = int(page_column.number_input("Page", 1, pages, 1, key="q_page"))
+    shown = first if page == 1 else reviews.review_cases(engine(url), where, page, size)
+    count_column.markdown(
+        f"<br>**{wording.format_count(shown.matching)}** cases match · page {page} of {pages} "
+        "· live alerts first, then the riskiest",
+        unsafe_allow_html=True,
+    )
+    if not shown.cases:
+        st.info("No case matches these filters.")
+        return
+    for case in shown.cases:
+        with st.container(border=True, key=f"case-{case.key}"):
+            facts, actions = st.columns([4, 1])
+            facts.markdown(
+                f"**{case.card} · {case.cardholder}** · {case.alerts} alert"
+                f"{'s' if case.alerts != 1 else ''} ({case.open_alerts} without a verdict) · "
+                f"{'live alert' if case.live else 'catch-up digest'} · top probability "
+                f"**{wording.format_percent(case.top_probability)}** · latest "
+                f"{case.last_time:%a %d %b %Y %H:%M} · {case.merchants}"
+                + (f" · :orange[claimed by **{case.claimed_by}**]" if case.claimed_by else "")
+            )
+            actions.button(
+                "Open case", key=f"open-{case.key}", on_click=open_case, args=(case.key,)
+            )
 
 
 def review_page() -> None:
@@ -490,51 +669,16 @@ def review_page() -> None:
     if done := st.session_state.pop("reviewed", None):
         st.success(done, icon=":material/check_circle:")
     if failed := st.session_state.pop("review_error", None):
-        st.error(f"The verdict was not saved. {failed}", icon=":material/error:")
-    queue = reviews.review_queue(engine(url))
-    if not queue.episodes:
-        st.info("Every alert has a verdict: nothing to review.")
-        return
-    shown = len(queue.episodes)
+        st.error(f"Not saved. {failed}", icon=":material/error:")
     st.caption(
-        f"{wording.format_count(queue.alerts)} alerts without a verdict on "
-        f"{wording.format_count(queue.cards)} cards, riskiest first"
-        + (f"; the {shown} riskiest cards are shown." if queue.cards > shown else ".")
-        + " A verdict is kept with your name; a later one supersedes it."
+        "One case per card episode. Claim a case to work it; a verdict is kept with your name, "
+        "a later one supersedes it."
     )
-    for episode in queue.episodes:
-        first = episode.alerts[0]
-        with st.container(border=True):
-            st.subheader(
-                f"{episode.card} · {first.cardholder} · "
-                f"{len(episode.alerts)} alert{'s' if len(episode.alerts) != 1 else ''}"
-            )
-            for alert in episode.alerts:
-                alert_card(alert)
-            if len(episode.alerts) > 1:
-                facts, actions = st.columns([3, 2])
-                facts.markdown(
-                    f"**The whole episode**: the {len(episode.alerts)} unreviewed alerts "
-                    "of this card"
-                )
-                with actions:
-                    verdict_buttons(
-                        episode.trans_nums,
-                        f"episode-{episode.key}",
-                        f"Card {episode.card}",
-                        bulk=True,
-                    )
-            st.caption(f"This card's payments from {reviews.CARD_HISTORY_DAYS} days before on")
-            viewed = st.session_state.setdefault("cards_viewed", set())
-            if episode.key not in viewed:  # each card's payments once per sign-in
-                audited(audit.VIEW_CARD, first.trans_num, episode.card)
-                viewed.add(episode.key)
-            st.dataframe(
-                reviews.card_payments(engine(url), first.trans_num),
-                hide_index=True,
-                column_config=CARD_COLUMNS,
-                key=f"card-{episode.key}",
-            )
+    trans_num = st.query_params.get(wording.CASE_PARAM)
+    if trans_num:
+        case_view(url, trans_num)
+    else:
+        queue_view(url)
 
 
 # -- admins: accounts and the audit trail (through fraud_report_admin) ------------------------------
@@ -647,6 +791,15 @@ def pages() -> list[Any]:
     return listed
 
 
+# Every signed-in page's address (those of `pages()`, whatever the role; "rules" too).
+PAGE_PATHS = ("review", "model-health", "users", "audit", "rules")
+
+
+def sign_in_page() -> None:
+    if signed_in(get_settings()):
+        st.rerun()
+
+
 def sign_out_box() -> None:
     with st.sidebar:
         st.markdown(f"Signed in as **{current_user()}** ({st.session_state.get('role')})")
@@ -679,7 +832,14 @@ def main() -> None:
     except ValueError as error:  # pydantic's ValidationError is a ValueError
         st.error(f"The report is misconfigured: {error}")
         return
-    if not signed_in(settings):
+    if not st.session_state.get("user"):
+        # The sign-in form answers at every page's address, so a link to one (an alert email's
+        # case, a bookmark) is still the page shown once the person has signed in.
+        gate = [
+            st.Page(sign_in_page, title="Sign in", url_path=path or "sign-in", default=not path)
+            for path in ("", *PAGE_PATHS)
+        ]
+        st.navigation(gate, position="hidden").run()
         return
     navigation = st.navigation(pages())
     # A table's own "Download as CSV" would be an export nobody audits: the audited buttons only.

@@ -119,6 +119,9 @@ def test_one_email_lists_every_fraud_with_what_an_analyst_needs() -> None:
             assert f"{100 * fraud['fraud_probability']:.1f}%" in part
             assert fraud["model_version"] in part
         assert f"{fraud['first']} {fraud['last']}" in text
+        # Each fraud links to its case on the To review page (issue 30).
+        case = f"{settings.report_url.rstrip('/')}/review?case={fraud['trans_num']}"
+        assert f"case: {case}" in text and f'href="{case}"' in html
     assert f'href="{settings.report_url}"' in html and settings.report_url in text
     assert "<script>" not in html and "&lt;script&gt;" in html  # hostile text is escaped
 

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from fraud_pipeline.bench import capacity, shadow
+from fraud_pipeline.bench import capacity, queue, shadow
 from fraud_pipeline.bench.run import GOALS, lookup, table
 
 
@@ -49,6 +49,10 @@ def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
     # A busy minute's run (the capacity): measured on the payments it stored.
     assert figures["capacity_payments_per_run"] > 0 and figures["capacity_run_s"] > 0
     assert "capacity_payments_per_min" not in figures  # needs the live DAG runs' cost
+    # The review queue's page (issue 30): its reads timed on the open alerts it stored.
+    assert figures["queue_open_alerts"] == 2_000 and figures["queue_cases"] > 0
+    assert 0 < figures["queue_page_s"]["p50"] <= figures["queue_page_s"]["p95"]
+    assert figures["queue_reads_s"]["one_case"]["p95"] > 0
     assert results["machine"]["cores"] >= 1 and results["commit"]
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "pipeline_rows_per_s" in result.stdout and "met" in result.stdout
@@ -91,3 +95,19 @@ def test_table_says_which_goals_are_met():
         line.startswith("capacity_payments_per_min") and line.endswith("NO") for line in unmet
     )
     assert {name for name, _, _ in GOALS} >= {"pipeline_rows_per_s", "dag_run_s.p95"}
+
+
+def test_the_queue_bench_stores_open_alerts_and_times_every_read(database_url):
+    figures = queue.run(400, repeat=1)
+    assert figures["queue_open_alerts"] == 400 and figures["queue_cases"] > 0
+    assert set(figures["queue_reads_s"]) == {
+        "first_page",
+        "page_10",
+        "search_last4",
+        "live_today",
+        "one_case",
+    }
+    assert lookup(figures, "queue_page_s.p95") == max(
+        t["p95"] for name, t in figures["queue_reads_s"].items() if name != "one_case"
+    )
+    assert "queue_page_s.p95" in {name for name, _, _ in GOALS}

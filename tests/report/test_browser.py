@@ -71,6 +71,17 @@ def test_chromium_signs_in_and_reads_the_report(
     assert (tmp_path / "report.png").stat().st_size > 50_000
 
 
+def open_case(page: Any, seeded: SeededDay, trans_num: str) -> None:
+    """Find an alert by its transaction id in the queue (reviewed or not) and open its case."""
+    [(key,)] = seeded.rows("SELECT DISTINCT case_key FROM fraud_review_case(%(t)s)", t=trans_num)
+    page.locator(".st-key-q_status").click()
+    page.get_by_role("option", name="All", exact=True).click()
+    page.locator(".st-key-q_search input").fill(trans_num)
+    page.locator(".st-key-q_search input").press("Enter")
+    page.locator(f".st-key-open-{key} button").click()
+    page.locator(f".st-key-note-{trans_num}").wait_for(timeout=30_000)
+
+
 def metric_value(page: Any, label: str) -> Any:
     """The value of the metric labelled exactly `label` (a Playwright locator)."""
     card = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text(label, exact=True))
@@ -96,14 +107,16 @@ def test_chromium_triages_two_alerts_and_the_report_measures_them(
 
             nav = page.locator('[data-testid="stSidebarNavLink"]')
             nav.filter(has_text="To review").click()
-            page.get_by_text("alerts without a verdict").wait_for(timeout=60_000)
-            page.locator('[data-testid="stDataFrame"]').first.wait_for(
-                timeout=30_000
-            )  # a card's week
+            page.get_by_text("cases match").wait_for(timeout=60_000)
             page.screenshot(path=tmp_path / "review.png")
 
+            open_case(page, seeded, first)
             page.locator(f".st-key-confirmed_fraud-{first} button").click()
             page.get_by_text("confirmed fraud (1 verdict, by analyst)").wait_for(timeout=30_000)
+            page.locator(".st-key-release-case button").click()  # the next case may be its own
+            page.get_by_text("Case released.").wait_for(timeout=30_000)
+            page.get_by_role("button", name="Back to the queue").click()
+            open_case(page, seeded, second)
             page.locator(f".st-key-note-{second} input").fill("known customer, travelling")
             page.locator(f".st-key-false_alarm-{second} button").click()
             page.get_by_text("false alarm (1 verdict, by analyst)").wait_for(timeout=30_000)

@@ -6,6 +6,7 @@ tables, or from verdicts written here with known counts.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fraud_pipeline.config import get_settings
+from fraud_pipeline.report import wording
 from tests.support.report import APP, SeededDay, metrics, signed_in, table_with
 
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
@@ -123,54 +125,57 @@ def reviewed(seeded: SeededDay) -> list[tuple[str, str, str | None, str]]:
 
 @pytest.mark.clock
 @pytest.mark.usefixtures("report_env")
-def test_the_signed_in_analyst_triages_alerts_and_episodes(
+def test_the_signed_in_analyst_finds_claims_and_judges_a_case(
     seeded: SeededDay, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DASHBOARD_USER", "r.martin")
     get_settings.cache_clear()
     app = open_page(signed_in(user="r.martin"), "review")
     assert not app.error, [e.value for e in app.error]
-    queue = [
-        r[0]
-        for r in seeded.rows(
-            "SELECT trans_num FROM payments_scored WHERE is_fraud_pred "
-            "ORDER BY fraud_probability DESC, trans_time, trans_num"
-        )
-    ]
+    cards = seeded.rows(
+        "SELECT card_last4, array_agg(trans_num ORDER BY trans_time, trans_num) "
+        "FROM payments_scored WHERE is_fraud_pred GROUP BY card_token, card_last4 "
+        "ORDER BY count(*) DESC, max(fraud_probability) DESC"
+    )
+    last4, alerts = cards[0][0].strip(), cards[0][1]
+    assert len(alerts) > 1, "the seeded frauds include a card with several alerts"
     page = "\n".join(m.value for m in app.markdown)
-    assert f"`{queue[0]}`" in page.split("\n- ")[0]  # the riskiest alert comes first
-    assert f"{len(queue):,} alerts without a verdict" in app.caption[0].value
+    assert re.search(r"\*\*[\d,]+\*\* cases match · page 1 of \d+", page)
     assert not re.search(r"\d{12,19}", page)  # masked cards only
+
+    # Search by the card's last 4, open its case, claim it.
+    app.text_input(key="q_search").input(last4).run()
+    assert not app.exception, app.exception
+    app.button(key=f"open-{alerts[0]}").click().run()
+    assert app.query_params[wording.CASE_PARAM] == alerts[0]
+    app.button(key="claim-case").click().run()
+    assert "Case claimed by r.martin." in app.success[0].value
     history = table_with(app, "Verdict")[0]
     assert history["Card"].str.fullmatch(r"\*{4} \*{4} \*{4} \d{4}").all()
-    assert queue[0] in set(history["Transaction"])
+    assert set(alerts) <= set(history["Transaction"])
+    # Its rows span days: each says its date, not only its time (issue 30).
+    [shown] = [d for d in app.dataframe if "Date and time" in d.proto.columns]
+    assert json.loads(shown.proto.columns)["Time"]["type_config"]["format"] == (
+        "ddd DD MMM YYYY, HH:mm:ss"
+    )
 
     # One alert, with a note; the name is the login's.
-    app.text_input(key=f"note-{queue[0]}").input("cardholder called: not them")
-    app.button(key=f"confirmed_fraud-{queue[0]}").click().run()
+    app.text_input(key=f"note-{alerts[0]}").input("cardholder called: not them")
+    app.button(key=f"confirmed_fraud-{alerts[0]}").click().run()
     assert not app.exception, app.exception
     assert reviewed(seeded) == [
-        (queue[0], "confirmed_fraud", "cardholder called: not them", "r.martin")
+        (alerts[0], "confirmed_fraud", "cardholder called: not them", "r.martin")
     ]
     assert "confirmed fraud (1 verdict, by r.martin)" in app.success[0].value
-    assert f"`{queue[0]}`" not in "\n".join(m.value for m in app.markdown)
 
-    # A card's whole episode at once: every unreviewed alert of that card.
-    bulk = [b for b in app.button if (b.key or "").startswith("false_alarm-episode-")]
-    assert bulk, "the seeded frauds include a card with several alerts"
-    episode = bulk[0].key.removeprefix("false_alarm-episode-")
-    card = seeded.rows(
-        "SELECT trans_num FROM payments_scored WHERE is_fraud_pred AND card_token = "
-        "(SELECT card_token FROM payments_scored WHERE trans_num = %(t)s) "
-        "AND trans_num <> %(first)s",
-        t=episode,
-        first=queue[0],
-    )
-    bulk[0].click().run()
+    # The whole episode at once: every alert of the case still without a verdict.
+    app.button(key="false_alarm-case").click().run()
     assert not app.exception, app.exception
     written = reviewed(seeded)[1:]
-    assert sorted(t for t, *_ in written) == sorted(r[0] for r in card)
+    assert sorted(t for t, *_ in written) == sorted(alerts[1:])
     assert {(v, n, a) for _, v, n, a in written} == {("false_alarm", None, "r.martin")}
+    notes = table_with(app, "Note")[0]
+    assert len(notes) == len(alerts) and set(notes["Who"]) == {"r.martin"}
 
 
 @pytest.mark.usefixtures("report_env")

@@ -71,12 +71,59 @@ def test_reasons_scored_before_the_baseline_was_stored_still_read() -> None:
         {"feature": "is_night", "value": 1.0, "contribution": 1.0},
         {"feature": "a_feature_added_later", "value": 0.25, "contribution": 0.1},
     ]
-    assert wording.describe_reasons(old) == [
-        "$99.00 payment",
+    assert wording.describe_reasons(old) == [  # strongest first
         "night payment",
+        "$99.00 payment",
         "a feature added later 0.25",
     ]
     assert wording.describe_reasons(None) == []
+
+
+def _weighted(feature: str, value: float, contribution: float, **baseline: float) -> dict:
+    return {"feature": feature, "value": value, "contribution": contribution, "baseline": baseline}
+
+
+def test_no_fact_is_said_twice() -> None:
+    """Issue 30's examples: the night history after the hour, 'no earlier payment' twice."""
+    night = {"is_night": 1.0, "card_night_share_30d": 0.025, "card_count_30d": 40.0}
+    reasons = [
+        _weighted("hour", 22.0, 0.9, **night),
+        _weighted("card_night_share_30d", 0.025, 0.5, **night),
+        _weighted("amt", 1025.32, 0.4, amt=1025.32, amt_vs_card_mean_30d=12.0, card_count_30d=40),
+    ]
+    assert wording.describe_reasons(reasons) == [
+        "made at 22:00–22:59 local time; this card has paid at night once in 30 days",
+        "$1,025.32 payment, 12× this card's average ($85.44)",
+    ]
+    fresh = {"card_count_30d": 0.0, "card_night_share_30d": -1.0, "amt": 950.0}
+    twice = [
+        _weighted("amt_vs_card_mean_30d", 0.0, 0.8, **fresh),
+        _weighted("card_night_share_30d", -1.0, 0.6, **fresh),
+        _weighted("new_category_7d", 1.0, 0.3, **fresh),
+    ]
+    assert wording.describe_reasons(twice) == [
+        "$950.00 payment; no earlier payment by this card in 30 days"
+    ]
+
+
+def test_only_reasons_that_raise_the_risk_strongest_first() -> None:
+    usual = {"card_count_30d": 40.0}
+    reasons = [
+        _weighted("amt", 1025.32, 0.9, amt=1025.32, amt_vs_card_mean_30d=1.02, **usual),
+        _weighted("amt_vs_card_mean_30d", 0.8, 0.7, amt=917.43, **usual),
+        _weighted("is_night", 0.0, 0.6),
+        _weighted("category_travel", 0.0, 0.5),
+        _weighted("secs_since_prev", 95.0, 0.2),
+        _weighted("card_count_24h", 6.0, 1.5, **usual),
+        _weighted("distance_km", 80.0, -0.3),  # lowered the score
+    ]
+    assert wording.describe_reasons(reasons) == [
+        "6 payments in the 24 h before (40 in 30 days)",
+        "95 s after this card's previous payment",
+    ]
+    for reason in reasons[:5]:
+        if reason["feature"] != "secs_since_prev":
+            assert not wording.raises_risk(reason), reason
 
 
 def test_report_links_open_the_day() -> None:
@@ -84,3 +131,8 @@ def test_report_links_open_the_day() -> None:
         wording.report_link("http://r:8501/", date(2026, 3, 27)) == "http://r:8501/?day=2026-03-27"
     )
     assert wording.report_link("http://r:8501") == "http://r:8501"
+
+
+def test_case_links_open_the_review_page_on_the_case() -> None:
+    assert wording.case_link("http://r:8501/", "s0-p1") == "http://r:8501/review?case=s0-p1"
+    assert wording.case_link("https://r/x", "a b&c") == "https://r/x/review?case=a+b%26c"

@@ -14,7 +14,7 @@ import pytest
 
 from fraud_pipeline.security import audit, users
 from fraud_pipeline.storage import db
-from tests.support.browser import NEEDS_CHROMIUM, sign_in, streamlit_report
+from tests.support.browser import NEEDS_CHROMIUM, sign_in, sign_in_at, streamlit_report
 from tests.support.report import SeededDay
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, NEEDS_CHROMIUM]
@@ -56,10 +56,12 @@ def test_two_analysts_sign_their_own_verdicts(
         ("bob", second, "false_alarm"),
     ):
         page = person(browser, report_server, name, accounts[name])
-        page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="To review").click()
-        page.get_by_text("alerts without a verdict").wait_for(timeout=60_000)
+        # The case of the alert, by its address (a link such as the alert email's).
+        sign_in_at(page, f"{report_server}review?case={trans_num}", name, accounts[name])
         page.locator(f".st-key-{verdict}-{trans_num} button").click()
         page.get_by_text(f"(1 verdict, by {name})").wait_for(timeout=30_000)
+        page.locator(".st-key-release-case button").click()  # a verdict claims the case
+        page.get_by_text("Case released.").wait_for(timeout=30_000)
         page.context.close()
     assert seeded.rows(
         "SELECT trans_num, verdict, analyst FROM alert_reviews ORDER BY review_id"
@@ -86,7 +88,7 @@ def test_a_viewer_can_neither_review_nor_export(
     assert page.get_by_role("button", name=re.compile("CSV")).count() == 0
     # The address typed by hand (a new session: signed in again): the report, not To review.
     sign_in(page, report_server + "review", "victor", accounts["victor"])
-    assert page.get_by_text("alerts without a verdict").count() == 0
+    assert page.get_by_text("cases match").count() == 0
     assert page.locator('[data-testid="stDownloadButton"]').count() == 0
 
     analyst = person(browser, report_server, "alice", accounts["alice"])  # the same page offers

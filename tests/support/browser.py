@@ -78,10 +78,16 @@ def streamlit_report(
                 server.kill()
 
 
-def sign_in(page: Any, url: str, user: str, password: str) -> None:
-    """Open the report and sign in; returns once the first figure is drawn."""
-    page.goto(url, wait_until="domcontentloaded")
+def sign_in_at(page: Any, address: str, user: str, password: str) -> None:
+    """Open any of the report's addresses (`review?case=...`) and sign in there; the page
+    asked for follows (nothing is awaited)."""
+    page.goto(address, wait_until="domcontentloaded")
     page.get_by_role("textbox", name="User").fill(user)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def sign_in(page: Any, url: str, user: str, password: str) -> None:
+    """Open the report and sign in; returns once the first figure is drawn."""
+    sign_in_at(page, url, user, password)
     page.wait_for_selector('[data-testid="stMetricValue"]', timeout=60_000)

@@ -24,6 +24,7 @@ from fraud_pipeline.alerting.mail import AlertError, SmtpTarget, compose, delive
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
 from fraud_pipeline.report.wording import (
+    case_link,
     describe_reasons,
     format_count,
     format_money,
@@ -56,6 +57,7 @@ def render(frauds: list[dict[str, Any]], alert_id: str, settings: Settings) -> E
             "flagged_by": flagged_by(
                 f.get("is_fraud_pred", True), f.get("rule_hits") or [], f["card_last4"]
             ),
+            "case_url": case_link(settings.report_url, str(f["trans_num"])),
         }
         for f in sorted(frauds, key=by_risk)
     ]

@@ -2,8 +2,9 @@
 
 Throughput (pipeline, naive, COPY), scoring over HTTP, live latency in a local Airflow, a
 large back-fill, a run's latency with and without a challenger to shadow-score, busy minutes
-(the volume one machine keeps up with) and what 50 enabled rules add to a run (`rules.py`),
-each in its own scratch database. Writes
+(the volume one machine keeps up with), what 50 enabled rules add to a run (`rules.py`) and
+the review queue's page at 100,000 open alerts (`queue.py`), each in its own scratch database.
+Writes
 `bench/results.json` (with the machine, the commit and the command) and `docs/bench.png`, and
 prints the figures against the goals.
 """
@@ -37,6 +38,7 @@ GOALS: list[tuple[str, float, bool]] = [
     ("shadow_run_overhead_pct", 10, False),
     ("capacity_payments_per_min", 20_000, True),
     ("rules_overhead_pct", 10, False),  # issue 30: 50 enabled rules
+    ("queue_page_s.p95", 1, False),  # issue 30: a To review page at 100,000 open alerts
 ]
 
 
@@ -161,7 +163,16 @@ def main(
     Writes the results to `out` (default bench/results.json) and the chart to `chart_path`
     (default docs/bench.png); prints the table against the goals.
     """
-    from fraud_pipeline.bench import backfill, capacity, live, pipeline, rules, scoring, shadow
+    from fraud_pipeline.bench import (
+        backfill,
+        capacity,
+        live,
+        pipeline,
+        queue,
+        rules,
+        scoring,
+        shadow,
+    )
 
     steps = [
         ("throughput", lambda: pipeline.run(5_000 if quick else 100_000, 30 if quick else 100)),
@@ -173,6 +184,7 @@ def main(
             lambda: capacity.run(*((1_000, 1) if quick else (capacity.NOMINAL_FOR_20K, 1))),
         ),
         ("rules", lambda: rules.run(*((2, 500) if quick else (10, 2_000)))),
+        ("queue", lambda: queue.run(2_000 if quick else 100_000, 2 if quick else 5)),
     ]
     if with_live:
         steps.append(("live", lambda: live.run(2 if quick else 3)))

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from fraud_pipeline.model.features import WINDOWS
 
@@ -55,7 +56,7 @@ def _times_average(ratio: float, average: str) -> str:
     """'9.0× this card's daily average', 'below ...', 'about ...': how far from usual."""
     if ratio < 0.9:
         return f"below {average}"
-    if ratio < 1.1:
+    if ratio < _ABOVE_USUAL:
         return f"about {average}"
     return f"{ratio:,.0f}× {average}" if ratio >= 10 else f"{ratio:,.1f}× {average}"
 
@@ -71,6 +72,8 @@ Facts = Mapping[str, float]
 
 
 _NO_HISTORY: Final = "no earlier payment by this card in 30 days"
+_FACTS: Final = "; "  # the separator of facts inside one sentence
+_ABOVE_USUAL: Final = 1.1  # below this ratio a figure reads "about" or "below" the average
 
 
 def _spent(window: str) -> Callable[[float, Facts], str]:
@@ -282,16 +285,67 @@ def describe_reason(reason: Mapping[str, Any]) -> str:
     return f"{feature.replace('_', ' ')} {value:,.4g}"  # a feature newer than this list
 
 
-def describe_reasons(reasons: Iterable[Mapping[str, Any]] | None) -> list[str]:
-    """Every reason of a payment as a sentence, strongest first (none when not flagged).
+def raises_risk(reason: Mapping[str, Any]) -> bool:
+    """Whether a reason says something that makes the payment riskier, as a person reads it.
 
-    Features that say the same thing (the amount and its log) give one sentence, once.
+    A feature can push XGBoost's score up while its fact reads as ordinary ("about this card's
+    average", "daytime payment", "not category travel"): such a fact explains nothing, and a
+    contribution at or below 0 lowered the score. Neither is listed under *why*.
     """
-    return list(dict.fromkeys(describe_reason(reason) for reason in reasons or []))
+    contribution = reason.get("contribution")
+    if contribution is not None and float(contribution) <= 0:
+        return False
+    feature = str(reason.get("feature", "?"))
+    value = float(reason.get("value", math.nan))
+    facts: Mapping[str, float] = reason.get("baseline") or {}
+    if feature in ("amt", "log_amt", "amt_vs_card_mean_7d", "amt_vs_card_mean_30d"):
+        window = "7d" if feature.endswith("7d") else "30d"
+        ratio = value if feature.startswith("amt_vs") else facts.get(f"amt_vs_card_mean_{window}")
+        if facts.get(f"card_count_{window}") == 0:
+            return True  # no history: a first payment is the news
+        return ratio is None or ratio <= 0 or ratio >= _ABOVE_USUAL
+    if feature == "amt_vs_card_category_mean_30d":
+        return facts.get("card_category_share_30d", 1) <= 0 or value >= _ABOVE_USUAL
+    if feature.startswith("card_sum_") and feature != "card_sum_30d":
+        total = facts.get("card_sum_30d")
+        if total is None or total <= value:
+            return True
+        days = max(WINDOWS[feature.removeprefix("card_sum_")] / WINDOWS["24h"], 1)
+        return value / (total / 30 * days) >= _ABOVE_USUAL
+    if feature in ("is_night", "new_category_7d", "prev_is_night"):
+        return value >= 0.5
+    if feature.startswith(("category_", "gender_")):
+        return value >= 0.5
+    return True
+
+
+def describe_reasons(reasons: Iterable[Mapping[str, Any]] | None) -> list[str]:
+    """The reasons that raise a payment's risk, strongest first, each fact said once.
+
+    Reasons are ordered by contribution; those that do not raise the risk (`raises_risk`) are
+    left out. A sentence is made of facts joined by "; ": a fact an earlier sentence already
+    said is dropped ("made at 22:00–22:59; this card has paid at night once in 30 days" then
+    "this card has paid at night once in 30 days" reads once), and so is a sentence left empty.
+    Mail, report and queue all read reasons through this function.
+    """
+    ranked = sorted(
+        (reason for reason in reasons or [] if raises_risk(reason)),
+        key=lambda reason: -float(reason.get("contribution") or 0.0),
+    )
+    said: set[str] = set()
+    sentences: list[str] = []
+    for reason in ranked:
+        facts = [fact for fact in describe_reason(reason).split(_FACTS) if fact not in said]
+        said.update(facts)
+        if facts:
+            sentences.append(_FACTS.join(facts))
+    return sentences
 
 
 # -- links ---------------------------------------------------------------------------------------
 REPORT_DAY_PARAM: Final = "day"
+CASE_PARAM: Final = "case"
+REVIEW_PATH: Final = "review"  # the To review page's url_path
 
 
 def report_link(report_url: str, day: date | None = None) -> str:
@@ -299,3 +353,9 @@ def report_link(report_url: str, day: date | None = None) -> str:
     if day is None:
         return report_url
     return f"{report_url.rstrip('/')}/?{REPORT_DAY_PARAM}={day.isoformat()}"
+
+
+def case_link(report_url: str, trans_num: str) -> str:
+    """The To review page opened on the case of one alert (`/review?case=...`); a person who
+    is not signed in signs in first and lands on it."""
+    return f"{report_url.rstrip('/')}/{REVIEW_PATH}?{urlencode({CASE_PARAM: trans_num})}"

@@ -25,6 +25,7 @@ VERDICT = "verdict"
 EXPORT = "export"  # cardholder data downloaded
 USER_ADD, USER_DISABLE, USER_RESET = "user.add", "user.disable", "user.reset-password"
 PAGE_DENIED = "page.denied"
+CASE_CLAIM, CASE_ASSIGN, CASE_RELEASE = "case.claim", "case.assign", "case.release"
 
 
 def record(

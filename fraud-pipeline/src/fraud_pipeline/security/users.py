@@ -24,6 +24,7 @@ NEEDS: Final[dict[str, Role]] = {
     "model-health": "viewer",
     "review": "analyst",
     "export": "analyst",
+    "assign": "lead",  # give a review case to another analyst
     "rules": "lead",
     "users": "admin",
     "audit": "admin",
