@@ -30,24 +30,26 @@ import numpy as np
 from fraud_pipeline.model.features import NUMERIC
 
 Type = Literal["number", "text", "boolean"]
+NUMBER: Final[Type] = "number"
+TEXT: Final[Type] = "text"
 
 # The payment's fields a rule may read (text and numbers) and the model's numeric features.
 PAYMENT_FIELDS: Final[dict[str, Type]] = {
-    "amt": "number",
-    "merchant": "text",
-    "category": "text",
-    "gender": "text",
-    "state": "text",
-    "city": "text",
-    "zip": "text",
-    "job": "text",
-    "city_pop": "number",
-    "lat": "number",
-    "long": "number",
-    "merch_lat": "number",
-    "merch_long": "number",
-    "card_token": "text",
-    "card_last4": "text",
+    "amt": NUMBER,
+    "merchant": TEXT,
+    "category": TEXT,
+    "gender": TEXT,
+    "state": TEXT,
+    "city": TEXT,
+    "zip": TEXT,
+    "job": TEXT,
+    "city_pop": NUMBER,
+    "lat": NUMBER,
+    "long": NUMBER,
+    "merch_lat": NUMBER,
+    "merch_long": NUMBER,
+    "card_token": TEXT,
+    "card_last4": TEXT,
 }
 FIELDS: Final[dict[str, Type]] = {
     **PAYMENT_FIELDS,
