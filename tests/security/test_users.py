@@ -87,7 +87,7 @@ def test_a_second_account_with_the_same_name_is_refused(clean_db, monkeypatch, c
     [
         ("viewer", {"report", "model-health"}),
         ("analyst", {"report", "model-health", "review", "export"}),
-        ("lead", {"report", "model-health", "review", "export", "rules"}),
+        ("lead", {"report", "model-health", "review", "export", "rules", "assign"}),
         ("admin", set(users.NEEDS)),
         ("intruder", set()),
         (None, set()),

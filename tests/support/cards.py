@@ -29,7 +29,7 @@ Place = tuple[str, str]  # (where, the text found there)
 _DIGIT_RUN = re.compile(r"\d(?:[ ./-]{0,3}\d){10,}")
 # Text columns holding hex digests (keyed card tokens, payload hashes, email ids, the audit
 # chain): their digit runs are hash output, not input. The known-number scan still reads them.
-DIGEST_COLUMNS = re.compile(r".*(_token|_hash|_id|_digest)$")
+DIGEST_COLUMNS = re.compile(r".*(_token|_hash|_id|_digest|checksum|sha256)$")  # hashes, not text
 
 
 def luhn_number(prefix: str, length: int = 16) -> str:
