@@ -26,6 +26,7 @@ from fraud_pipeline.model.artifacts import load_model, read_metadata
 from fraud_pipeline.registry import versions
 from fraud_pipeline.registry.rollout import deployer, endpoint_url, served_status
 from fraud_pipeline.registry.store import LocalStore
+from fraud_pipeline.security import audit
 from fraud_pipeline.serving import model_server
 from fraud_pipeline.storage.migrate import migrate
 from tests.support.registry import model_version_copy, tamper
@@ -206,6 +207,13 @@ def test_the_history_keeps_every_event_with_its_original_reason(
     assert [
         e.previous for e in versions.history(conn) if e.event in ("promoted", "rolled_back")
     ] == [None, COMMITTED, "xgb-new", COMMITTED]
+    # Each event is in the audit trail too (issue 29's), in order, and the chain holds.
+    with conn, conn.cursor() as cur:
+        audited = [e for e in reversed(audit.recent(cur)) if e.action.startswith("model.")]
+        assert audit.verify(cur).ok
+    assert [(e.target, e.action, e.actor, e.detail["reason"]) for e in audited] == [
+        (version, f"model.{event}", actor, reason) for version, event, actor, reason in got
+    ]
     # Nothing overwrites it, whatever the SQL.
     for statement in ("UPDATE model_events SET reason = 'edited'", "DELETE FROM model_events"):
         with pytest.raises(psycopg2.errors.InsufficientPrivilege), conn, conn.cursor() as cur:

@@ -40,6 +40,7 @@ from fraud_pipeline.model.checksums import (
     verify_files,
 )
 from fraud_pipeline.registry.store import ModelStore
+from fraud_pipeline.security import audit
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,16 @@ def record_event(
     previous: str | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> None:
-    """Append one event to model_events (inside the caller's transaction)."""
+    """Append one event to model_events, and the same to the audit trail as `model.<event>`
+    (inside the caller's transaction: both land with the switch they record, or neither)."""
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO model_events (version, event, actor, reason, previous, metrics) "
             "VALUES (%s, %s, %s, %s, %s, %s)",
             (version, event, actor or "unknown", reason, previous, json.dumps(metrics or {})),
         )
+        detail = {"reason": reason, "previous": previous, "metrics": metrics or {}}
+        audit.record(cur, actor or "unknown", f"model.{event}", version, detail)
 
 
 def history(conn: Connection, version: str | None = None) -> list[ModelEvent]:
