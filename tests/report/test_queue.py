@@ -55,7 +55,8 @@ def expected_cases(seeded: SeededDay) -> dict[str, list[dict[str, Any]]]:
     """Every card's alerts split where 7 days pass without one: case key -> its alerts."""
     rows = seeded.rows(
         "SELECT trans_num, card_token, trans_time, fraud_probability, alert_kind, card_last4, "
-        "category, model_version, amt, merchant FROM payments_scored WHERE is_fraud_pred "
+        "category, model_version, amt, merchant FROM payments_scored "
+        "WHERE is_fraud_pred OR rule_flagged "
         "ORDER BY card_token, trans_time, trans_num"
     )
     cases: dict[str, list[dict[str, Any]]] = {}
@@ -92,6 +93,22 @@ def every_case(engine: Engine, where: CaseFilter, size: int = 7) -> list[reviews
         page += 1
     assert len(shown) == first.matching
     return shown
+
+
+@pytest.mark.usefixtures("report_env")
+def test_a_payment_flagged_by_a_rule_alone_is_a_case(seeded: SeededDay, reader: Engine) -> None:
+    """Rules and block lists alert too (issue 30 item 3): the analyst reaches those alerts."""
+    ((trans_num,),) = seeded.rows(
+        "SELECT trans_num FROM payments_scored p WHERE NOT is_fraud_pred AND NOT EXISTS "
+        "(SELECT 1 FROM payments_scored q WHERE q.card_token = p.card_token AND q.is_fraud_pred) "
+        "ORDER BY trans_num LIMIT 1"
+    )
+    assert trans_num not in {case.key for case in every_case(reader, EVERYTHING)}
+    execute(
+        seeded, "UPDATE payments_scored SET rule_flagged = true WHERE trans_num = %s", trans_num
+    )
+    assert trans_num in {case.key for case in every_case(reader, EVERYTHING)}
+    assert trans_num in expected_cases(seeded)
 
 
 @pytest.mark.usefixtures("report_env")

@@ -1,6 +1,6 @@
 """Triage: the analysts' verdicts on alerts, read and written for the report's "To review" page.
 
-The queue is made of cases, one per card episode (migration 040): `review_cases` reads one page
+The queue is made of cases, one per card episode (migration 046): `review_cases` reads one page
 of them, filtered, `review_case` one case's alerts, `case_notes` its reviews; with
 `fraud_review_card_payments()` (migration 018) for the card's history, all work as the report
 role. A case is claimed (`claim_case`) or assigned by a lead so that two analysts never work it

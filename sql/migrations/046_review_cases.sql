@@ -1,8 +1,8 @@
 -- The review queue as cases (issue 30): one case per card episode, found, filtered and paged in
 -- the database, claimed by one analyst at a time.
 --
--- An episode is a card's run of alerts (flagged payments) with no gap longer than 7 days between
--- one and the next; its case is named by its first alert's trans_num (`case_key`), so the page
+-- An episode is a card's run of alerts (payments flagged by the model, a rule or a block list)
+-- with no gap longer than 7 days between one and the next; its case is named by its first alert's trans_num (`case_key`), so the page
 -- acts on a case without ever seeing the card's token. A case is open while one of its alerts
 -- has no verdict; a verdict on one alert does not hide the others.
 
@@ -24,15 +24,15 @@ LANGUAGE sql STABLE AS $$
                CASE WHEN p.trans_time - lag(p.trans_time) OVER card <= interval '7 days'
                     THEN 0 ELSE 1 END AS starts
         FROM payments_scored p
-        WHERE p.is_fraud_pred AND (of_card IS NULL OR p.card_token = of_card)
+        WHERE (p.is_fraud_pred OR p.rule_flagged) AND (of_card IS NULL OR p.card_token = of_card)
           -- only cards alerted since `active_since` can have a case whose latest alert is
           AND (active_since IS NULL OR p.card_token IN (
               SELECT r.card_token FROM payments_scored r
-              WHERE r.is_fraud_pred AND r.trans_time >= active_since))
+              WHERE (r.is_fraud_pred OR r.rule_flagged) AND r.trans_time >= active_since))
           -- and only cards with an alert that the search finds
           AND (found_by IS NULL OR p.card_token IN (
               SELECT r.card_token FROM payments_scored r
-              WHERE r.is_fraud_pred AND (r.card_last4 = found_by OR r.trans_num = found_by
+              WHERE (r.is_fraud_pred OR r.rule_flagged) AND (r.card_last4 = found_by OR r.trans_num = found_by
                   OR (r.first || ' ' || r.last) ILIKE '%' || found_by || '%'
                   OR r.merchant ILIKE '%' || found_by || '%')))
         WINDOW card AS (PARTITION BY p.card_token ORDER BY p.trans_time, p.trans_num)
@@ -132,7 +132,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
            coalesce(array_agg(DISTINCT p.category ORDER BY p.category), '{}'),
            coalesce(max(p.amt), 0)
     FROM payments_scored p
-    WHERE p.is_fraud_pred
+    WHERE (p.is_fraud_pred OR p.rule_flagged)
 $$;
 
 -- The case of one alert (any of its trans_nums): its alerts, oldest first, with their verdicts.
