@@ -7,9 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
+
+from fraud_pipeline.devstack.supervisor import ServiceSpec, Supervisor
 
 ARGS = ("--free-ports", "--no-backfill", "--only", "mailpit,sagemaker-local")
 
@@ -70,3 +73,38 @@ def test_a_start_refused_for_busy_ports_leaves_the_running_stacks_state(tmp_path
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"ports already in use: payments={port}" in done.stdout, done.stdout + done.stderr
     assert running.read_text() == '{"urls": {"payments": "the running stack"}}'
+
+
+LOSES_FIRST_SIGTERM = """
+import signal, sys, time
+seen = []
+def handler(signum, frame):
+    seen.append(signum)
+    print("SIGTERM", len(seen), flush=True)
+    if len(seen) > 1:  # the first one is lost, as in a garbage-collection callback
+        sys.exit(0)
+signal.signal(signal.SIGTERM, handler)
+print("handler", "installed", flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_a_lost_first_sigterm_gets_a_second_one_before_sigkill(tmp_path):
+    """Python drops a SystemExit raised while a GC callback runs (seen from Airflow's scheduler):
+    the child's own process gets SIGTERM once more after the grace, so it exits without SIGKILL."""
+    supervisor = Supervisor(tmp_path, dict(os.environ))
+    child = supervisor.start(
+        ServiceSpec("stubborn", [sys.executable, "-c", LOSES_FIRST_SIGTERM], lambda: True)
+    )
+    log = tmp_path / "stubborn.log"
+    deadline = time.monotonic() + 30
+    while "handler installed" not in log.read_text():
+        assert time.monotonic() < deadline and child.exit_code() is None
+        time.sleep(0.1)
+    said: list[str] = []
+    assert supervisor.stop(grace=1.0, progress=said.append) == []
+    assert child.exit_code() == 0  # its own exit, not -9
+    assert "SIGTERM 2" in log.read_text()
+    assert any("SIGTERM again" in line for line in said), said
+    assert not any("SIGKILL" in line for line in said), said

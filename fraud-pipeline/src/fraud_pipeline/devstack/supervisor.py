@@ -58,6 +58,9 @@ class Child:
             return ""
 
 
+SECOND_TERM_GRACE_S = 3.0  # after a lost first SIGTERM (see Supervisor.stop)
+
+
 class Supervisor:
     """Starts children with their output in `<log_dir>/<name>.log` and stops them all."""
 
@@ -173,6 +176,18 @@ class Supervisor:
                 slowest = (owner.get(process.pid, "?"), time.monotonic() - began)
 
         _, alive = psutil.wait_procs(tracked, timeout=grace, callback=gone)
+        # A SIGTERM whose handler ran inside a garbage-collection callback is lost (Python
+        # prints "Exception ignored" and the SystemExit with it): a child's own process gets
+        # one more, after the whole grace, before SIGKILL (seen once from Airflow's scheduler).
+        mains = {c.process.pid for c in chosen}
+        again = [p for p in alive if p.pid in mains]
+        for process in again:
+            progress(
+                f"  {owner.get(process.pid, '?')} still running after {grace:.0f} s: SIGTERM again"
+            )
+            _signal(process, signal.SIGTERM)
+        if again:
+            _, alive = psutil.wait_procs(alive, timeout=SECOND_TERM_GRACE_S, callback=gone)
         if slowest[0]:
             progress(f"  slowest to stop: {slowest[0]} ({slowest[1]:.1f} s)")
         for process in alive:
