@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,7 +14,8 @@ import pandas as pd
 import psycopg2
 import pytest
 
-from fraud_pipeline.storage.db import drop_database, with_database
+from fraud_pipeline.storage import migrate as migrate_module
+from fraud_pipeline.storage.db import drop_database, server_lock, with_database
 from fraud_pipeline.storage.migrate import discover, migrate
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.factories import real_rows, scored_payments
@@ -39,6 +42,39 @@ def test_fresh_database_is_created_and_migrated_by_the_cli(database_url):
         second = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
         assert "applied 001_payments_scored" in first
         assert "up to date" in second
+    finally:
+        drop_database(url)
+
+
+def _waiting_for_the_migration_lock(url: str) -> bool:
+    """Does a session of this server wait for the migrations' advisory lock right now?"""
+    with psycopg2.connect(with_database(url, "postgres")) as admin, admin.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND objid = %s",
+            (migrate_module._LOCK_ID,),
+        )
+        return cur.fetchone()[0] > 0
+
+
+def test_migrations_of_two_databases_of_one_server_take_turns(database_url):
+    """Roles are the server's, not a database's: two fresh databases migrated at once both ran
+    `CREATE ROLE fraud_report_reader` and one failed (unique violation on pg_authid). A
+    migration waits while another one anywhere on the server holds the lock."""
+    url = with_database(database_url, f"fraud_turns_{uuid.uuid4().hex[:8]}")
+    done: list[object] = []
+    try:
+        with server_lock(database_url, migrate_module._LOCK_ID):
+            worker = threading.Thread(target=lambda: done.append(migrate(url)), daemon=True)
+            worker.start()
+            deadline = time.monotonic() + 60
+            while not _waiting_for_the_migration_lock(database_url):
+                assert worker.is_alive(), "the second migration did not wait for the lock"
+                assert time.monotonic() < deadline, "the second migration never asked for it"
+                time.sleep(0.05)
+            assert not done
+        worker.join(timeout=120)
+        assert done and done[0], "the migration did not finish after the lock was released"
     finally:
         drop_database(url)
 

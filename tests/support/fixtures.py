@@ -72,7 +72,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--clock-instants",
         metavar="INSTANTS",
         help="run every `clock` test once at each of these ISO instants (space-separated), "
-        "in this one session (`make test-clock`)",
+        "in this one session (`make test`, `make test-clock`)",
     )
 
 

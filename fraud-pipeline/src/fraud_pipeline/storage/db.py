@@ -132,6 +132,24 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
 
 
 @contextmanager
+def server_lock(url: str, key: int) -> Iterator[None]:
+    """Hold a server-wide advisory lock while the block runs.
+
+    `pg_advisory_lock` is scoped to one database, but roles are the whole server's: taking the
+    lock in the `postgres` database serialises work on shared objects (CREATE ROLE in
+    migrations) across every database of the server.
+    """
+    admin = psycopg2.connect(with_database(url, "postgres"), application_name="fraud_pipeline")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield
+    finally:
+        admin.close()  # ends the session, which releases its advisory locks
+
+
+@contextmanager
 def _admin_cursor(url: str) -> Iterator[psycopg2.extensions.cursor]:
     """An autocommit cursor on the server's `postgres` database (CREATE/DROP DATABASE need it)."""
     admin = psycopg2.connect(with_database(url, "postgres"))

@@ -2,7 +2,8 @@
 
 Applied versions are recorded in `schema_migrations` with the file's SHA-256; a migration whose
 file changed after it was applied is refused (edit history by adding a new file, never in place).
-An advisory lock makes concurrent `db migrate` calls safe. An empty model registry then gets the
+An advisory lock makes concurrent `db migrate` calls safe, also on different databases of one
+server (the roles that migrations create are the server's). An empty model registry then gets the
 committed model as its first champion (registry/versions.py).
 """
 
@@ -14,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraud_pipeline.config import REPO_ROOT, get_settings
-from fraud_pipeline.storage.db import connect, database_name, database_url, ensure_database
+from fraud_pipeline.storage.db import (
+    connect,
+    database_name,
+    database_url,
+    ensure_database,
+    server_lock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +61,7 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
     applied_now: list[Migration] = []
     conn = connect(url)
     try:
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        with server_lock(url, _LOCK_ID), conn, conn.cursor() as cur:
             cur.execute(
                 """CREATE TABLE IF NOT EXISTS schema_migrations (
                        version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
