@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from fraud_devstack.stack.airflow_local import postgres_connection
 from fraud_pipeline import clock
 from fraud_pipeline.cli import main
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.airflow_local import postgres_connection
 from fraud_pipeline.model.artifacts import read_metadata
 from fraud_pipeline.net import free_port, wait_for_port
 from fraud_pipeline.registry import versions

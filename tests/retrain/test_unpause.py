@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 import psycopg2
 import pytest
 
+from fraud_devstack.stack.airflow_local import ADMIN_USER, AirflowClient
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.airflow_local import ADMIN_USER, AirflowClient
 from fraud_pipeline.retrain import run
 from fraud_pipeline.retrain.window import load_labelled
 from fraud_pipeline.storage import db

@@ -27,11 +27,11 @@ import pytest
 import streamlit as st
 from moto import mock_aws
 
+from fraud_devstack.stack import payments_api
+from fraud_devstack.stack.faults import FaultProxy
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack import payments_api
-from fraud_pipeline.devstack.faults import FaultProxy
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.net import free_port
 from fraud_pipeline.serving import model_server
@@ -337,7 +337,7 @@ def outcomes() -> list[Outcome]:
 
 @pytest.fixture
 def launch_stack() -> Iterator[Callable[..., processes.Stack]]:
-    """Start `fraud-pipeline run` stacks (`launch_stack(state_dir, *args)`); however the test ends
+    """Start `fraud-dev run` stacks (`launch_stack(state_dir, *args)`); however the test ends
     (passed, failed, timed out), each is stopped and nothing carrying its id is left running."""
     stacks: list[processes.Stack] = []
 

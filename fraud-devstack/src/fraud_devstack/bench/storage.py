@@ -1,7 +1,7 @@
 """Storage throughput: the upsert (COPY-staged vs execute_values) against bare COPY.
 
 Runs in a throwaway database on the resolved server, so it never touches fraud_db.
-`python -m fraud_pipeline.bench.storage [rows]` prints the figures as JSON.
+`python -m fraud_devstack.bench.storage [rows]` prints the figures as JSON.
 """
 
 from __future__ import annotations

@@ -1,3 +1,2 @@
-"""Everything that exists only to run the system on one machine or simulate its neighbours.
-
-Production code never imports this package (tests/code/test_layout.py checks it)."""
+"""The local stack (`make run`) and the neighbours it simulates: payments API, mail catcher,
+Airflow on this machine, the process supervisor, the payment generator and fault injection."""
