@@ -23,7 +23,7 @@ from fraud_pipeline.config import get_settings
 from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.model.artifacts import record_artifact
 from fraud_pipeline.model.features import feature_frame
-from fraud_pipeline.monitoring.reference import REFERENCE_FILE, build_reference, to_bytes
+from fraud_pipeline.model.reference import REFERENCE_FILE, build_reference, to_bytes
 from fraud_pipeline.net import free_port
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.storage import watermark

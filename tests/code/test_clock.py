@@ -225,8 +225,8 @@ def test_another_business_time_zone(monkeypatch, zone, now, yesterday, hours):
 def test_the_morning_summary_is_about_yesterday(conn, tmp_path):
     from fraud_devstack.stack.mailcatcher import MailCatcher
     from fraud_pipeline.alerting.alerts import SmtpTarget
-    from fraud_pipeline.alerting.morning_summary import send_daily_summary
     from fraud_pipeline.net import free_port
+    from fraud_pipeline.report.morning_summary import send_daily_summary
     from fraud_pipeline.storage.upsert import upsert_scored
     from tests.support.factories import scored_payments
 

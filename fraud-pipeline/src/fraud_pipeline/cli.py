@@ -8,18 +8,22 @@ a command never pays for another's heavy imports, and no other module sees argpa
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
 
 from fraud_pipeline.security import log_masking
 from fraud_pipeline.security.masking import mask_card_numbers
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    from fraud_pipeline.storage.migrate import migrate
+    from fraud_pipeline.registry.versions import set_up_database
 
-    applied = migrate(args.database_url)
+    applied = set_up_database(args.database_url)
     if applied:
         for m in applied:
             print(f"applied {m.version:03d}_{m.name}")
@@ -108,8 +112,6 @@ def _audit(args: argparse.Namespace) -> int:
 def _users(args: argparse.Namespace) -> int:
     """`users add|disable|reset-password|list`: accounts of the report (as the database owner,
     audited under the operating-system user's name)."""
-    import getpass
-
     from fraud_pipeline.security import users
     from fraud_pipeline.storage import db
 
@@ -161,8 +163,6 @@ def _lists(args: argparse.Namespace) -> int:
 
 def _serve_model(args: argparse.Namespace) -> int:
     """The container's entry point on the local artifacts: the same settings, from options."""
-    import os
-
     from fraud_pipeline.serving.model_server import main
 
     environ = {
@@ -182,8 +182,6 @@ def _serve_model(args: argparse.Namespace) -> int:
 
 
 def _sagemaker(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from fraud_pipeline.serving.sagemaker_deploy import main as sagemaker_main
 
     command = args.sagemaker_command
@@ -198,8 +196,6 @@ def _sagemaker(args: argparse.Namespace) -> int:
 
 
 def _model(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from fraud_pipeline.registry.commands import main as model_main
 
     command = args.model_command
@@ -223,8 +219,6 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from datetime import date
-
     from fraud_pipeline import clock
     from fraud_pipeline.pipeline.backfill import reconcile
 
@@ -257,7 +251,7 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 def _monitor(args: argparse.Namespace) -> int:
     if args.monitor_command == "build-reference":
-        from fraud_pipeline.monitoring.reference import main as build_reference
+        from fraud_pipeline.monitoring.build_reference import main as build_reference
 
         return build_reference(artifacts=args.artifacts)
     from fraud_pipeline.monitoring.health import main as check

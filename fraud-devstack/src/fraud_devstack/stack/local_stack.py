@@ -274,7 +274,7 @@ class LocalStack:
 
     def prepare_database(self) -> str:
         """Resolve the server, create + migrate fraud_db; returns the server URL."""
-        from fraud_pipeline.storage.migrate import migrate
+        from fraud_pipeline.registry.versions import set_up_database
 
         server, self._embedded = resolve_server(self.settings, self.state_dir)
         self.fraud_db_url = self.settings.database_url or db.with_database(
@@ -283,7 +283,7 @@ class LocalStack:
         # The pipeline's own database (not the server's maintenance one the stack connects to)
         embedded = f" (embedded server in {self.state_dir / 'pgdata'})" if self._embedded else ""
         self.say(f"PostgreSQL: {_redact(self.fraud_db_url)}{embedded}")
-        applied = migrate(self.fraud_db_url)
+        applied = set_up_database(self.fraud_db_url)
         self.say(f"fraud_db migrated ({len(applied)} new migration(s))")
         self.admin_password = first_admin(self.fraud_db_url)
         return server

@@ -2,8 +2,8 @@
 
 Applied versions are recorded in `schema_migrations` with the file's SHA-256; a migration whose
 file changed after it was applied is refused (edit history by adding a new file, never in place).
-An advisory lock makes concurrent `db migrate` calls safe. An empty model registry then gets the
-committed model as its first champion (registry/versions.py).
+An advisory lock makes concurrent `db migrate` calls safe. The schema only: the first champion
+is the registry's business (`registry.versions.set_up_database`, what `db migrate` runs).
 """
 
 from __future__ import annotations
@@ -84,10 +84,6 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
                    WHERE app_settings.value IS DISTINCT FROM EXCLUDED.value""",
                 (get_settings().business_tz,),
             )
-        from fraud_pipeline.registry.versions import register_committed
-
-        if register_committed(conn, get_settings().artifacts_dir):
-            log.info("registered the committed model as the first champion")
     finally:
         conn.close()
     return applied_now
