@@ -13,9 +13,9 @@ XDIST := -n 2 --dist loadgroup
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## build .venv from requirements.lock (uv), with the package in editable mode
+install: $(STAMP)  ## build .venv from requirements.lock (uv), with both packages in editable mode
 
-$(STAMP): requirements.lock fraud-pipeline/pyproject.toml
+$(STAMP): requirements.lock fraud-pipeline/pyproject.toml fraud-devstack/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make install: no $(PYTHON); Python 3.11 to 3.13 is required (make install PYTHON=/path/to/python3)" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; v = sys.version.split()[0]; sys.exit(None if sys.version_info >= (3, 11) else f"make install: Python 3.11 to 3.13 is required, {sys.executable} is {v} (make install PYTHON=/path/to/python3.11+)")'
 	@$(PYTHON) -c 'import sys; sys.version_info[:2] <= (3, 13) or print(f"make install: Python {sys.version.split()[0]} is newer than the tested 3.11 to 3.13", file=sys.stderr)'
@@ -26,17 +26,19 @@ $(STAMP): requirements.lock fraud-pipeline/pyproject.toml
 	@# No --compile-bytecode: Python writes the bytecode of what is imported on first import;
 	@# compiling all of it up front cost 392 MB of .venv for modules never imported.
 	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
-	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e fraud-pipeline
-	$(BIN)/python -m compileall -q fraud-pipeline/src
+	@# Two packages: production (fraud-pipeline) and the dev stack and benches (fraud-devstack).
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e fraud-pipeline -e fraud-devstack
+	$(BIN)/python -m compileall -q fraud-pipeline/src fraud-devstack/src
 	touch $(STAMP)
 
 lock:  ## re-pin requirements.in into requirements.lock
 	$(BIN)/uv pip compile requirements.in -o requirements.lock --python-version 3.11
 
-lint: install  ## ruff (lint + format check) and mypy
+lint: install  ## ruff (lint + format check), mypy and the import contracts (layers, no dev code)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -57,7 +59,7 @@ test-clock: install  ## only the tests that depend on "today", each at every one
 
 bench: install  ## benchmarks (< 10 min): the harness's quick run, then bench/results.json, docs/bench.png, a table vs the goals
 	$(BIN)/python -m pytest tests/bench -m bench -q $(PYTEST_ARGS)
-	$(BIN)/fraud-pipeline bench
+	$(BIN)/fraud-dev bench
 
 reliability: install  ## fault injection, hostile input, concurrency, security: a scenario table (also in make test)
 	$(BIN)/python -m pytest tests/reliability tests/security tests/pipeline/test_hostile_input.py -v $(PYTEST_ARGS)
@@ -72,7 +74,7 @@ endpoint-down: install  ## tear the SageMaker endpoint and its configs down (sto
 	$(BIN)/fraud-pipeline sagemaker teardown
 
 run: install  ## start everything locally (PostgreSQL, APIs, model, mail, Airflow, report) until Ctrl-C
-	$(BIN)/fraud-pipeline run
+	$(BIN)/fraud-dev run
 
 smoke: install  ## start the whole stack on free ports, wait for a green scheduled run, an email, report rows; stop
 	$(BIN)/python -m pytest tests/devstack/test_smoke.py -m slow -v $(PYTEST_ARGS)
@@ -82,7 +84,7 @@ report: install  ## the morning report alone on :8501 (DATABASE_URL's database, 
 
 report-demo: install  ## store yesterday (held-out Sparkov payments moved onto it), scored by the real model
 	$(BIN)/fraud-pipeline db migrate
-	$(BIN)/fraud-pipeline report demo
+	$(BIN)/fraud-dev demo
 
 clean:  ## remove local state (.local: embedded database, logs, mail) and this checkout's databases
 	-$(BIN)/fraud-pipeline db drop

@@ -37,8 +37,8 @@ def fraud_daily_report():
     def send_summary(day: str) -> dict:
         from datetime import date
 
-        from fraud_pipeline.alerting.morning_summary import send_daily_summary
         from fraud_pipeline.pipeline.airflow_support import db_connection, smtp_target
+        from fraud_pipeline.report.morning_summary import send_daily_summary
 
         with db_connection() as conn:
             return send_daily_summary(conn, date.fromisoformat(day), target=smtp_target())

@@ -54,7 +54,7 @@ def test_without_a_backend_an_undefined_connection_falls_back_to_database_url(tm
 
 def test_a_connection_defined_beside_a_failing_backend_is_used(tmp_path, clean_db, database_url):
     """The backend is consulted first and fails; the environment's connection still serves."""
-    from fraud_pipeline.devstack.airflow_local import postgres_connection
+    from fraud_devstack.stack.airflow_local import postgres_connection
 
     result = _open_fraud_db(
         tmp_path,

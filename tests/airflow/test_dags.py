@@ -11,19 +11,19 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from fraud_pipeline import clock
-from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack import payments_api
-from fraud_pipeline.devstack.airflow_local import (
+from fraud_devstack.stack import payments_api
+from fraud_devstack.stack.airflow_local import (
     DAG_IDS,
     local_aws_connection,
     postgres_connection,
 )
-from fraud_pipeline.devstack.generate import payments_between
+from fraud_devstack.stack.generate import payments_between
+from fraud_pipeline import clock
+from fraud_pipeline.config import get_settings
 from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.model.artifacts import record_artifact
 from fraud_pipeline.model.features import feature_frame
-from fraud_pipeline.monitoring.reference import REFERENCE_FILE, build_reference, to_bytes
+from fraud_pipeline.model.reference import REFERENCE_FILE, build_reference, to_bytes
 from fraud_pipeline.net import free_port
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.storage import watermark

@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from fraud_pipeline import cli
-from fraud_pipeline.devstack import airflow_local
+from fraud_devstack import cli
+from fraud_devstack.stack import airflow_local
 from fraud_pipeline.net import free_port
 from fraud_pipeline.storage import db
 
@@ -40,7 +40,7 @@ def test_the_scheduler_preloads_every_task_module_and_the_other_processes_none(t
 
 @pytest.mark.airflow
 def test_the_airflow_cli_works_on_the_stacks_own_state(tmp_path, database_url, capfd):
-    """Issue #15: `fraud-pipeline airflow -- ...` (and AIRFLOW_HOME=<state>/airflow airflow ...)
+    """Issue #15: `fraud-dev airflow -- ...` (and AIRFLOW_HOME=<state>/airflow airflow ...)
     reads the stack's settings: its metadata database and DAGs folder, no stray sqlite file."""
     metadata = db.with_database(database_url, f"airflow_cli_{uuid.uuid4().hex[:8]}")
     db.ensure_database(metadata)

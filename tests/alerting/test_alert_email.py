@@ -12,12 +12,12 @@ from typing import Any
 import pandas as pd
 import psycopg2.extensions
 
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import SmtpTarget, alert_pending, render
-from fraud_pipeline.alerting.morning_summary import send_daily_summary
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.net import free_port
+from fraud_pipeline.report.morning_summary import send_daily_summary
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.factories import public_sample, real_rows, scored_payments
 

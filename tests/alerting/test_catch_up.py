@@ -18,11 +18,11 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import AlertError, SmtpTarget, alert_pending
 from fraud_pipeline.alerting.digest import catching_up
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.net import free_port
 from fraud_pipeline.pipeline import steps
 from fraud_pipeline.pipeline.backfill import backfill

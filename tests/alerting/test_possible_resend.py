@@ -15,12 +15,12 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+from fraud_devstack.stack.local_stack import LocalStack, Ports, StackOptions
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import SmtpTarget, alert_pending
 from fraud_pipeline.alerting.mail import POSSIBLE_RESEND_HEADER, resends_since
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.local_stack import LocalStack, Ports, StackOptions
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.net import free_port
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.factories import scored_payments

@@ -1,4 +1,4 @@
-"""`fraud-pipeline bench --quick`: the harness runs end to end and its figures hang together.
+"""`fraud-dev bench --quick`: the harness runs end to end and its figures hang together.
 
 Speed is never asserted here (that is what `make bench` reports); only that every figure is
 measured, positive, and consistent with the others. The quick run (`bench` marker) is the first
@@ -13,15 +13,15 @@ import sys
 
 import pytest
 
-from fraud_pipeline.bench import capacity, queue, shadow
-from fraud_pipeline.bench.run import GOALS, lookup, table
+from fraud_devstack.bench import capacity, queue, shadow
+from fraud_devstack.bench.run import GOALS, lookup, table
 
 
 @pytest.mark.slow
 @pytest.mark.bench
 def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
     out, chart = tmp_path / "results.json", tmp_path / "bench.png"
-    command = [sys.executable, "-m", "fraud_pipeline.cli", "bench", "--quick", "--no-live"]
+    command = [sys.executable, "-m", "fraud_devstack.cli", "bench", "--quick", "--no-live"]
     command += ["--out", str(out), "--chart", str(chart)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -11,9 +11,9 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
+from fraud_devstack.stack import local_stack
 from fraud_pipeline import cli, clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack import local_stack
 from fraud_pipeline.pipeline import backfill
 
 pytestmark = pytest.mark.clock
@@ -223,10 +223,10 @@ def test_another_business_time_zone(monkeypatch, zone, now, yesterday, hours):
 
 @pytest.mark.usefixtures("business_tz")
 def test_the_morning_summary_is_about_yesterday(conn, tmp_path):
+    from fraud_devstack.stack.mailcatcher import MailCatcher
     from fraud_pipeline.alerting.alerts import SmtpTarget
-    from fraud_pipeline.alerting.morning_summary import send_daily_summary
-    from fraud_pipeline.devstack.mailcatcher import MailCatcher
     from fraud_pipeline.net import free_port
+    from fraud_pipeline.report.morning_summary import send_daily_summary
     from fraud_pipeline.storage.upsert import upsert_scored
     from tests.support.factories import scored_payments
 

@@ -1,9 +1,13 @@
-"""The package's layout is its architecture: stage sub-packages, no cycles, devstack kept apart."""
+"""The package's layout is its architecture: stage sub-packages, no cycles, dev code kept apart."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ import pytest
 from fraud_pipeline.config import PACKAGE_ROOT
 
 SOURCE = PACKAGE_ROOT / "src" / "fraud_pipeline"
+CONFIG = PACKAGE_ROOT.parent / "pyproject.toml"  # [tool.importlinter]: the contracts
 STAGES = [
     "ingest",
     "model",
@@ -21,10 +26,7 @@ STAGES = [
     "monitoring",
     "report",
     "security",
-    "devstack",
 ]
-# Callers allowed to reach the local stack: the command line and the benchmarks.
-MAY_IMPORT_DEVSTACK = {"cli", "bench", "devstack"}
 
 
 def module_name(path: Path) -> str:
@@ -91,20 +93,71 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_production_code_never_imports_devstack() -> None:
-    offenders = {
-        module: sorted(t for t in targets if t.startswith("fraud_pipeline.devstack"))
-        for module, targets in graph(top_level_only=False).items()
-        if module.split(".")[1:2] and module.split(".")[1] not in MAY_IMPORT_DEVSTACK
-    }
-    assert {m: t for m, t in offenders.items() if t} == {}
-    # the same graph does see devstack where it is allowed: the benchmarks generate payments
-    assert "fraud_pipeline.devstack.generate" in graph(False)["fraud_pipeline.bench.pipeline"]
+def lint_imports(source_root: Path) -> subprocess.CompletedProcess[str]:
+    """`lint-imports` with the repository's contracts, on the packages found first in
+    `source_root` (a copy there shadows the installed fraud_pipeline)."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("lint-imports")),
+            "--no-cache",
+            "--no-logo",
+            str(CONFIG),
+        ],
+        cwd=source_root,
+        env={**os.environ, "PYTHONPATH": str(source_root)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_import_contracts_hold() -> None:
+    """The layers and "production never imports the dev stack" (also run by `make lint`)."""
+    result = lint_imports(SOURCE.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 2 kept, 0 broken." in result.stdout
+    assert not (SOURCE / "devstack").exists() and not (SOURCE / "bench").exists()
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        # a lower layer reaching up, even from inside a function: storage -> registry
+        (
+            "storage/migrate.py",
+            "def _seed():\n    from fraud_pipeline.registry import versions\n",
+            "layers",
+        ),
+        # a bottom layer reaching up to the model
+        ("schema.py", "import fraud_pipeline.model.features\n", "fraud_pipeline layers"),
+        # two siblings of one layer: report and pipeline are independent
+        (
+            "report/queries.py",
+            "from fraud_pipeline.pipeline import steps\n",
+            "fraud_pipeline layers",
+        ),
+        # production reaching into the dev package
+        (
+            "ingest/extract.py",
+            "from fraud_devstack.stack import generate\n",
+            "fraud_pipeline never imports fraud_devstack",
+        ),
+    ],
+)
+def test_a_broken_layer_breaks_the_contract(tmp_path: Path, module: str, line: str, contract: str):
+    copy = tmp_path / "fraud_pipeline"
+    shutil.copytree(SOURCE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with (copy / module).open("a") as file:
+        file.write("\n" + line)
+    result = lint_imports(tmp_path)
+    report = " ".join(result.stdout.split())
+    assert result.returncode == 1, report
+    assert f"{contract} BROKEN" in report and "Contracts: 1 kept, 1 broken." in report
 
 
 def test_no_flat_module_is_left_beside_the_stages() -> None:
     top = sorted(p.stem for p in SOURCE.glob("*.py"))
-    assert top == ["__init__", "cli", "clock", "config", "net", "schema"]
+    assert top == ["__init__", "cli", "clock", "config", "net", "schema", "wording"]
 
 
 def test_tests_share_code_only_through_the_support_package() -> None:

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
+from fraud_devstack import cli as dev_cli
+from fraud_devstack.stack.local_stack import COMPOSE_SERVICES
 from fraud_pipeline.cli import build_parser
 from fraud_pipeline.config import REPO_ROOT, Settings
-from fraud_pipeline.devstack.local_stack import COMPOSE_SERVICES
 
 KNOWN_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AWS_", "POSTGRES_", "MP_")
 KNOWN_NAMES = {"DUMB_INIT_SETSID"}  # the official Airflow image's entrypoint reads it
@@ -63,7 +64,7 @@ def test_every_build_context_and_dockerfile_exists(compose):
 
 
 def test_commands_name_real_executables(compose):
-    cli_parser = build_parser()
+    cli_parser, dev_parser = build_parser(), dev_cli.build_parser()
     for name, service in services(compose).items():
         command = service.get("command")
         if not command:
@@ -73,6 +74,9 @@ def test_commands_name_real_executables(compose):
             assert service["image"].startswith("redis:") and "build" not in service, name
         elif command[0] == "fraud-pipeline":
             cli_parser.parse_args(command[1:])  # exits (SystemExit) on an unknown subcommand
+        elif command[0] == "fraud-dev":
+            assert service["image"] == "fraud-pipeline-app:latest", f"{name}: dev code elsewhere"
+            dev_parser.parse_args(command[1:])
         elif command[0] == "streamlit":
             assert (REPO_ROOT / command[2]).is_file(), f"{name}: no app {command[2]}"
         elif command[0] == "bash":
@@ -153,3 +157,57 @@ def test_airflow_metadata_database_is_created_by_postgres_init(compose):
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
     ]
     assert url.endswith("/airflow_db") and Path(url).name == Settings().airflow_database_name
+
+
+PRODUCTION_IMAGES = ("airflow/Dockerfile", "infra/sagemaker/Dockerfile")
+DEV_PACKAGE = REPO_ROOT / "fraud-devstack"
+# What the dev stack and the benches are called, and were called inside fraud_pipeline.
+DEV_NAMES = {"fraud_devstack", "fraud-devstack", "devstack", "bench"}
+
+
+def instructions(dockerfile: Path) -> list[list[str]]:
+    """The Dockerfile's instructions, continuation lines joined, each split into words."""
+    joined = re.sub(r"\\\n", " ", dockerfile.read_text())
+    lines = [line.strip() for line in joined.splitlines()]
+    return [line.split() for line in lines if line and not line.startswith("#")]
+
+
+def dev_code_in_image(dockerfile: Path) -> list[str]:
+    """What of the dev package the image would hold: copied trees, installed names."""
+    found = []
+    for words in instructions(dockerfile):
+        if words[0] == "COPY":
+            sources = [w for w in words[1:-1] if not w.startswith("--")]
+            for source in (REPO_ROOT / s for s in sources):
+                if source.resolve().is_relative_to(DEV_PACKAGE) or DEV_PACKAGE.is_relative_to(
+                    source.resolve()
+                ):
+                    found.append(f"COPY {source.relative_to(REPO_ROOT)}")
+                elif source.is_dir():
+                    found += [
+                        str(p.relative_to(REPO_ROOT))
+                        for p in source.rglob("*")
+                        if p.is_dir() and p.name in DEV_NAMES and "__pycache__" not in p.parts
+                    ]
+        elif words[0] == "RUN":
+            found += [f"RUN … {w}" for w in words if w.strip("/").split("/")[-1] in DEV_NAMES]
+    return found
+
+
+@pytest.mark.parametrize("dockerfile", PRODUCTION_IMAGES)
+def test_production_images_hold_no_dev_code(dockerfile):
+    """Issue #28: the dev stack, simulators and benches are not shipped to production."""
+    assert dev_code_in_image(REPO_ROOT / dockerfile) == []
+
+
+def test_the_dev_code_check_sees_a_copied_dev_package(tmp_path):
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "FROM python:3.11-slim\nCOPY fraud-devstack/ /opt/dev/\n"
+        "RUN pip install -e fraud-pipeline \\\n    -e fraud-devstack\nCOPY . /opt/all/\n"
+    )
+    assert dev_code_in_image(dockerfile) == [
+        "COPY fraud-devstack",
+        "RUN … fraud-devstack",
+        "COPY .",
+    ]

@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 import pandas as pd
 
+from fraud_devstack.stack.demo import sparkov_days
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.demo import sparkov_days
 from fraud_pipeline.ingest.payments import read_sparkov_csv
 from fraud_pipeline.model.train import GENERATED_FILE
 

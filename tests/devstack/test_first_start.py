@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import requests
 
+from fraud_devstack.stack import local_stack
 from fraud_pipeline import clock
-from fraud_pipeline.devstack import local_stack
 
 
 def served_ends(api_url: str, start, end, limit: int) -> list[str]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_pipeline.devstack.generate import MIN_CARDS, PROFILES, derive_profiles, payments_between
+from fraud_devstack.stack.generate import MIN_CARDS, PROFILES, derive_profiles, payments_between
 from fraud_pipeline.ingest.payments import read_sparkov_csv
 from fraud_pipeline.model.features import NIGHT_HOURS
 from fraud_pipeline.model.train import GENERATED_FILE, REAL_FILE
@@ -185,7 +185,7 @@ def test_cli_writes_a_readable_file(tmp_path):
         [
             sys.executable,
             "-m",
-            "fraud_pipeline.cli",
+            "fraud_devstack.cli",
             "generate",
             "--rows",
             "5000",

@@ -8,8 +8,8 @@ from email.message import EmailMessage
 
 import httpx
 
-from fraud_pipeline.devstack.inbox_web import make_server
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
+from fraud_devstack.stack.inbox_web import make_server
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline.net import free_port
 
 

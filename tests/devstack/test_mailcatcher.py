@@ -5,7 +5,7 @@ from __future__ import annotations
 import smtplib
 from email.message import EmailMessage
 
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline.net import free_port
 
 

@@ -38,11 +38,11 @@ import psycopg2
 import pytest
 import requests
 
+from fraud_devstack.stack.airflow_local import ADMIN_USER, AirflowClient
+from fraud_devstack.stack.local_stack import STACK_ID_ENV
+from fraud_devstack.stack.mailcatcher import read_maildir
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.airflow_local import ADMIN_USER, AirflowClient
-from fraud_pipeline.devstack.local_stack import STACK_ID_ENV
-from fraud_pipeline.devstack.mailcatcher import read_maildir
 from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.security import users
 from fraud_pipeline.storage import db, watermark

@@ -1,6 +1,6 @@
 """A stack test that fails or times out leaves no process behind (issue 18): the `launch_stack`
 fixture stops every stack it started, then SIGKILLs whatever still carries its id. Proven on a
-real pytest run of two failing tests, each starting a real `fraud-pipeline run`."""
+real pytest run of two failing tests, each starting a real `fraud-dev run`."""
 
 from __future__ import annotations
 

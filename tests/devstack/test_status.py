@@ -3,9 +3,9 @@ counted apart from failures."""
 
 from __future__ import annotations
 
+from fraud_devstack.stack import airflow_local
+from fraud_devstack.stack.local_stack import LocalStack, Ports, StackOptions, run_states
 from fraud_pipeline.config import Settings
-from fraud_pipeline.devstack import airflow_local
-from fraud_pipeline.devstack.local_stack import LocalStack, Ports, StackOptions, run_states
 from fraud_pipeline.storage import db
 
 

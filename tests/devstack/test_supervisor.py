@@ -1,4 +1,4 @@
-"""`fraud-pipeline run` starts services in their own process groups and leaves nothing behind."""
+"""`fraud-dev run` starts services in their own process groups and leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from fraud_pipeline.devstack.supervisor import ServiceSpec, Supervisor
+from fraud_devstack.stack.supervisor import ServiceSpec, Supervisor
 
 ARGS = ("--free-ports", "--no-backfill", "--only", "mailpit,sagemaker-local")
 
@@ -66,7 +66,7 @@ def test_a_start_refused_for_busy_ports_leaves_the_running_stacks_state(tmp_path
         held.listen()
         port = held.getsockname()[1]
         env = {**os.environ, "PAYMENTS_API_URL": f"http://127.0.0.1:{port}"}
-        command = [sys.executable, "-m", "fraud_pipeline.cli", "run", "--state-dir", str(state_dir)]
+        command = [sys.executable, "-m", "fraud_devstack.cli", "run", "--state-dir", str(state_dir)]
         done = subprocess.run(
             [*command, "--no-backfill"], env=env, capture_output=True, text=True, timeout=120
         )

@@ -10,9 +10,9 @@ import pytest
 
 from fraud_pipeline.ingest.payments import read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import load_model
-from fraud_pipeline.model.features import FEATURE_COLUMNS, LOOKBACK, feature_frame, history_features
+from fraud_pipeline.model.features import FEATURE_COLUMNS, feature_frame, history_features
 from fraud_pipeline.model.train import GENERATED_FILE
-from fraud_pipeline.schema import PAYMENT_COLUMNS
+from fraud_pipeline.schema import LOOKBACK, PAYMENT_COLUMNS
 from fraud_pipeline.storage.history import load_card_history
 from fraud_pipeline.storage.upsert import upsert_scored
 

@@ -10,7 +10,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from fraud_pipeline.devstack.generate import payments_between
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline.ingest.payments import local_wall_clock, read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.model.evaluate import (

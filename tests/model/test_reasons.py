@@ -7,7 +7,7 @@ import numpy as np
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.model.reasons import BASELINE, top_reasons
-from fraud_pipeline.report.wording import describe_reasons
+from fraud_pipeline.wording import describe_reasons
 from tests.support.factories import real_rows
 
 

@@ -13,8 +13,8 @@ import pytest
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.features import HISTORY_NUMERIC
+from fraud_pipeline.model.reference import load_reference
 from fraud_pipeline.monitoring.health import compute
-from fraud_pipeline.monitoring.reference import load_reference
 from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.factories import scored_payments

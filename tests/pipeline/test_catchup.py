@@ -14,9 +14,9 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.pipeline import steps
 from fraud_pipeline.pipeline.backfill import backfill

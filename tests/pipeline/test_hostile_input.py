@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fraud_devstack.stack import payments_api
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.ingest.extract import decode_json, to_records
 from fraud_pipeline.ingest.validate import MAX_AMOUNT
 from fraud_pipeline.ingest.validate import validate as check

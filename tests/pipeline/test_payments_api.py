@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import requests
 
+from fraud_devstack.stack import payments_api
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.ingest.extract import ExtractError, fetch_current, fetch_window
 from fraud_pipeline.ingest.payments import localize, read_sparkov_csv
 from fraud_pipeline.pipeline.steps import extract, validate

@@ -9,8 +9,8 @@ import numpy as np
 import psycopg2
 import pytest
 
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline.alerting.alerts import MAX_PER_EMAIL
-from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.pipeline.steps import run_interval

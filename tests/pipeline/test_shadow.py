@@ -12,9 +12,9 @@ import pandas as pd
 import psycopg2.extensions
 import pytest
 
+from fraud_devstack.stack.airflow_local import local_aws_connection, postgres_connection
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline import clock
-from fraud_pipeline.devstack.airflow_local import local_aws_connection, postgres_connection
-from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.pipeline.steps import process_interval, run_interval

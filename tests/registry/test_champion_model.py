@@ -18,8 +18,8 @@ from fraud_pipeline.model.artifacts import load_model, read_metadata
 from fraud_pipeline.model.checksums import ArtifactError
 from fraud_pipeline.pipeline.steps import run_interval
 from fraud_pipeline.registry import models, versions
+from fraud_pipeline.registry.versions import set_up_database
 from fraud_pipeline.serving import model_server
-from fraud_pipeline.storage.migrate import migrate
 from tests.support import registry as registry_support
 from tests.support.registry import tamper
 from tests.support.servers import night_window, serve_app
@@ -35,7 +35,7 @@ def promoted_copy(conn, tmp_path: Path, monkeypatch) -> Path:
 
 
 def test_the_champion_is_loaded_from_the_store_and_verified(clean_db, conn, tmp_path, monkeypatch):
-    migrate(clean_db)  # the committed model becomes the first champion
+    set_up_database(clean_db)  # the committed model becomes the first champion
     assert models.champion_model(conn).version == COMMITTED
     stored = promoted_copy(conn, tmp_path, monkeypatch)
     try:
@@ -88,7 +88,7 @@ def test_make_run_serves_the_champion_not_the_committed_model(
     clean_db, conn, tmp_path, monkeypatch, launch_stack
 ):
     """The model server starts on ARTIFACTS_DIR; a start after a promotion reloads the champion."""
-    migrate(clean_db)
+    set_up_database(clean_db)
     promoted_copy(conn, tmp_path, monkeypatch)  # MODEL_STORE in the stack's environment too
     buffer = io.BytesIO()
     np.save(buffer, np.zeros((1, len(load_model().feature_names)), dtype=np.float32))

@@ -10,8 +10,8 @@ from botocore.stub import ANY, Stubber
 from fraud_pipeline.registry import versions
 from fraud_pipeline.registry.rollout import update_sagemaker
 from fraud_pipeline.registry.store import LocalStore
+from fraud_pipeline.registry.versions import set_up_database
 from fraud_pipeline.serving.sagemaker_deploy import Deployer
-from fraud_pipeline.storage.migrate import migrate
 from tests.support.aws import NOT_FOUND, TARGET, deployer, recording_sagemaker
 from tests.support.registry import model_version_copy
 
@@ -81,7 +81,7 @@ def test_promote_updates_the_sagemaker_endpoint(aws, conn, tmp_path):
 def test_a_failed_endpoint_update_leaves_the_registry_as_it_was(aws, clean_db, conn, tmp_path):
     """On AWS the switch is the endpoint update: refused, the registry keeps its champion."""
     _, s3 = aws
-    migrate(clean_db)
+    set_up_database(clean_db)
     before = versions.champion(conn)
     store = LocalStore(tmp_path / "store")
     versions.register(conn, store, model_version_copy(tmp_path / "v2", "xgb-promoted"))

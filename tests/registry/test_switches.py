@@ -26,9 +26,9 @@ from fraud_pipeline.model.artifacts import load_model, read_metadata
 from fraud_pipeline.registry import versions
 from fraud_pipeline.registry.rollout import deployer, endpoint_url, served_status
 from fraud_pipeline.registry.store import LocalStore
+from fraud_pipeline.registry.versions import set_up_database
 from fraud_pipeline.security import audit
 from fraud_pipeline.serving import model_server
-from fraud_pipeline.storage.migrate import migrate
 from tests.support.registry import model_version_copy, tamper
 from tests.support.servers import serve_app
 
@@ -73,7 +73,7 @@ def state(conn) -> list[tuple[str, str]]:
 def test_a_failed_reload_leaves_the_registry_as_it_was(
     clean_db, conn, tmp_path, monkeypatch, capsys
 ):
-    migrate(clean_db)
+    set_up_database(clean_db)
     store = registered(conn, tmp_path, monkeypatch, "xgb-v2", "xgb-v3")
     before = state(conn)
     events = len(versions.history(conn))
@@ -114,7 +114,7 @@ def test_a_failed_reload_leaves_the_registry_as_it_was(
 
 
 def test_any_version_reachable_and_rollback_walks_back(clean_db, conn, tmp_path, monkeypatch):
-    migrate(clean_db)
+    set_up_database(clean_db)
     store = registered(conn, tmp_path, monkeypatch, "xgb-v2", "xgb-v3")
     server = reloadable_server()
     deploy = deployer(get_settings(), store, model_url=server.url)
@@ -145,7 +145,7 @@ def _fail_gate(conn, version: str) -> None:
 
 
 def test_a_gate_failed_challenger_needs_the_override(clean_db, conn, tmp_path, monkeypatch, capsys):
-    migrate(clean_db)
+    set_up_database(clean_db)
     registered(conn, tmp_path, monkeypatch, "xgb-weak")
     _fail_gate(conn, "xgb-weak")
     with pytest.raises(versions.RegistryError, match=r"failed its gate.*--override-gate"):
@@ -184,7 +184,7 @@ def test_a_gate_failed_challenger_needs_the_override(clean_db, conn, tmp_path, m
 def test_the_history_keeps_every_event_with_its_original_reason(
     clean_db, conn, tmp_path, monkeypatch, capsys
 ):
-    migrate(clean_db)
+    set_up_database(clean_db)
     registered(conn, tmp_path, monkeypatch, "xgb-new")
     gate = {"passed": True, "reason": "passed the gate: PR-AUC 0.9564 vs 0.9457"}
     versions.record_evaluation(conn, "xgb-new", {"gate": gate}, None)
@@ -230,7 +230,7 @@ def test_switches_reach_the_stack_on_free_ports(
     """`make run --free-ports` serves the model on a port of its own, recorded in its
     stack.json: promote, rollback and rollout from a shell reload that server, not whatever
     listens at SAGEMAKER_ENDPOINT_URL (here another model server, left untouched)."""
-    migrate(clean_db)
+    set_up_database(clean_db)
     registered(conn, tmp_path, monkeypatch, "xgb-v2")
     decoy = reloadable_server()
     monkeypatch.setenv("SAGEMAKER_ENDPOINT_URL", decoy.url)

@@ -13,7 +13,7 @@ from fraud_pipeline.model.artifacts import read_metadata
 from fraud_pipeline.model.checksums import ArtifactError
 from fraud_pipeline.registry import versions
 from fraud_pipeline.registry.store import LocalStore
-from fraud_pipeline.storage.migrate import migrate
+from fraud_pipeline.registry.versions import set_up_database
 from tests.support.registry import model_version_copy, tamper
 
 COMMITTED = str(read_metadata(get_settings().artifacts_dir)["model_version"])
@@ -24,7 +24,7 @@ def _champions(conn) -> list[str]:
 
 
 def test_migrate_registers_the_committed_model_as_champion_once(clean_db, conn):
-    migrate(clean_db)
+    set_up_database(clean_db)
     first = versions.list_versions(conn)
     assert [(row.version, row.status) for row in first] == [(COMMITTED, "champion")]
     assert (
@@ -33,12 +33,12 @@ def test_migrate_registers_the_committed_model_as_champion_once(clean_db, conn):
     )
     assert "metadata.json" in first[0].sha256
     assert first[0].training_data_from is not None and first[0].metrics
-    migrate(clean_db)
+    set_up_database(clean_db)
     assert versions.list_versions(conn) == first  # re-running changes nothing
 
 
 def test_register_promote_rollback(clean_db, conn, tmp_path):
-    migrate(clean_db)
+    set_up_database(clean_db)
     store = LocalStore(tmp_path / "store")
     new = versions.register(conn, store, model_version_copy(tmp_path / "v2", "xgb-v2"))
     assert new.status == "challenger" and new.location == str(tmp_path / "store" / "xgb-v2")
@@ -67,7 +67,7 @@ def test_register_promote_rollback(clean_db, conn, tmp_path):
 
 
 def test_at_most_one_champion_whatever_the_sql(clean_db, conn, tmp_path):
-    migrate(clean_db)
+    set_up_database(clean_db)
     versions.register(
         conn, LocalStore(tmp_path / "store"), model_version_copy(tmp_path / "v2", "x2")
     )
@@ -94,7 +94,7 @@ def test_a_tampered_artifact_is_refused_at_register_and_after_it(clean_db, conn,
 
 
 def test_the_cli_registers_promotes_lists(clean_db, conn, tmp_path, monkeypatch, capsys):
-    migrate(clean_db)
+    set_up_database(clean_db)
     monkeypatch.setenv("MODEL_STORE", str(tmp_path / "store"))
     get_settings.cache_clear()
     try:

@@ -23,8 +23,8 @@ import pandas as pd
 import psycopg2
 import pytest
 
+from fraud_devstack.stack import payments_api
 from fraud_pipeline import clock
-from fraud_pipeline.devstack import payments_api
 from fraud_pipeline.ingest.payments import localize
 from fraud_pipeline.pipeline import backfill
 from fraud_pipeline.pipeline.steps import run_interval

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg2
 
-from fraud_pipeline.devstack.generate import payments_between
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.pipeline.steps import REDELIVERED
 from tests.support.runs import alerted, dag_runs, outcome, table_dump, warm_up

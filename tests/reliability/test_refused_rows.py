@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fraud_pipeline.devstack.generate import payments_between
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.features import FEATURE_COLUMNS
 from tests.support.reliability import Stack

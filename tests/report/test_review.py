@@ -14,8 +14,8 @@ import psycopg2
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fraud_pipeline import wording
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.report import wording
 from tests.support.report import APP, SeededDay, metrics, signed_in, table_with
 
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"

@@ -11,7 +11,7 @@ from fraud_pipeline import clock
 from fraud_pipeline.cli import main
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.registry import versions
-from fraud_pipeline.storage.migrate import migrate
+from fraud_pipeline.registry.versions import set_up_database
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.factories import public_sample, scored_payments
 
@@ -30,7 +30,7 @@ def test_retrain_without_a_champion_or_recent_payments_says_why(clean_db, conn, 
     with clock.frozen(NOW):
         assert main(["retrain"]) == 1
         assert "no champion to compare a challenger with" in capsys.readouterr().err
-        migrate(clean_db)  # the committed model: the first champion
+        set_up_database(clean_db)  # the committed model: the first champion
         # Payments older than the window only: nothing to learn from nor to measure on.
         old = clock.now() - timedelta(days=40)
         upsert_scored(conn, scored_payments(50, start=old, step_s=600))
@@ -57,7 +57,7 @@ def test_retrain_registers_a_challenger_trained_on_the_window_before_its_holdout
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    migrate(clean_db)
+    set_up_database(clean_db)
     with clock.frozen(NOW) as now:
         rows = public_sample().sample(1_500, random_state=7)
         start = now - timedelta(days=10)

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from fraud_devstack.stack.airflow_local import postgres_connection
 from fraud_pipeline import clock
 from fraud_pipeline.cli import main
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.airflow_local import postgres_connection
 from fraud_pipeline.model.artifacts import read_metadata
 from fraud_pipeline.net import free_port, wait_for_port
 from fraud_pipeline.registry import versions
-from fraud_pipeline.storage.migrate import migrate
+from fraud_pipeline.registry.versions import set_up_database
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.airflow_runs import DAGS, run_python
 from tests.support.factories import public_sample, scored_payments
@@ -159,7 +159,7 @@ def _scored_versions(conn, start: datetime, end: datetime) -> dict[str, int]:
 def test_retrain_keeps_a_challenger_below_the_gate_promotes_past_it_and_rolls_back(
     airflow_env, services, conn, clean_db, reload_server, tmp_path, monkeypatch, capsys
 ):
-    migrate(clean_db)  # the committed model: the first champion
+    set_up_database(clean_db)  # the committed model: the first champion
     committed = versions.champion(conn)
     assert committed is not None and _served_version(reload_server) == committed.version
     store = tmp_path / "store"

@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 import psycopg2
 import pytest
 
+from fraud_devstack.stack.airflow_local import ADMIN_USER, AirflowClient
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.airflow_local import ADMIN_USER, AirflowClient
+from fraud_pipeline.registry.versions import set_up_database
 from fraud_pipeline.retrain import run
 from fraud_pipeline.retrain.window import load_labelled
 from fraud_pipeline.storage import db
-from fraud_pipeline.storage.migrate import migrate
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.airflow_runs import DAGS, run_python
 from tests.support.factories import public_sample, scored_payments
@@ -50,7 +50,7 @@ def scheduled_slot_on_unpause(airflow_env: dict[str, str]) -> datetime:
 
 @pytest.mark.airflow
 def test_unpausing_trains_on_the_latest_complete_window(airflow_env, conn, clean_db, monkeypatch):
-    migrate(clean_db)
+    set_up_database(clean_db)
     monkeypatch.setenv("RETRAIN_WINDOW_DAYS", "6")
     monkeypatch.setenv("RETRAIN_HOLDOUT_DAYS", "2")
     get_settings.cache_clear()
@@ -141,7 +141,7 @@ def test_unpausing_fraud_retrain_on_a_stack_with_a_week_of_data(
     get_settings.cache_clear()
     airflow_url = db.with_database(clean_db, airflow_db)
     state_dir = tmp_path / "state"
-    migrate(clean_db)
+    set_up_database(clean_db)
     week = 7 * 86_400
     rows = public_sample().sample(WEEK_PAYMENTS, random_state=5)
     start = clock.now() - timedelta(seconds=week)

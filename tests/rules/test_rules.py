@@ -16,10 +16,10 @@ import pandas as pd
 import psycopg2
 import pytest
 
+from fraud_devstack.stack.generate import payments_between
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline import clock
 from fraud_pipeline.alerting.alerts import SmtpTarget, alert_pending
-from fraud_pipeline.devstack.generate import payments_between
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.ingest.validate import Validated
 from fraud_pipeline.model.artifacts import Model, load_model

@@ -12,7 +12,7 @@ import pandas as pd
 import psycopg2
 import pytest
 
-from fraud_pipeline.devstack.generate import payments_between
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.ingest.validate import Validated
 from fraud_pipeline.model.artifacts import load_model

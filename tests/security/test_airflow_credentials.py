@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from fraud_devstack.stack import airflow_local
 from fraud_pipeline.config import REPO_ROOT
-from fraud_pipeline.devstack import airflow_local
 
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 URL_PASSWORD = re.compile(r"://[^/:@\s]+:([^@\s]*)@")

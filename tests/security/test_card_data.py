@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 from sqlalchemy import create_engine
 
-from fraud_pipeline.devstack.generate import payments_between
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline.ingest.cards import mask_last4
 from fraud_pipeline.ingest.extract import to_records
 from fraud_pipeline.ingest.validate import validate

@@ -9,9 +9,9 @@ import re
 import psycopg2
 import pytest
 
+from fraud_devstack.stack.local_stack import first_admin
 from fraud_pipeline import cli
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.local_stack import first_admin
 from fraud_pipeline.security import audit, users
 from fraud_pipeline.storage import db
 

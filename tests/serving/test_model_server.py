@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import requests
 
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline.config import REPO_ROOT, get_settings
-from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import ArtifactError, load_model
 from fraud_pipeline.model.tarballs import safe_extractall

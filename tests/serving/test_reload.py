@@ -21,7 +21,7 @@ from fraud_pipeline.net import free_port, wait_for_port
 from fraud_pipeline.registry import versions
 from fraud_pipeline.registry.rollout import RolloutError, reload_local_server, roll_out
 from fraud_pipeline.registry.store import LocalStore
-from fraud_pipeline.storage.migrate import migrate
+from fraud_pipeline.registry.versions import set_up_database
 from tests.support.registry import model_version_copy, tamper
 
 
@@ -37,7 +37,7 @@ def _score(url: str, body: bytes) -> tuple[int, str]:
 
 @pytest.mark.slow
 def test_swaps_under_load_never_fail_a_request(clean_db, conn, tmp_path, monkeypatch, capsys):
-    migrate(clean_db)  # the committed model: the first champion
+    set_up_database(clean_db)  # the committed model: the first champion
     committed = versions.champion(conn)
     assert committed is not None
     store = LocalStore(tmp_path / "store")

@@ -12,7 +12,7 @@ from psycopg2 import sql
 from fraud_pipeline import clock
 from fraud_pipeline.cli import main
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.model.features import LOOKBACK
+from fraud_pipeline.schema import LOOKBACK
 from fraud_pipeline.storage import history
 from fraud_pipeline.storage.archive import _LOCK_ID, archive_payments, min_retention_days
 from fraud_pipeline.storage.upsert import upsert_scored

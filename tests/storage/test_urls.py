@@ -7,8 +7,8 @@ import json
 import pytest
 from sqlalchemy.engine import make_url
 
-from fraud_pipeline.devstack.airflow_local import postgres_connection, sqlalchemy_url
-from fraud_pipeline.devstack.local_stack import _redact
+from fraud_devstack.stack.airflow_local import postgres_connection, sqlalchemy_url
+from fraud_devstack.stack.local_stack import _redact
 from fraud_pipeline.storage import db
 
 # What pgserver (the embedded server) hands out: no host, the socket directory in the query.

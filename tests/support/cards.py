@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from fraud_pipeline.devstack.mailcatcher import read_maildir
+from fraud_devstack.stack.mailcatcher import read_maildir
 from fraud_pipeline.security.masking import DIGIT_RUN, SEPARATOR
 
 Place = tuple[str, str]  # (where, the text found there)

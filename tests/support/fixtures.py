@@ -27,17 +27,17 @@ import pytest
 import streamlit as st
 from moto import mock_aws
 
+from fraud_devstack.stack import payments_api
+from fraud_devstack.stack.faults import FaultProxy
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack import payments_api
-from fraud_pipeline.devstack.faults import FaultProxy
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.net import free_port
+from fraud_pipeline.registry.versions import set_up_database
 from fraud_pipeline.serving import model_server
 from fraud_pipeline.serving.sagemaker_deploy import Release
 from fraud_pipeline.storage import db
-from fraud_pipeline.storage.migrate import migrate
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support import fresh_machine, processes
 from tests.support.airflow_runs import airflow_home, close_interpreters
@@ -173,7 +173,7 @@ def database_url() -> Iterator[str]:
     previous = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
-    migrate(url)
+    set_up_database(url)
     try:
         yield url
     finally:
@@ -337,7 +337,7 @@ def outcomes() -> list[Outcome]:
 
 @pytest.fixture
 def launch_stack() -> Iterator[Callable[..., processes.Stack]]:
-    """Start `fraud-pipeline run` stacks (`launch_stack(state_dir, *args)`); however the test ends
+    """Start `fraud-dev run` stacks (`launch_stack(state_dir, *args)`); however the test ends
     (passed, failed, timed out), each is stopped and nothing carrying its id is left running."""
     stacks: list[processes.Stack] = []
 
@@ -415,7 +415,7 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
     data_dir = Path(tempfile.mkdtemp(prefix="fraud-restart-")) / "pgdata"
     server_url = db.start_embedded_server(data_dir, throwaway=True)
     url = db.with_database(server_url, "fraud_restart")
-    migrate(url)
+    set_up_database(url)
     server = ThrowawayPostgres(data_dir, url)
     try:
         yield server

@@ -1,4 +1,4 @@
-"""Starting and stopping `fraud-pipeline run` stacks in tests, and finding what they leave behind.
+"""Starting and stopping `fraud-dev run` stacks in tests, and finding what they leave behind.
 
 Every stack a test starts carries a stack id in its environment (`FRAUD_STACK_ID`), inherited by
 all its descendants, so a test can always find and stop them: also when it times out or fails.
@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from fraud_pipeline.devstack.local_stack import STACK_ID_ENV
+from fraud_devstack.stack.local_stack import STACK_ID_ENV
 
 
 def processes_with(stack_id: str) -> list[int]:
@@ -36,7 +36,7 @@ def processes_with(stack_id: str) -> list[int]:
 
 
 class Stack:
-    """A `fraud-pipeline run` subprocess with a known stack id."""
+    """A `fraud-dev run` subprocess with a known stack id."""
 
     def __init__(self, state_dir: Path, *args: str) -> None:
         self.state_dir = state_dir
@@ -45,7 +45,7 @@ class Stack:
             [
                 sys.executable,
                 "-m",
-                "fraud_pipeline.cli",
+                "fraud_devstack.cli",
                 "run",
                 "--state-dir",
                 str(state_dir),

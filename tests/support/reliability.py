@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fraud_devstack.stack.faults import FaultProxy
 from fraud_pipeline.config import Settings
-from fraud_pipeline.devstack.faults import FaultProxy
 from fraud_pipeline.serving.endpoint import EndpointClient
 from tests.support.aws import runtime_for
 from tests.support.servers import Services

@@ -17,8 +17,8 @@ import psycopg2
 import requests
 from psycopg2 import sql
 
-from fraud_pipeline.devstack.generate import payments_between
-from fraud_pipeline.devstack.mailcatcher import read_maildir
+from fraud_devstack.stack.generate import payments_between
+from fraud_devstack.stack.mailcatcher import read_maildir
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import Model
 from fraud_pipeline.pipeline.steps import run_interval

@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 import uvicorn
 
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.net import wait_for_port
 from fraud_pipeline.serving import http_server
 

@@ -8,18 +8,22 @@ a command never pays for another's heavy imports, and no other module sees argpa
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
 
 from fraud_pipeline.security import log_masking
 from fraud_pipeline.security.masking import mask_card_numbers
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    from fraud_pipeline.storage.migrate import migrate
+    from fraud_pipeline.registry.versions import set_up_database
 
-    applied = migrate(args.database_url)
+    applied = set_up_database(args.database_url)
     if applied:
         for m in applied:
             print(f"applied {m.version:03d}_{m.name}")
@@ -50,14 +54,6 @@ def _db_archive(args: argparse.Namespace) -> int:
 
 
 # --- adapters: parsed arguments -> typed keyword parameters (imports stay lazy) ----------------
-def _generate(args: argparse.Namespace) -> int:
-    from fraud_pipeline.devstack.generate import main
-
-    return main(
-        out=args.out, rows=args.rows, days=args.days, end=args.end, rate=args.rate, seed=args.seed
-    )
-
-
 def _train(args: argparse.Namespace) -> int:
     from fraud_pipeline.model.train import main
 
@@ -80,27 +76,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fraud_pipeline.model.evaluate import main
 
     return main(data=args.data, as_json=args.json, since=args.since, split=args.split, out=args.out)
-
-
-def _serve_mail(args: argparse.Namespace) -> int:
-    from fraud_pipeline.devstack.inbox_web import main
-
-    return main(host=args.host, port=args.port, web_port=args.web_port, maildir=args.maildir)
-
-
-def _serve_payments(args: argparse.Namespace) -> int:
-    from fraud_pipeline.devstack.payments_api import main
-
-    return main(
-        host=args.host,
-        port=args.port,
-        source=args.source,
-        csv=args.csv,
-        rate=args.rate,
-        speed=args.speed,
-        seed=args.seed,
-        late_share=args.late_share,
-    )
 
 
 def _set_reader_password(args: argparse.Namespace) -> int:
@@ -137,8 +112,6 @@ def _audit(args: argparse.Namespace) -> int:
 def _users(args: argparse.Namespace) -> int:
     """`users add|disable|reset-password|list`: accounts of the report (as the database owner,
     audited under the operating-system user's name)."""
-    import getpass
-
     from fraud_pipeline.security import users
     from fraud_pipeline.storage import db
 
@@ -190,8 +163,6 @@ def _lists(args: argparse.Namespace) -> int:
 
 def _serve_model(args: argparse.Namespace) -> int:
     """The container's entry point on the local artifacts: the same settings, from options."""
-    import os
-
     from fraud_pipeline.serving.model_server import main
 
     environ = {
@@ -211,8 +182,6 @@ def _serve_model(args: argparse.Namespace) -> int:
 
 
 def _sagemaker(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from fraud_pipeline.serving.sagemaker_deploy import main as sagemaker_main
 
     command = args.sagemaker_command
@@ -227,8 +196,6 @@ def _sagemaker(args: argparse.Namespace) -> int:
 
 
 def _model(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from fraud_pipeline.registry.commands import main as model_main
 
     command = args.model_command
@@ -251,38 +218,7 @@ def _retrain(args: argparse.Namespace) -> int:
     return main(window_days=args.window_days)
 
 
-def _airflow(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from fraud_pipeline.config import get_settings
-    from fraud_pipeline.devstack.airflow_local import cli
-
-    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
-    state_dir = Path(args.state_dir) if args.state_dir else get_settings().local_state_dir
-    return cli(state_dir, arguments)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from fraud_pipeline.devstack.local_stack import main
-
-    services = ("payments", "model", "smtp", "inbox", "airflow", "report")
-    ports = {name: port for name in services if (port := getattr(args, f"{name}_port")) is not None}
-    return main(
-        state_dir=args.state_dir,
-        free_ports=args.free_ports,
-        ports=ports,
-        only=args.only,
-        backfill=not args.no_backfill,
-        backfill_hours=args.backfill_hours,
-        history_days=args.history_days,
-        payments_rate=args.payments_rate,
-        status_every=args.status_every,
-    )
-
-
 def _reconcile(args: argparse.Namespace) -> int:
-    from datetime import date
-
     from fraud_pipeline import clock
     from fraud_pipeline.pipeline.backfill import reconcile
 
@@ -315,18 +251,12 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 def _monitor(args: argparse.Namespace) -> int:
     if args.monitor_command == "build-reference":
-        from fraud_pipeline.monitoring.reference import main as build_reference
+        from fraud_pipeline.monitoring.build_reference import main as build_reference
 
         return build_reference(artifacts=args.artifacts)
     from fraud_pipeline.monitoring.health import main as check
 
     return check(day=args.day)
-
-
-def _report_demo(args: argparse.Namespace) -> int:
-    from fraud_pipeline.devstack.demo import main
-
-    return main(day=args.day, source=args.source, rate=args.rate, seed=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -355,16 +285,6 @@ def build_parser() -> argparse.ArgumentParser:
     archive.set_defaults(handler=_db_archive)
 
     # --- data and model --------------------------------------------------------------------
-    generate = commands.add_parser("generate", help="write realistic Sparkov-format payments")
-    size = generate.add_mutually_exclusive_group()
-    size.add_argument("--rows", type=int, help="the last N payments before --end")
-    size.add_argument("--days", type=float, default=1.0, help="days of payments before --end")
-    generate.add_argument("--end", help="end of the period (default: today 00:00)")
-    generate.add_argument("--rate", type=float, default=60.0, help="payments per minute")
-    generate.add_argument("--seed", type=int, default=42)
-    generate.add_argument("--out", required=True, help="FILE.csv or FILE.csv.gz")
-    generate.set_defaults(handler=_generate)
-
     train = commands.add_parser("train", help="train the XGBoost model and write the artifacts")
     train.add_argument("--out", help="artifacts directory (default: ARTIFACTS_DIR)")
     train.add_argument(
@@ -507,57 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retrain.set_defaults(handler=_retrain)
 
-    # --- local stack (make run) ------------------------------------------------------------
-    airflow = commands.add_parser(
-        "airflow",
-        help="the Airflow CLI on the local stack's state, e.g. `airflow -- dags list-runs ...`",
-    )
-    airflow.add_argument("--state-dir", help="the stack's state directory (default .local)")
-    airflow.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to `airflow`")
-    airflow.set_defaults(handler=_airflow)
-    run = commands.add_parser("run", help="start the whole pipeline locally until Ctrl-C")
-    run.add_argument("--state-dir", help="PostgreSQL data, Airflow, mail, logs (default .local)")
-    run.add_argument("--free-ports", action="store_true", help="pick free ports for everything")
-    for service in ("payments", "model", "smtp", "inbox", "airflow", "report"):
-        run.add_argument(f"--{service}-port", type=int, help="override the configured port")
-    run.add_argument("--only", help="comma-separated compose service names to start")
-    run.add_argument(
-        "--no-backfill", action="store_true", help="skip back-filling yesterday and today"
-    )
-    run.add_argument("--backfill-hours", type=int, default=24, help="of yesterday, up to 24")
-    run.add_argument(
-        "--history-days",
-        type=int,
-        help="whole days before those back-filled, loaded too so that the cards have a history "
-        "(default: a week; 0: none)",
-    )
-    run.add_argument(
-        "--payments-rate", type=float, default=60.0, help="payments per minute the API generates"
-    )
-    run.add_argument("--status-every", type=float, default=30.0, help="seconds between statuses")
-    run.set_defaults(handler=_run)
-
-    serve_mail = commands.add_parser("serve-mail", help="local SMTP catcher + web inbox")
-    serve_mail.add_argument("--host", default="127.0.0.1")
-    serve_mail.add_argument("--port", type=int, help="SMTP port (default SMTP_PORT, 8025)")
-    serve_mail.add_argument("--web-port", type=int, help="web inbox (default INBOX_PORT, 8026)")
-    serve_mail.add_argument("--maildir", help="folder of .eml files (default .local/mail)")
-    serve_mail.set_defaults(handler=_serve_mail)
-
     # --- pipeline --------------------------------------------------------------------------
-    serve_payments = commands.add_parser("serve-payments", help="the payments API server")
-    serve_payments.add_argument("--host", default="127.0.0.1")
-    serve_payments.add_argument("--port", type=int, default=8000)
-    serve_payments.add_argument("--source", choices=["generator", "csv"], default="generator")
-    serve_payments.add_argument("--csv", help="with --source csv: the Sparkov CSV to replay")
-    serve_payments.add_argument("--rate", type=float, default=60.0, help="generator: payments/min")
-    serve_payments.add_argument("--speed", type=float, default=1.0, help="csv: replay speed-up")
-    serve_payments.add_argument("--seed", type=int, default=42)
-    serve_payments.add_argument(
-        "--late-share", type=float, help="share delivered late (default PAYMENTS_LATE_SHARE)"
-    )
-    serve_payments.set_defaults(handler=_serve_payments)
-
     run_interval = commands.add_parser(
         "run-interval", help="run every pipeline step for [--start, --end) outside Airflow"
     )
@@ -594,27 +464,6 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("ids", type=int, nargs="+", metavar="ID")
     quarantine.set_defaults(handler=_quarantine)
 
-    # --- benchmarks ------------------------------------------------------------------------
-    bench = commands.add_parser("bench", help="throughput and latency benchmarks (make bench)")
-    bench.add_argument("--quick", action="store_true", help="small sizes: checks the harness")
-    bench.add_argument("--no-live", action="store_true", help="skip the local Airflow latency run")
-    bench.add_argument("--out", help="results file (default bench/results.json)")
-    bench.add_argument("--chart", help="chart PNG (default docs/bench.png)")
-
-    def _bench(args: argparse.Namespace) -> int:
-        from pathlib import Path
-
-        from fraud_pipeline.bench.run import main as bench_main
-
-        return bench_main(
-            quick=args.quick,
-            with_live=not args.no_live,
-            out=Path(args.out) if args.out else None,
-            chart_path=Path(args.chart) if args.chart else None,
-        )
-
-    bench.set_defaults(handler=_bench)
-
     # --- model monitoring -----------------------------------------------------------------
     monitor = commands.add_parser("monitor", help="model health: drift, alert volume, precision")
     monitor_commands = monitor.add_subparsers(
@@ -636,19 +485,6 @@ def build_parser() -> argparse.ArgumentParser:
     report_commands = report.add_subparsers(
         dest="report_command", required=True, metavar="REPORT_COMMAND"
     )
-    demo = report_commands.add_parser(
-        "demo", help="store a realistic day: payments scored by the real model"
-    )
-    demo.add_argument("--day", help="YYYY-MM-DD (default: yesterday in BUSINESS_TZ)")
-    demo.add_argument(
-        "--source",
-        choices=["sparkov", "generator"],
-        default="sparkov",
-        help="held-out Sparkov weeks moved onto the day (default), or our generator",
-    )
-    demo.add_argument("--rate", type=float, default=10.0, help="generator: payments per minute")
-    demo.add_argument("--seed", type=int, default=42)
-    demo.set_defaults(handler=_report_demo)
     reader_password = report_commands.add_parser(
         "set-reader-password",
         help="let fraud_report_reader log in with REPORT_DATABASE_URL's password",
@@ -717,8 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None, *, parser: argparse.ArgumentParser | None = None
+) -> int:
+    """Run one command: `parser` is this CLI's, or the dev CLI's (`fraud_devstack.cli`)."""
+    args = (parser or build_parser()).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

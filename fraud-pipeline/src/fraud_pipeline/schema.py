@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Final
 
 # The public Sparkov (Kaggle fraudTrain/fraudTest) columns, in file order.
@@ -118,3 +119,15 @@ NUMBER_FIELDS: Final[tuple[str, ...]] = (
     "is_fraud",
     "unix_time",
 )
+
+
+# A card's history: what the card-history features (model.features) read of its earlier
+# payments, and how far back; storage.history loads exactly these.
+HISTORY_COLUMNS: Final[tuple[str, ...]] = (
+    "trans_num",
+    "trans_time",
+    "card_token",
+    "category",
+    "amt",
+)
+LOOKBACK: Final = timedelta(days=30)

@@ -23,14 +23,14 @@ from fraud_pipeline.alerting import digest
 from fraud_pipeline.alerting.mail import AlertError, SmtpTarget, compose, deliver, email_id
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
-from fraud_pipeline.report.wording import (
+from fraud_pipeline.rules.engine import flagged_by
+from fraud_pipeline.wording import (
     case_link,
     describe_reasons,
     format_count,
     format_money,
     merchant_name,
 )
-from fraud_pipeline.rules.engine import flagged_by
 
 __all__ = ["MAX_PER_EMAIL", "AlertError", "SmtpTarget", "alert_pending", "render"]
 

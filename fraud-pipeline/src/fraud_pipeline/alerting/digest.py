@@ -32,8 +32,8 @@ import psycopg2.extensions
 from fraud_pipeline import clock
 from fraud_pipeline.alerting.mail import SmtpTarget, compose, deliver, email_id
 from fraud_pipeline.config import Settings
-from fraud_pipeline.report.wording import format_count, format_money, report_link
 from fraud_pipeline.storage import watermark
+from fraud_pipeline.wording import format_count, format_money, report_link
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,8 @@ from typing import Any, Literal
 import jinja2
 import psycopg2.extensions
 
-from fraud_pipeline import clock
+from fraud_pipeline import clock, wording
 from fraud_pipeline.config import Settings
-from fraud_pipeline.report import wording
 from fraud_pipeline.security.masking import mask_card_numbers
 
 log = logging.getLogger(__name__)

@@ -17,15 +17,14 @@ Rows are ordered by (card, time, trans_num) so that ties are broken the same way
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
 from fraud_pipeline.ingest.payments import local_wall_clock
+from fraud_pipeline.schema import HISTORY_COLUMNS
 
-LOOKBACK: Final = timedelta(days=30)
 WINDOWS: Final[dict[str, int]] = {"1h": 3_600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 NIGHT_HOURS: Final = frozenset({22, 23, 0, 1, 2, 3})
 
@@ -118,16 +117,6 @@ def _prior_start(keys: np.ndarray, seconds: np.ndarray, window: int) -> np.ndarr
 
 def _epoch_seconds(times: pd.Series) -> np.ndarray:
     return ((times - pd.Timestamp(0, tz="UTC")).dt.total_seconds()).to_numpy()
-
-
-# What the card-history features read of earlier payments (history.py loads only these).
-HISTORY_COLUMNS: Final[tuple[str, ...]] = (
-    "trans_num",
-    "trans_time",
-    "card_token",
-    "category",
-    "amt",
-)
 
 
 def history_features(payments: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:

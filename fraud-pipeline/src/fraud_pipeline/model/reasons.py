@@ -2,7 +2,7 @@
 
 Each reason keeps, beside its feature's value, the card's `baseline`: the few history features
 a person needs to judge it (its payments, spending and night payments over 30 days...), so the
-sentence an analyst reads (`report.wording.describe_reason`) can say "9× this card's daily
+sentence an analyst reads (`wording.describe_reason`) can say "9× this card's daily
 average" long after the payment was scored.
 """
 

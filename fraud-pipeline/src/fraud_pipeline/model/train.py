@@ -45,6 +45,12 @@ from fraud_pipeline.model.metrics import (
     choose_threshold,
     recall_at_fpr,
 )
+from fraud_pipeline.model.reference import (
+    REFERENCE_FILE,
+    build_reference,
+    to_bytes,
+    top_features,
+)
 from fraud_pipeline.model.reviews import ReviewedExamples, load_reviewed_examples
 from fraud_pipeline.model.split import (
     COLD_DAYS,
@@ -60,12 +66,6 @@ from fraud_pipeline.model.split import (
     from_unseen_start,
     row_groups,
     validation_run_rows,
-)
-from fraud_pipeline.monitoring.reference import (
-    REFERENCE_FILE,
-    build_reference,
-    to_bytes,
-    top_features,
 )
 from fraud_pipeline.schema import CATEGORIES
 

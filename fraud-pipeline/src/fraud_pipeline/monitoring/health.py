@@ -33,10 +33,13 @@ from fraud_pipeline import clock
 from fraud_pipeline.alerting.mail import SmtpTarget, compose, send
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.model.artifacts import read_metadata
-from fraud_pipeline.model.features import HISTORY_NUMERIC, LOOKBACK
-from fraud_pipeline.monitoring.psi import psi, shares
-from fraud_pipeline.monitoring.reference import SCORE, load_reference
+from fraud_pipeline.model.features import HISTORY_NUMERIC, feature_frame
+from fraud_pipeline.model.psi import psi, shares
+from fraud_pipeline.model.reference import SCORE, load_reference
+from fraud_pipeline.schema import LOOKBACK
 from fraud_pipeline.storage import watermark
+from fraud_pipeline.storage.db import connect
+from fraud_pipeline.storage.history import load_batch_history, load_card_history
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +78,6 @@ def _day_features(
 ) -> Any:
     """The model's features of up to `sample` of the day's payments (a fixed sample: the
     same day gives the same figures), each with its card's stored history."""
-    from fraud_pipeline.model.features import feature_frame
-    from fraud_pipeline.storage.history import load_batch_history, load_card_history
-
     lo, hi = clock.day_bounds(day)
     with conn.cursor() as cur:
         cur.execute(
@@ -278,8 +278,6 @@ def check_day(
 
 def main(day: str | None = None) -> int:
     """`fraud-pipeline monitor check`: one day's health, printed."""
-    from fraud_pipeline.storage.db import connect
-
     conn = connect()
     try:
         result = check_day(conn, date.fromisoformat(day) if day else clock.yesterday())

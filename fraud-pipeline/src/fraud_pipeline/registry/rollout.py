@@ -1,7 +1,7 @@
 """Make the scoring endpoint serve a registry version: `model promote`/`rollback`/`rollout`.
 
 Which endpoint: the one of the stack this checkout runs (`<LOCAL_STATE_DIR>/stack.json`, the
-state `fraud-pipeline airflow` uses: `make run --free-ports` serves the model on a port of its
+state `fraud-dev airflow` uses: `make run --free-ports` serves the model on a port of its
 own), else SAGEMAKER_ENDPOINT_URL, else SageMaker. Locally the model server started with
 `serve-model --reload` is asked to reload the version's artifacts, with the registry's SHA-256s:
 it verifies them and swaps the model in place, or refuses and keeps serving the old one. On AWS

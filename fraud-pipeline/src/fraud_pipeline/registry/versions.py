@@ -33,6 +33,8 @@ from typing import Any
 import psycopg2
 from psycopg2.extensions import connection as Connection
 
+from fraud_pipeline.config import get_settings
+from fraud_pipeline.model.artifacts import read_metadata, verify
 from fraud_pipeline.model.checksums import (
     METADATA_FILE,
     ArtifactError,
@@ -41,6 +43,8 @@ from fraud_pipeline.model.checksums import (
 )
 from fraud_pipeline.registry.store import ModelStore
 from fraud_pipeline.security import audit
+from fraud_pipeline.storage.db import connect, database_url
+from fraud_pipeline.storage.migrate import Migration, migrate
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +206,6 @@ def register(
     conn: Connection, store: ModelStore, artifacts_dir: Path, by: str = "unknown"
 ) -> ModelVersion:
     """Verify `artifacts_dir`, copy it into `store`, verify the copy, record it as challenger."""
-    from fraud_pipeline.model.artifacts import read_metadata, verify
-
     metadata = read_metadata(artifacts_dir)
     verify(artifacts_dir, metadata)  # checksums and library versions, before anything is copied
     row = describe(artifacts_dir, metadata)
@@ -221,6 +223,20 @@ def register(
     registered = get_version(conn, row["version"])
     assert registered is not None
     return registered
+
+
+def set_up_database(url: str | None = None) -> list[Migration]:
+    """`db migrate`: the pending migrations, then the committed model as the first champion of an
+    empty registry, so a fresh database scores from its first run. Returns the migrations
+    applied now."""
+    applied = migrate(url)
+    conn = connect(url or database_url())
+    try:
+        if register_committed(conn, get_settings().artifacts_dir):
+            log.info("registered the committed model as the first champion")
+    finally:
+        conn.close()
+    return applied
 
 
 def register_committed(conn: Connection, artifacts_dir: Path) -> bool:

@@ -15,7 +15,7 @@ from typing import Final
 import pandas as pd
 
 from fraud_pipeline.report.queries import Db, _read, label_precision, label_recall
-from fraud_pipeline.report.wording import format_count, format_percent
+from fraud_pipeline.wording import format_count, format_percent
 
 WINDOW_DAYS: Final = 30
 ALL_MODELS: Final = "All models"

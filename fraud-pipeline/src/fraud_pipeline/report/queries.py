@@ -26,7 +26,9 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
-from fraud_pipeline.report.wording import (
+from fraud_pipeline.security.masking import mask_card_numbers
+from fraud_pipeline.storage import db
+from fraud_pipeline.wording import (
     describe_reasons,
     format_count,
     format_money,
@@ -34,8 +36,6 @@ from fraud_pipeline.report.wording import (
     format_signed_money,
     merchant_name,
 )
-from fraud_pipeline.security.masking import mask_card_numbers
-from fraud_pipeline.storage import db
 
 # The report's engine, or a task's own psycopg2 connection (the morning summary's DAG task).
 Db: TypeAlias = Engine | Connection | psycopg2.extensions.connection

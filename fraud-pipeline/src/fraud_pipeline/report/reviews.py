@@ -28,10 +28,10 @@ from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
 from fraud_pipeline.report.queries import Db, _read, display_table, set_role_password_main
-from fraud_pipeline.report.wording import describe_reasons, merchant_name
 from fraud_pipeline.security import audit
 from fraud_pipeline.security.masking import mask_card_numbers
 from fraud_pipeline.storage import db
+from fraud_pipeline.wording import describe_reasons, merchant_name
 
 REVIEWER_ROLE: Final = "fraud_report_reviewer"
 ADMIN_ROLE: Final = "fraud_report_admin"

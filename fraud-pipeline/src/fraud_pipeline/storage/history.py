@@ -13,8 +13,7 @@ import pandas as pd
 import psycopg2.extensions
 from psycopg2 import sql
 
-from fraud_pipeline.model.features import HISTORY_COLUMNS, LOOKBACK
-from fraud_pipeline.schema import PAYMENT_COLUMNS
+from fraud_pipeline.schema import HISTORY_COLUMNS, LOOKBACK, PAYMENT_COLUMNS
 
 # The tokens are cast to the column's type: a Python list arrives as text[], and
 # `card_token::text = ANY(text[])` cannot use the (card_token, trans_time) index (a scan of every

@@ -3,8 +3,8 @@
 Applied versions are recorded in `schema_migrations` with the file's SHA-256; a migration whose
 file changed after it was applied is refused (edit history by adding a new file, never in place).
 An advisory lock makes concurrent `db migrate` calls safe, also on different databases of one
-server (the roles that migrations create are the server's). An empty model registry then gets the
-committed model as its first champion (registry/versions.py).
+server (the roles that migrations create are the server's). The schema only: the first champion
+is the registry's business (`registry.versions.set_up_database`, what `db migrate` runs).
 """
 
 from __future__ import annotations
@@ -90,10 +90,6 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
                    WHERE app_settings.value IS DISTINCT FROM EXCLUDED.value""",
                 (get_settings().business_tz,),
             )
-        from fraud_pipeline.registry.versions import register_committed
-
-        if register_committed(conn, get_settings().artifacts_dir):
-            log.info("registered the committed model as the first champion")
     finally:
         conn.close()
     return applied_now

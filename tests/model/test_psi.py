@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fraud_pipeline.monitoring.psi import EPSILON, bin_edges, psi, shares
+from fraud_pipeline.model.psi import EPSILON, bin_edges, psi, shares
 
 
 def test_identical_distributions_have_no_drift():

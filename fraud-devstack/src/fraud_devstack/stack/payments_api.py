@@ -1,4 +1,4 @@
-"""The payments API server (`fraud-pipeline serve-payments`): a real-time stream of payments.
+"""The payments API server (`fraud-dev serve-payments`): a real-time stream of payments.
 
 Sources: the generator (deterministic per minute, see generate.py) or the replay of a Sparkov CSV
 with its order and spacing kept and its times shifted so that the stream runs through now.
@@ -43,7 +43,7 @@ MAX_LIMIT = 50_000
 
 
 def generator_source(seed: int = 42, rate_per_min: float = 60.0) -> Source:
-    from fraud_pipeline.devstack.generate import payments_between
+    from fraud_devstack.stack.generate import payments_between
 
     def source(start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         return payments_between(start, end, seed=seed, rate_per_min=rate_per_min)
@@ -267,7 +267,7 @@ def main(
     seed: int = 42,
     late_share: float | None = None,
 ) -> int:
-    """`fraud-pipeline serve-payments`: serve payments until interrupted.
+    """`fraud-dev serve-payments`: serve payments until interrupted.
 
     `source="generator"` makes `rate` payments per minute from `seed`; `source="csv"` replays
     the Sparkov file `csv` from now on, `speed` times faster than real time. `late_share`

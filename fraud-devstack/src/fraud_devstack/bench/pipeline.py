@@ -27,10 +27,10 @@ import pandas as pd
 import psycopg2
 from psycopg2 import sql
 
-from fraud_pipeline.bench.scoring import model_server
-from fraud_pipeline.bench.storage import bare_copy_seconds, scratch_database
+from fraud_devstack.bench.scoring import model_server
+from fraud_devstack.bench.storage import bare_copy_seconds, scratch_database
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import to_payments
 from fraud_pipeline.model.artifacts import Model, load_model
 from fraud_pipeline.pipeline import steps

@@ -24,9 +24,9 @@ from typing import Any
 
 import requests
 
-from fraud_pipeline.bench.minutes import run_minute, services
-from fraud_pipeline.bench.scoring import cli_server
-from fraud_pipeline.bench.storage import scratch_database
+from fraud_devstack.bench.minutes import run_minute, services
+from fraud_devstack.bench.scoring import cli_server
+from fraud_devstack.bench.storage import scratch_database
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.serving.endpoint import EndpointClient
 

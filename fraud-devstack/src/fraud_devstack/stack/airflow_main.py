@@ -1,4 +1,4 @@
-"""`python -m fraud_pipeline.devstack.airflow_main ARGS`: `airflow ARGS` that exits promptly.
+"""`python -m fraud_devstack.stack.airflow_main ARGS`: `airflow ARGS` that exits promptly.
 
 Why: once `airflow api-server` or `airflow scheduler` has shut down cleanly, CPython's own
 finalisation garbage-collects the hundreds of MB of objects Airflow, FastAPI and pydantic keep

@@ -4,7 +4,7 @@ It works as the original Sparkov generator does: every customer belongs to a pro
 profile fixes the habits — how many payments a day (each customer draws its own rate), which
 categories, whether a category is bought in the morning half of the day (00:00-11:59) or the
 afternoon half, and the amounts by category. The profiles are learnt from the training year and
-committed as a small table (PROFILES, written by `python -m fraud_pipeline.devstack.generate`):
+committed as a small table (PROFILES, written by `python -m fraud_devstack.stack.generate`):
 the training cards are grouped by their category mix, and each group keeps only pooled figures
 (at least MIN_CARDS cards each) and its demographics (share of men, age and city-size spread), so
 no card of the training file is copied. Customers are new: a profile, then a gender, an age, a
@@ -39,7 +39,7 @@ from fraud_pipeline.config import PACKAGE_ROOT, get_settings
 from fraud_pipeline.schema import SPARKOV_COLUMNS
 
 SOURCE = PACKAGE_ROOT / "data" / "sparkov_train_2019.csv.gz"
-PROFILES = PACKAGE_ROOT / "data" / "generator_profiles.json"
+PROFILES = Path(__file__).with_name("generator_profiles.json")
 N_PROFILES = 12  # as many as Sparkov's (3 age bands x 2 genders x urban/rural)
 MIN_CARDS = 10  # a profile pools at least this many training cards
 FRAUD_PRIOR = 50  # a profile's fraud categories: its frauds plus this many of everyone's
@@ -579,7 +579,7 @@ def main(
     rate: float = 60.0,
     seed: int = 42,
 ) -> int:
-    """`fraud-pipeline generate`: write `days` of payments (or the last `rows`) before `end`.
+    """`fraud-dev generate`: write `days` of payments (or the last `rows`) before `end`.
 
     `end` defaults to today 00:00 in the business time zone; `rate` is payments per minute; `out` is
     FILE.csv or FILE.csv.gz.

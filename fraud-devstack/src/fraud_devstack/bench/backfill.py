@@ -18,16 +18,16 @@ from typing import Any
 import pandas as pd
 import psycopg2
 
+from fraud_devstack.bench.scoring import cli_server, model_server
+from fraud_devstack.bench.storage import scratch_database
 from fraud_pipeline import clock
-from fraud_pipeline.bench.scoring import cli_server, model_server
-from fraud_pipeline.bench.storage import scratch_database
 
 # The generator serves about this many times its nominal rate over a whole day (daily rhythm).
 GENERATOR_DAY_FACTOR = 1.38
 
 
 def payments_api(rate_per_min: float) -> AbstractContextManager[str]:
-    """`fraud-pipeline serve-payments` (the generator) in its own process; its URL."""
+    """`fraud-dev serve-payments` (the generator) in its own process; its URL."""
     return cli_server("serve-payments", "--rate", str(rate_per_min))
 
 

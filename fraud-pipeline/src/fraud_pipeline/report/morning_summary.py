@@ -12,7 +12,7 @@ from fraud_pipeline import clock
 from fraud_pipeline.alerting.mail import SmtpTarget, compose, send
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.report.queries import day_summary
-from fraud_pipeline.report.wording import format_count, report_link
+from fraud_pipeline.wording import format_count, report_link
 
 
 def summarise(

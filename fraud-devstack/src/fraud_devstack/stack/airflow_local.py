@@ -3,7 +3,7 @@
 Everything Airflow needs is passed to its processes as environment variables
 (`AIRFLOW__SECTION__KEY`, `AIRFLOW_CONN_*`), the same names as in docker-compose. The same
 settings are also written to `<state dir>/airflow/airflow.cfg` (`write_config`), so that the
-Airflow CLI of an on-call engineer (`fraud-pipeline airflow -- dags list-runs fraud_pipeline`, or
+Airflow CLI of an on-call engineer (`fraud-dev airflow -- dags list-runs fraud_pipeline`, or
 `AIRFLOW_HOME=.local/airflow airflow ...`) works on the stack's own metadata database instead of
 creating a stray sqlite one. The state lives under `<state dir>/airflow`: the generated secrets
 (JWT, Fernet, API session key) and the admin's password, created once and reused by later runs.
@@ -104,7 +104,7 @@ TASK_MODULES = (
     "joblib",
     "boto3",
 )
-LOCAL_SETTINGS = f"""\"\"\"Written by fraud_pipeline.devstack.airflow_local: the scheduler preloads the tasks' modules.\"\"\"
+LOCAL_SETTINGS = f"""\"\"\"Written by fraud_devstack.stack.airflow_local: the scheduler preloads the tasks' modules.\"\"\"
 import importlib
 import sys
 
@@ -157,13 +157,13 @@ def write_config(home: Path, env: dict[str, str]) -> Path:
             config.set(section, key, value.replace("%", "%%"))  # Airflow interpolates %
     path = home / "airflow.cfg"
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        out.write("# Written by `fraud-pipeline run` at each start: edit the settings, not this.\n")
+        out.write("# Written by `fraud-dev run` at each start: edit the settings, not this.\n")
         config.write(out)
     return path
 
 
 def cli(state_dir: Path, arguments: list[str]) -> int:
-    """`fraud-pipeline airflow -- ARGS`: the Airflow CLI on the local stack's state."""
+    """`fraud-dev airflow -- ARGS`: the Airflow CLI on the local stack's state."""
     import subprocess
 
     home = Path(state_dir).resolve() / "airflow"
@@ -266,7 +266,7 @@ STOP_THEIR_OWN_CHILDREN = frozenset({"airflow-scheduler", "airflow-dag-processor
 def component_commands(port: int) -> dict[str, list[str]]:
     """The long-running Airflow processes (the parts of `airflow standalone`, one log each),
     through `airflow_main` so that a stop does not wait for their final garbage collection."""
-    airflow = [sys.executable, "-m", "fraud_pipeline.devstack.airflow_main"]
+    airflow = [sys.executable, "-m", "fraud_devstack.stack.airflow_main"]
     return {
         "airflow-api-server": [*airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)],
         "airflow-scheduler": [*airflow, "scheduler"],

@@ -1,7 +1,7 @@
 """Storage throughput: the upsert (COPY-staged vs execute_values) against bare COPY.
 
 Runs in a throwaway database on the resolved server, so it never touches fraud_db.
-`python -m fraud_pipeline.bench.storage [rows]` prints the figures as JSON.
+`python -m fraud_devstack.bench.storage [rows]` prints the figures as JSON.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import psycopg2
 
 from fraud_pipeline.config import PACKAGE_ROOT
 from fraud_pipeline.ingest.payments import read_sparkov_csv, to_payments
+from fraud_pipeline.registry.versions import set_up_database
 from fraud_pipeline.schema import SCORED_COLUMNS
 from fraud_pipeline.storage import db
-from fraud_pipeline.storage.migrate import migrate
 from fraud_pipeline.storage.upsert import copy_csv, prepare, upsert_scored
 
 REAL_ROWS = PACKAGE_ROOT / "data" / "sparkov_kaggle_fraudtest_head.csv.gz"
@@ -48,7 +48,7 @@ def scratch_database() -> Iterator[str]:
     """A migrated database of its own, dropped afterwards."""
     url = db.with_database(db.server_url(), f"fraud_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}")
     try:
-        migrate(url)  # inside: a failed migration leaves no database behind either
+        set_up_database(url)  # inside: a failed migration leaves no database behind either
         yield url
     finally:
         db.drop_database(url)

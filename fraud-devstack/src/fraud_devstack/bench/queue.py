@@ -4,7 +4,7 @@
 In a scratch database: `n` flagged payments without a verdict on `n / 4` cards over 30 days
 (a few live alerts, the rest catch-up digests), as many unflagged ones. Each read is timed
 `repeat` times: the first page of the default queue, a later page, a search by a card's last 4,
-today's live alerts, one case. `python -m fraud_pipeline.bench.queue [n]` prints the figures.
+today's live alerts, one case. `python -m fraud_devstack.bench.queue [n]` prints the figures.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 import psycopg2
 from sqlalchemy import create_engine
 
-from fraud_pipeline.bench.storage import scored_rows, scratch_database
+from fraud_devstack.bench.storage import scored_rows, scratch_database
 from fraud_pipeline.report import reviews
 from fraud_pipeline.report.reviews import CaseFilter
 from fraud_pipeline.storage import db

@@ -1,6 +1,6 @@
 """Where the pipeline's time goes: cProfile of the batch path `make bench` measures.
 
-`python -m fraud_pipeline.bench.profile [ROWS]` scores the same stream as `bench/pipeline.py`
+`python -m fraud_devstack.bench.profile [ROWS]` scores the same stream as `bench/pipeline.py`
 (a day of history, then a batch of ROWS payments, default 100,000) through
 the inbox and `steps.score_and_load` (as the DAG runs it) under cProfile and prints the functions that take the most time, by
 cumulative time: the excerpt the README quotes for the throughput goal. cProfile sees the main
@@ -16,8 +16,8 @@ import pstats
 import sys
 import time
 
-from fraud_pipeline.bench.pipeline import batch_bench, inbox_to_scored
-from fraud_pipeline.bench.run import machine
+from fraud_devstack.bench.pipeline import batch_bench, inbox_to_scored
+from fraud_devstack.bench.run import machine
 
 
 def profile_batch(rows: int, top: int = 25) -> str:
@@ -33,7 +33,7 @@ def profile_batch(rows: int, top: int = 25) -> str:
     stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative")
     stats.print_stats(top)
     header = (
-        f"python -m fraud_pipeline.bench.profile {rows}  ({cpu['cpu']}, {cpu['cores']} cores, "
+        f"python -m fraud_devstack.bench.profile {rows}  ({cpu['cpu']}, {cpu['cores']} cores, "
         f"Python {cpu['python']})\n"
         f"a batch of {len(batch):,} payments over {len(history):,} of history: {seconds:.2f} s "
         f"under cProfile ({len(batch) / seconds:,.0f} payments/s; without it, faster)\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import date
 
-from fraud_pipeline.report import wording
+from fraud_pipeline import wording
 
 
 def _reason(feature: str, value: float, **baseline: float) -> dict:

@@ -1,4 +1,4 @@
-"""A small web inbox over the mail catcher's folder of `.eml` files (`fraud-pipeline serve-mail`).
+"""A small web inbox over the mail catcher's folder of `.eml` files (`fraud-dev serve-mail`).
 
 Locally the fraud alerts land in `.local/mail/` as `.eml` files (MailCatcher); this page lists them
 newest first and shows each one as the analyst's mail client would (its HTML part in a sandboxed
@@ -24,8 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
 
 _MESSAGE_ID = re.compile(r"^[\w.-]+$")  # the .eml file's stem; nothing that could leave the folder
 
@@ -202,7 +202,7 @@ def main(
     web_port: int | None = None,
     maildir: str | Path | None = None,
 ) -> int:
-    """`fraud-pipeline serve-mail`: the SMTP catcher and web inbox, until interrupted.
+    """`fraud-dev serve-mail`: the SMTP catcher and web inbox, until interrupted.
 
     `port` defaults to SMTP_PORT, `web_port` to INBOX_PORT, `maildir` to `.local/mail`.
     """

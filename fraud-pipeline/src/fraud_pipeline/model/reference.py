@@ -3,7 +3,8 @@
 `monitor_reference.json` holds, for the score and the model's top features (by gain), the
 reference's bin edges and the share of rows in each bin, plus the share it flagged. It is built
 from the validation customers (new customers, cold start: what production sees) at train time,
-or for already trained artifacts with `fraud-pipeline monitor build-reference`, and listed with
+or for already trained artifacts with `fraud-pipeline monitor build-reference`
+(monitoring/build_reference.py), and listed with
 its SHA-256 in metadata.json like every other artifact: the monitor reads only a verified one.
 """
 
@@ -18,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from fraud_pipeline.model.checksums import ArtifactError, check_sha256, expected_sha256
-from fraud_pipeline.monitoring.psi import bin_edges, shares
+from fraud_pipeline.model.features import NUMERIC
+from fraud_pipeline.model.psi import bin_edges, shares
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,6 @@ SCORE: Final = "score"
 def top_features(booster: Any, count: int = TOP_FEATURES) -> list[str]:
     """The `count` model inputs with the highest total gain that are numeric feature columns
     (one-hot category columns have no distribution of their own to compare)."""
-    from fraud_pipeline.model.features import NUMERIC
-
     gain = booster.get_score(importance_type="total_gain")
     ranked = sorted((name for name in gain if name in NUMERIC), key=lambda n: (-gain[n], n))
     return ranked[:count]
@@ -81,40 +81,3 @@ def load_reference(artifacts_dir: Path) -> dict[str, Any]:
     check_sha256(artifacts_dir, REFERENCE_FILE)
     reference: dict[str, Any] = json.loads(path.read_bytes())
     return reference
-
-
-def build_for_artifacts(artifacts_dir: Path) -> dict[str, Any]:
-    """Build the reference of already trained artifacts from their validation customers (as
-    `train` does) and record it beside them; the other artifacts stay byte for byte."""
-    from fraud_pipeline.model.artifacts import load_model, record_artifact
-    from fraud_pipeline.model.features import feature_frame
-    from fraud_pipeline.model.split import cold_start_rows
-    from fraud_pipeline.model.train import GENERATED_FILE, labelled
-
-    model = load_model(artifacts_dir, rebuilding=REFERENCE_FILE)
-    raw, payments = labelled(GENERATED_FILE)
-    cold = payments[cold_start_rows(raw, "validation")].reset_index(drop=True)
-    features = feature_frame(cold)
-    matrix = np.asarray(model.preprocess.transform(features), dtype=np.float32)
-    reference = build_reference(
-        features,
-        model.predict(matrix),
-        model.threshold,
-        top_features(model.booster),
-        "validation_new_customers",
-    )
-    record_artifact(artifacts_dir, REFERENCE_FILE, to_bytes(reference))
-    return reference
-
-
-def main(artifacts: str | Path | None = None) -> int:
-    """`fraud-pipeline monitor build-reference`."""
-    from fraud_pipeline.config import get_settings
-
-    artifacts_dir = Path(artifacts or get_settings().artifacts_dir)
-    reference = build_for_artifacts(artifacts_dir)
-    print(
-        f"{REFERENCE_FILE} written to {artifacts_dir}: {reference['rows']} rows, "
-        f"features {', '.join(reference['features'])}, flag share {reference['flag_share']:.4%}"
-    )
-    return 0

@@ -8,7 +8,7 @@ the warmer machine. Once a run is an hour past the first, each run of the second
 the look-back (10 minutes of payments, dropped by key as stored already) and the re-check (one
 minute): the median of those runs against the same minutes without, and per payment re-read.
 
-    .venv/bin/python -m fraud_pipeline.bench.lookback [--rate 600] [--minutes 75]
+    .venv/bin/python -m fraud_devstack.bench.lookback [--rate 600] [--minutes 75]
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from fraud_pipeline.bench.backfill import payments_api
-from fraud_pipeline.bench.minutes import START, load_minute, services
-from fraud_pipeline.bench.storage import scratch_database
+from fraud_devstack.bench.backfill import payments_api
+from fraud_devstack.bench.minutes import START, load_minute, services
+from fraud_devstack.bench.storage import scratch_database
 from fraud_pipeline.config import Settings
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.serving.endpoint import EndpointClient

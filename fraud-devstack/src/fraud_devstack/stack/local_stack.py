@@ -1,4 +1,4 @@
-"""`fraud-pipeline run` (`make run`): the whole pipeline on one machine, without Docker.
+"""`fraud-dev run` (`make run`): the whole pipeline on one machine, without Docker.
 
 In order: PostgreSQL (DATABASE_URL, else 127.0.0.1:5432, else the embedded server under
 `<state dir>/pgdata`), migrations, the model (trained only if the artifacts are missing), then
@@ -33,11 +33,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from fraud_devstack import cli as dev_cli
+from fraud_devstack.stack import airflow_local
+from fraud_devstack.stack.supervisor import Child, ServiceSpec, Supervisor
 from fraud_pipeline import clock
 from fraud_pipeline.alerting import mail
 from fraud_pipeline.config import REPO_ROOT, Settings, get_settings
-from fraud_pipeline.devstack import airflow_local
-from fraud_pipeline.devstack.supervisor import Child, ServiceSpec, Supervisor
 from fraud_pipeline.net import free_port, port_open
 from fraud_pipeline.pipeline.airflow_support import earliest_reported_day
 from fraud_pipeline.security import users
@@ -126,19 +127,14 @@ def http_ok(
 
 
 def cli_command(*args: str) -> list[str]:
-    """`fraud-pipeline ARGS` run by this interpreter (no activated venv or PATH needed)."""
-    return [sys.executable, "-m", "fraud_pipeline.cli", *args]
+    """`fraud-pipeline ARGS` or `fraud-dev ARGS` (whichever has the command), run by this
+    interpreter (no activated venv or PATH needed)."""
+    return dev_cli.command_line(*args)
 
 
 def cli_has(command: str) -> bool:
-    """Whether the CLI has this subcommand yet (the stack integrates pieces as they land)."""
-    from fraud_pipeline.cli import build_parser
-
-    for action in build_parser()._subparsers._group_actions:  # type: ignore[union-attr]
-        choices = getattr(action, "choices", None) or {}
-        if command in choices:
-            return True
-    return False
+    """Whether a CLI has this subcommand yet (the stack integrates pieces as they land)."""
+    return dev_cli.module_with(command) is not None
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -278,7 +274,7 @@ class LocalStack:
 
     def prepare_database(self) -> str:
         """Resolve the server, create + migrate fraud_db; returns the server URL."""
-        from fraud_pipeline.storage.migrate import migrate
+        from fraud_pipeline.registry.versions import set_up_database
 
         server, self._embedded = resolve_server(self.settings, self.state_dir)
         self.fraud_db_url = self.settings.database_url or db.with_database(
@@ -287,7 +283,7 @@ class LocalStack:
         # The pipeline's own database (not the server's maintenance one the stack connects to)
         embedded = f" (embedded server in {self.state_dir / 'pgdata'})" if self._embedded else ""
         self.say(f"PostgreSQL: {_redact(self.fraud_db_url)}{embedded}")
-        applied = migrate(self.fraud_db_url)
+        applied = set_up_database(self.fraud_db_url)
         self.say(f"fraud_db migrated ({len(applied)} new migration(s))")
         self.admin_password = first_admin(self.fraud_db_url)
         return server
@@ -824,7 +820,7 @@ def main(
     payments_rate: float = 60.0,
     status_every: float = 30.0,
 ) -> int:
-    """`fraud-pipeline run`; `ports` overrides some ports, `only` is comma-separated names."""
+    """`fraud-dev run`; `ports` overrides some ports, `only` is comma-separated names."""
     settings = get_settings()
     chosen = Ports.free() if free_ports else Ports.from_settings(settings)
     if ports:

@@ -1,4 +1,4 @@
-"""`fraud-pipeline bench` (`make bench`): every benchmark, one results file, a table and a chart.
+"""`fraud-dev bench` (`make bench`): every benchmark, one results file, a table and a chart.
 
 Throughput (pipeline, naive, COPY), scoring over HTTP, live latency in a local Airflow, a
 large back-fill, a run's latency with and without a challenger to shadow-score, busy minutes
@@ -163,7 +163,7 @@ def main(
     Writes the results to `out` (default bench/results.json) and the chart to `chart_path`
     (default docs/bench.png); prints the table against the goals.
     """
-    from fraud_pipeline.bench import (
+    from fraud_devstack.bench import (
         backfill,
         capacity,
         live,

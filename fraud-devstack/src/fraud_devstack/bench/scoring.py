@@ -2,7 +2,7 @@
 
 The server runs in its own processes (as the SageMaker container does: uvicorn, one worker per
 core), so client and server do not share a GIL. The rows are real model features of generated payments, tiled to `n`.
-`python -m fraud_pipeline.bench.scoring [rows]` prints the figures as JSON.
+`python -m fraud_devstack.bench.scoring [rows]` prints the figures as JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import IO
 
 import numpy as np
 
+from fraud_devstack.cli import command_line
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.net import free_port, wait_for_port
@@ -28,7 +29,7 @@ from fraud_pipeline.serving.endpoint import EndpointClient, runtime_client
 
 def feature_rows(n: int) -> np.ndarray:
     """`n` rows of real features (six hours of generated payments, tiled)."""
-    from fraud_pipeline.devstack.generate import payments_between
+    from fraud_devstack.stack.generate import payments_between
     from fraud_pipeline.ingest.payments import to_payments
 
     payments = to_payments(payments_between(datetime(2026, 3, 2), datetime(2026, 3, 2, 6)))
@@ -38,7 +39,7 @@ def feature_rows(n: int) -> np.ndarray:
 
 @contextmanager
 def cli_server(*args: str, processes: int = 1, start_s: float = 60) -> Iterator[str]:
-    """`fraud-pipeline <args> --port P` in its own process on a free port; its URL.
+    """`fraud-pipeline <args> --port P` (or `fraud-dev <args>`) in its own process on a free port; its URL.
 
     Yielded once `processes` server processes have logged that they serve (uvicorn's "Started
     server process", after the app is built): the port listens before worker processes have
@@ -47,7 +48,7 @@ def cli_server(*args: str, processes: int = 1, start_s: float = 60) -> Iterator[
     port = free_port()
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "fraud_pipeline.cli", *args, "--port", str(port)],
+            [*command_line(*args), "--port", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=log,
         )

@@ -7,13 +7,13 @@ import pytest
 from fraud_pipeline.config import get_settings
 from fraud_pipeline.model.artifacts import load_model, read_metadata
 from fraud_pipeline.model.checksums import ArtifactError, sha256_of
-from fraud_pipeline.monitoring.reference import (
+from fraud_pipeline.model.reference import (
     REFERENCE_FILE,
     SCORE,
-    build_for_artifacts,
     load_reference,
     top_features,
 )
+from fraud_pipeline.monitoring.build_reference import build_for_artifacts
 
 
 def test_the_committed_reference_is_listed_and_describes_the_models_top_features():

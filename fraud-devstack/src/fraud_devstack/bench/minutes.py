@@ -24,10 +24,10 @@ from typing import Any
 
 import psycopg2
 
-from fraud_pipeline.bench.scoring import model_server
+from fraud_devstack.bench.scoring import model_server
+from fraud_devstack.stack.airflow_local import TASK_MODULES
+from fraud_devstack.stack.mailcatcher import MailCatcher
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.devstack.airflow_local import TASK_MODULES
-from fraud_pipeline.devstack.mailcatcher import MailCatcher
 from fraud_pipeline.model.artifacts import Model
 from fraud_pipeline.net import free_port
 from fraud_pipeline.pipeline import shadow, steps

@@ -1,6 +1,6 @@
 """Latency in the running system: per-minute DAG runs in a local Airflow, and alert latency.
 
-Starts the whole stack as `make run` does (`fraud-pipeline run`, LocalExecutor, free ports, a
+Starts the whole stack as `make run` does (`fraud-dev run`, LocalExecutor, free ports, a
 scratch database, no back-fill), lets the payments API generate a busy stream, and reads:
 
 - `dag_run_s`: for each successful *scheduled* `fraud_pipeline` run, queued -> success (Airflow's
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import psycopg2
 
-from fraud_pipeline.bench.storage import scratch_database
-from fraud_pipeline.devstack.airflow_local import ADMIN_USER, AirflowClient
+from fraud_devstack.bench.storage import scratch_database
+from fraud_devstack.stack.airflow_local import ADMIN_USER, AirflowClient
 from fraud_pipeline.storage import db
 
 
@@ -122,7 +122,7 @@ def run(runs_wanted: int = 5, payments_per_min: float = 600.0, budget_s: float =
         env = {**os.environ, "DATABASE_URL": url, "AIRFLOW_DATABASE_NAME": airflow_db}
         started = time.monotonic()
         output = (Path(state) / "stack.out").open("w")
-        command = [sys.executable, "-m", "fraud_pipeline.cli", "run", "--state-dir", state]
+        command = [sys.executable, "-m", "fraud_devstack.cli", "run", "--state-dir", state]
         command += ["--free-ports", "--no-backfill", "--status-every", "60"]
         command += ["--payments-rate", str(payments_per_min)]
         stack = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)

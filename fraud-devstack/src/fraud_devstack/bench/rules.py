@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import psycopg2
 
-from fraud_pipeline.bench.minutes import START
-from fraud_pipeline.bench.storage import scratch_database
+from fraud_devstack.bench.minutes import START
+from fraud_devstack.bench.storage import scratch_database
 from fraud_pipeline.ingest.validate import Validated
 from fraud_pipeline.model.artifacts import Model, load_model
 from fraud_pipeline.pipeline import steps
@@ -106,7 +106,7 @@ def timed_run(url: str, model: Model, frame: pd.DataFrame, batch: str) -> float:
 
 def run(runs: int = 10, per_run: int = 2_000, rules: int = RULES) -> dict[str, Any]:
     """The median `score_and_load` of `per_run` payments, without and with `rules` rules."""
-    from fraud_pipeline.devstack.generate import payments_between
+    from fraud_devstack.stack.generate import payments_between
     from fraud_pipeline.ingest.payments import to_payments
 
     model = load_model()

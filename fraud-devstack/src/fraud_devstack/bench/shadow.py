@@ -34,9 +34,9 @@ from typing import Any
 
 import psycopg2
 
-from fraud_pipeline.bench.backfill import payments_api
-from fraud_pipeline.bench.minutes import START, run_minute, services
-from fraud_pipeline.bench.storage import scratch_database
+from fraud_devstack.bench.backfill import payments_api
+from fraud_devstack.bench.minutes import START, run_minute, services
+from fraud_devstack.bench.storage import scratch_database
 from fraud_pipeline.config import Settings
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.registry import versions

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import psycopg2.extensions
 
+from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline import clock
-from fraud_pipeline.devstack.generate import payments_between
 from fraud_pipeline.ingest.payments import read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.pipeline.steps import scored_frame
@@ -120,7 +120,7 @@ def seed_demo(
 def main(
     *, day: str | None = None, source: str = "sparkov", rate: float = 10.0, seed: int = 42
 ) -> int:
-    """`fraud-pipeline report demo`: `day` is YYYY-MM-DD, default yesterday (business time)."""
+    """`fraud-dev demo`: `day` is YYYY-MM-DD, default yesterday (business time)."""
     from fraud_pipeline.storage.db import connect
 
     report_day = date.fromisoformat(day) if day else clock.yesterday()
