@@ -87,22 +87,24 @@ def day_of_payments(start: datetime, step_s: float, n: int = 640) -> pd.DataFram
 def account(
     url: str, user: str = "analyst", role: str = "analyst", password: str = PASSWORD
 ) -> None:
-    """`user`'s account (made by `users.add` if missing) with a password the test knows."""
+    """`user`'s account with `role` and a password the test knows, made by `users.add` (an
+    account the test made itself is left as it is)."""
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM app_users WHERE username = %s", (user,))
         if cur.fetchone() is None:
             users.add(cur, user, role, "cli:test")  # type: ignore[arg-type]
-        cur.execute(
-            "UPDATE app_users SET password_hash = %s, role = %s WHERE username = %s",
-            (PasswordHasher().hash(password), role, user),
-        )
+            cur.execute(
+                "UPDATE app_users SET password_hash = %s WHERE username = %s",
+                (PasswordHasher().hash(password), user),
+            )
     conn.close()
 
 
 # -- the page under AppTest ----------------------------------------------------------------------
 def signed_in(password: str = PASSWORD, user: str = "analyst", **query: str) -> AppTest:
-    """The app signed in as `user`, an analyst whose account is made now if missing."""
-    account(os.environ["DATABASE_URL"], user, "analyst", password)
+    """The app after `user` signed in with `password` (an analyst's account with PASSWORD made
+    now if there is none)."""
+    account(os.environ["DATABASE_URL"], user, "analyst")  # its password: PASSWORD
     app = AppTest.from_file(APP, default_timeout=60)
     app.query_params.update(query)
     app.run()
