@@ -143,21 +143,11 @@ def signed_in(settings: Settings) -> bool:
 
 
 def sign_in(user: str, password: str, settings: Settings) -> users.User | None:
-    """A local account (Argon2id, audited); while no account exists yet, DASHBOARD_USER's
-    login (an analyst) as before."""
+    """A local account (Argon2id, audited): no shared login, not even before the first account
+    exists (`make run` makes an admin; `fraud-pipeline users add` the others)."""
     conn = engine(queries.report_database_url(settings)).raw_connection()
     try:
-        cur = conn.cursor()
-        cur.execute("SELECT fraud_users_exist()")
-        row = cur.fetchone()
-        if row and row[0]:
-            who = users.authenticate(cur, user, password, "report")
-        elif queries.credentials_ok(user, password, settings):
-            who = users.User(user, "analyst")
-            audit.record(cur, user, audit.SIGN_IN, user, {"login": "DASHBOARD_USER"}, "report")
-        else:
-            who = None
-            audit.record(cur, user or "-", audit.SIGN_IN_FAILED, user, {}, "report")
+        who = users.authenticate(conn.cursor(), user, password, "report")
         conn.commit()
         return who
     finally:

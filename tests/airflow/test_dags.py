@@ -20,7 +20,6 @@ from fraud_devstack.stack.airflow_local import (
 from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.model.artifacts import record_artifact
 from fraud_pipeline.model.features import feature_frame
 from fraud_pipeline.model.reference import REFERENCE_FILE, build_reference, to_bytes
@@ -30,7 +29,7 @@ from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect, with_database
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.airflow_runs import DAGS, dag_test, run_python
-from tests.support.cards import database_text, leaks, luhn_number
+from tests.support.cards import database_text, leaks, luhn_number, stored_id
 from tests.support.factories import real_rows, scored_payments
 from tests.support.hostile_api import hostile_api
 from tests.support.servers import serve_app
@@ -166,7 +165,7 @@ def test_runs_missed_while_airflow_was_down_are_caught_up_by_the_next_run(airflo
         with conn.cursor() as cur:
             cur.execute("SELECT trans_num FROM payments_scored")
             stored = {row[0] for row in cur.fetchall()}
-            assert stored == set(expected["trans_num"].map(mask_identifier))  # as extract stores
+            assert stored == set(expected["trans_num"].map(stored_id))  # as extract stores
             cur.execute("SELECT loaded_until FROM pipeline_watermark")
             assert pd.Timestamp(cur.fetchone()[0]) == minute + pd.Timedelta(minutes=6)
     finally:
@@ -192,9 +191,7 @@ def poison_items(card: str) -> tuple[list, dict, dict[str, pd.Timestamp]]:
     extra = enumerate([42, None])
     items.extend((POISON_START + pd.Timedelta(minutes=30, seconds=j), v) for j, v in extra)
     good = {  # each id as extract stores it
-        mask_identifier(r["trans_num"]): w
-        for w, r in items
-        if isinstance(r, dict) and r is not poison
+        stored_id(r["trans_num"]): w for w, r in items if isinstance(r, dict) and r is not poison
     }
     return items, poison, good
 

@@ -23,7 +23,7 @@ def test_prod_profile_names_every_missing_secret(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(ValidationError) as error:
         Settings(_env_file=None)
-    for name in ("CARD_TOKEN_KEY", "DATABASE_URL", "DASHBOARD_PASSWORD"):
+    for name in ("CARD_TOKEN_KEY", "DATABASE_URL"):
         assert name in str(error.value)
 
 
@@ -31,7 +31,6 @@ def test_prod_profile_accepts_real_secrets(monkeypatch):
     monkeypatch.setenv("FRAUD_PROFILE", "prod")
     monkeypatch.setenv("CARD_TOKEN_KEY", "k" * 64)
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@db/fraud_db")
-    monkeypatch.setenv("DASHBOARD_PASSWORD", "s3cret")
     assert Settings(_env_file=None).database_url == "postgresql://u@db/fraud_db"
 
 

@@ -43,9 +43,9 @@ from fraud_devstack.stack.local_stack import STACK_ID_ENV
 from fraud_devstack.stack.mailcatcher import read_maildir
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.security import users
 from fraud_pipeline.storage import db, watermark
+from tests.support.cards import stored_id
 from tests.support.processes import Stack
 from tests.support.runs import PAYMENT_LINE
 
@@ -210,7 +210,7 @@ def served(api_url: str, start: datetime, end: datetime) -> set[str]:
         if token:
             params["page_token"] = token
         page = requests.get(f"{api_url}/transactions", params=params, timeout=60).json()
-        found |= {mask_identifier(payment["trans_num"]) for payment in page["payments"]}
+        found |= {stored_id(payment["trans_num"]) for payment in page["payments"]}
         token = page["next_page_token"]
         if not token:
             return found

@@ -17,11 +17,11 @@ import pytest
 from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline import clock
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.pipeline import steps
 from fraud_pipeline.pipeline.backfill import backfill
 from fraud_pipeline.storage import watermark
 from fraud_pipeline.storage.db import connect
+from tests.support.cards import stored_id
 from tests.support.servers import night_window
 
 MINUTE = timedelta(minutes=1)
@@ -70,7 +70,7 @@ def alerted(messages) -> list[str]:
 
 def generated(start: pd.Timestamp, end: pd.Timestamp) -> set[str]:
     rows = payments_between(start, end, seed=11, rate_per_min=40)
-    return set(rows["trans_num"].map(mask_identifier))  # as extract stores them
+    return set(rows["trans_num"].map(stored_id))  # as extract stores them
 
 
 @pytest.mark.clock

@@ -15,13 +15,13 @@ import pytest
 from fraud_devstack.stack.airflow_local import local_aws_connection, postgres_connection
 from fraud_devstack.stack.generate import payments_between
 from fraud_pipeline import clock
-from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.pipeline.steps import process_interval, run_interval
 from fraud_pipeline.registry import versions
 from fraud_pipeline.registry.store import LocalStore
 from fraud_pipeline.serving.endpoint import EndpointClient
 from tests.support.airflow_runs import dag_test, run_python
+from tests.support.cards import stored_id
 from tests.support.registry import model_version_copy, tamper
 from tests.support.servers import night_window
 
@@ -148,7 +148,7 @@ def test_dag_runs_shadow_every_payment_and_survive_a_broken_challenger(
     def payments_of(minutes: int) -> set[str]:
         first = minute + pd.Timedelta(minutes=minutes - 1)
         rows = payments_between(first, first + pd.Timedelta(minutes=1), seed=11, rate_per_min=40)
-        return set(rows["trans_num"].map(mask_identifier))  # as extract stores them
+        return set(rows["trans_num"].map(stored_id))  # as extract stores them
 
     tamper(register(conn, tmp_path, "xgb-dag-tampered") / "preprocess.joblib")
     assert "STATE success" in run_python(dag_test("fraud_pipeline", [at(1)]), env)

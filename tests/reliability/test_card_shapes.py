@@ -66,9 +66,7 @@ def test_card_numbers_in_nine_shapes_are_masked_in_every_sink(
     assert not scan(PLANTED, [("the errors and what the CLI printed", said)])
     assert not broad_scan([("the errors and what the CLI printed", said)])
     stored = count(clean_db, "SELECT count(*) FROM payments_scored")
-    masked_ids = count(
-        clean_db, "SELECT count(*) FROM payments_scored WHERE trans_num LIKE '%****%'"
-    )
+    masked_ids = count(clean_db, "SELECT count(*) FROM payments_scored WHERE trans_num LIKE '%*%'")
     masked_text = select(
         clean_db,
         "SELECT count(*) FROM payments_scored WHERE concat_ws(' ', "

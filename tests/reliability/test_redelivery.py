@@ -14,8 +14,8 @@ from typing import Any
 import psycopg2
 
 from fraud_devstack.stack.generate import payments_between
-from fraud_pipeline.ingest.cards import mask_identifier
 from fraud_pipeline.pipeline.steps import REDELIVERED
+from tests.support.cards import stored_id
 from tests.support.runs import alerted, dag_runs, outcome, table_dump, warm_up
 
 
@@ -56,7 +56,7 @@ def test_redelivery_with_other_contents_changes_no_score_and_no_alert(
     fraud, legit = pick(clean_db)
 
     def rewrite(payment: dict[str, Any]) -> dict[str, Any]:
-        trans_num = mask_identifier(str(payment.get("trans_num")))  # as stored
+        trans_num = stored_id(str(payment.get("trans_num")))  # as stored
         if trans_num == fraud:  # an alerted fraud, now a tiny amount
             return {**payment, "amt": 1.23}
         if trans_num == legit:  # a legitimate payment, now fraud-like

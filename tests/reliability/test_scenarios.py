@@ -24,12 +24,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from fraud_pipeline.ingest.cards import mask_identifier
 from tests.support.cards import (
     IN_ERROR_BODY,
     IN_FREE_TEXT,
     IN_MALFORMED_PAGE,
     IN_UNKNOWN_FIELD,
+    stored_id,
 )
 from tests.support.hostile_api import time_formats
 from tests.support.reliability import Stack
@@ -132,7 +132,7 @@ def each_at_its_instant(s: Stack, url: str) -> None:
     """Every payment stored at the instant the generator gave it, whatever its format."""
     tz = s.settings.business_tz
     sent = window_payments(s)
-    ids = sent["trans_num"].map(mask_identifier)  # as extract stores them
+    ids = sent["trans_num"].map(stored_id)  # as extract stores them
     expected = dict(zip(ids, sent["trans_date_trans_time"], strict=True))
     stored = dict(select(url, "SELECT trans_num, trans_time FROM payments_scored"))
     wrong = [t for t, when in stored.items() if pd.Timestamp(when) != instant(expected[t], tz)]

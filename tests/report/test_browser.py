@@ -20,7 +20,7 @@ from tests.support.browser import (
     sign_in,
     streamlit_report,
 )
-from tests.support.report import PASSWORD, SeededDay
+from tests.support.report import PASSWORD, SeededDay, account
 
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
 
@@ -33,12 +33,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, NEEDS_CHROMIUM]
 @pytest.fixture
 def report_server(seeded: SeededDay, tmp_path: Path) -> Iterator[str]:
     """The report, served by `streamlit run` on a free port, against the session database."""
-    with streamlit_report(
-        seeded.url,
-        tmp_path / "streamlit.log",
-        DASHBOARD_USER="analyst",
-        DASHBOARD_PASSWORD=PASSWORD,
-    ) as url:
+    account(seeded.url)  # the analyst signs in with their own account
+    with streamlit_report(seeded.url, tmp_path / "streamlit.log") as url:
         yield url
 
 

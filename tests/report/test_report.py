@@ -213,17 +213,6 @@ def test_empty_day_has_no_payments(reader: Engine, seeded: SeededDay) -> None:
     assert queries.amount_distribution(reader, empty.day)["share"].sum() == 0
 
 
-def test_credentials_are_checked_in_full() -> None:
-    settings = Settings(dashboard_user="analyst", dashboard_password="s3cret")
-    assert queries.credentials_ok("analyst", "s3cret", settings)
-    assert not queries.credentials_ok("analyst", "s3cre", settings)
-    assert not queries.credentials_ok("analyst", "s3cret ", settings)
-    assert not queries.credentials_ok("admin", "s3cret", settings)
-    assert not queries.credentials_ok("", "", settings)
-    dev = Settings(fraud_profile="dev", dashboard_password=None)
-    assert queries.credentials_ok("analyst", queries.DEV_DASHBOARD_PASSWORD, dev)
-
-
 def test_formatting_reads_well() -> None:
     assert queries.format_change(120, 100) == "+20.0%"
     assert queries.format_change(5, 0) == "—"

@@ -15,7 +15,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fraud_pipeline import wording
-from fraud_pipeline.config import get_settings
 from tests.support.report import APP, SeededDay, metrics, signed_in, table_with
 
 DAY_ROWS = "FROM payments_scored WHERE trans_time >= %(lo)s AND trans_time < %(hi)s"
@@ -125,11 +124,7 @@ def reviewed(seeded: SeededDay) -> list[tuple[str, str, str | None, str]]:
 
 @pytest.mark.clock
 @pytest.mark.usefixtures("report_env")
-def test_the_signed_in_analyst_finds_claims_and_judges_a_case(
-    seeded: SeededDay, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DASHBOARD_USER", "r.martin")
-    get_settings.cache_clear()
+def test_the_signed_in_analyst_finds_claims_and_judges_a_case(seeded: SeededDay) -> None:
     app = open_page(signed_in(user="r.martin"), "review")
     assert not app.error, [e.value for e in app.error]
     cards = seeded.rows(

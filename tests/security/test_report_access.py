@@ -16,12 +16,13 @@ import psycopg2.errors
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fraud_pipeline.config import REPO_ROOT, Settings
-from fraud_pipeline.report.queries import REPORT_ROLE, credentials_ok, report_database_url
+from fraud_pipeline.config import REPO_ROOT
+from fraud_pipeline.report.queries import REPORT_ROLE, report_database_url
 from fraud_pipeline.report.reviews import REVIEWER_ROLE, review_database_url
+from fraud_pipeline.security.audit import SIGN_IN_FAILED
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.factories import scored_payments
-from tests.support.report import PASSWORD
+from tests.support.report import PASSWORD, account
 
 ALLOWED = [
     "SELECT count(*) FROM v_daily_fraud_report",
@@ -184,14 +185,31 @@ def test_the_report_shows_nothing_before_login():
     assert [e.value for e in app.error] == ["Wrong user or password."]
 
 
-def test_production_refuses_to_start_without_a_report_password():
-    with pytest.raises(ValueError, match="DASHBOARD_PASSWORD"):
-        Settings(fraud_profile="prod", card_token_key="k" * 32, database_url="postgresql://x/y")
-    prod = Settings(
-        fraud_profile="prod",
-        card_token_key="k" * 32,
-        database_url="postgresql://x/y",
-        dashboard_password="p" * 20,
-    )
-    assert credentials_ok(prod.dashboard_user, "p" * 20, prod)
-    assert not credentials_ok(prod.dashboard_user, "dev-only-report-password", prod)
+@pytest.mark.usefixtures("report_env")
+def test_there_is_no_shared_login_not_even_before_the_first_account(clean_db, monkeypatch):
+    """Issue #29: the old shared login (DASHBOARD_USER/DASHBOARD_PASSWORD, still set by an old
+    deployment) signs nobody in, with no account yet or once one exists; each refusal audited."""
+    monkeypatch.setenv("DASHBOARD_USER", "analyst")
+    monkeypatch.setenv("DASHBOARD_PASSWORD", PASSWORD)
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT coalesce(max(id), 0) FROM audit_log")
+        before = cur.fetchone()[0]
+    conn.close()
+    for accounts in ("none", "one"):
+        if accounts == "one":
+            account(clean_db, "r.martin", "analyst")
+        app = AppTest.from_file(str(REPO_ROOT / "fraud-dashboard" / "app.py"), default_timeout=60)
+        app.run()
+        app.text_input(key="login_user").input("analyst")
+        app.text_input(key="login_password").input(PASSWORD)
+        app.button[0].click().run()
+        assert not app.exception, app.exception
+        assert [e.value for e in app.error] == ["Wrong user or password."], accounts
+        assert not app.metric and not app.dataframe
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT action FROM audit_log WHERE actor = 'analyst' AND id > %s ORDER BY id",
+            (before,),
+        )
+        assert [row[0] for row in cur.fetchall()] == [SIGN_IN_FAILED, SIGN_IN_FAILED]
+    conn.close()

@@ -98,7 +98,6 @@ def test_local_secrets_are_git_ignored():
 SECRETS = {
     "CARD_TOKEN_KEY": "sentinel-card-token-key-7f3a9c",
     "SMTP_PASSWORD": "sentinel-smtp-password-51be2d",
-    "DASHBOARD_PASSWORD": "sentinel-report-password-c0ffee",
 }
 
 

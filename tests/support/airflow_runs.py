@@ -19,18 +19,21 @@ from pathlib import Path
 
 from fraud_pipeline import clock
 from fraud_pipeline.config import REPO_ROOT
+from fraud_pipeline.security.log_masking import AIRFLOW_LOGGING_CONFIG_CLASS
 
 DAGS = REPO_ROOT / "airflow" / "dags"
 
 
-def airflow_home(home: Path) -> dict[str, str]:
+def airflow_home(home: Path, dags: Path = DAGS) -> dict[str, str]:
     """The environment of an AIRFLOW_HOME at `home` with a migrated metadata database."""
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        # As every Airflow the project runs: card numbers masked in task logs too.
+        "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS": AIRFLOW_LOGGING_CONFIG_CLASS,
     }
     subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
@@ -84,6 +87,13 @@ class AirflowInterpreter:
 
 
 _interpreters: dict[str, AirflowInterpreter] = {}
+
+
+def close_interpreter(home: Path | str) -> None:
+    """Stop the interpreter of one AIRFLOW_HOME (a test's own home, once it is done)."""
+    interpreter = _interpreters.pop(str(home), None)
+    if interpreter is not None:
+        interpreter.close()
 
 
 def close_interpreters() -> None:

@@ -21,6 +21,8 @@ import psycopg2
 from psycopg2 import sql
 
 from fraud_devstack.stack.mailcatcher import read_maildir
+from fraud_pipeline.config import get_settings
+from fraud_pipeline.ingest.cards import identifier_token
 from fraud_pipeline.security.masking import DIGIT_RUN, SEPARATOR
 
 Place = tuple[str, str]  # (where, the text found there)
@@ -84,6 +86,11 @@ def written(shape: str) -> str:
         sep + group for sep, group in zip(separators, groups[1:], strict=True)
     )
     return f"ref{text}x" if "word" in shape else text
+
+
+def stored_id(trans_num: str) -> str:
+    """A transaction id as extract stores it (`cards.identifier_token` with the settings' key)."""
+    return identifier_token(trans_num, get_settings().card_token_key.get_secret_value().encode())
 
 
 def found_in(numbers: Iterable[str], text: str) -> set[str]:

@@ -52,7 +52,7 @@ from tests.support.database import (
 )
 from tests.support.factories import scored_payments
 from tests.support.reliability import TABLE, Outcome, Stack, ThrowawayPostgres, format_table
-from tests.support.report import PASSWORD, SeededDay, day_of_payments
+from tests.support.report import SeededDay, day_of_payments
 from tests.support.runs import card_leaks
 from tests.support.servers import Services, night_window, serve_app
 
@@ -302,9 +302,8 @@ def seeded(conn: psycopg2.extensions.connection, clean_db: str) -> SeededDay:
 
 @pytest.fixture
 def report_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
-    """The app's settings for a test: a known password, fresh Streamlit caches."""
-    monkeypatch.setenv("DASHBOARD_USER", "analyst")
-    monkeypatch.setenv("DASHBOARD_PASSWORD", PASSWORD)
+    """The app's settings for a test: fresh Streamlit caches (`report.signed_in` makes the
+    analyst's account)."""
     monkeypatch.delenv("REPORT_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     st.cache_data.clear()

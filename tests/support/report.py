@@ -5,6 +5,7 @@ the day's bounds computed here in Python), never from the report's own functions
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -13,10 +14,12 @@ import numpy as np
 import pandas as pd
 import psycopg2
 import psycopg2.extensions
+from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
 from fraud_pipeline import clock
 from fraud_pipeline.config import REPO_ROOT
+from fraud_pipeline.security import users
 from tests.support.factories import real_rows, scored_payments
 
 PASSWORD = "correct horse battery staple"
@@ -81,8 +84,27 @@ def day_of_payments(start: datetime, step_s: float, n: int = 640) -> pd.DataFram
     return frame
 
 
+def account(
+    url: str, user: str = "analyst", role: str = "analyst", password: str = PASSWORD
+) -> None:
+    """`user`'s account with `role` and a password the test knows, made by `users.add` (an
+    account the test made itself is left as it is)."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM app_users WHERE username = %s", (user,))
+        if cur.fetchone() is None:
+            users.add(cur, user, role, "cli:test")  # type: ignore[arg-type]
+            cur.execute(
+                "UPDATE app_users SET password_hash = %s WHERE username = %s",
+                (PasswordHasher().hash(password), user),
+            )
+    conn.close()
+
+
 # -- the page under AppTest ----------------------------------------------------------------------
 def signed_in(password: str = PASSWORD, user: str = "analyst", **query: str) -> AppTest:
+    """The app after `user` signed in with `password` (an analyst's account with PASSWORD made
+    now if there is none)."""
+    account(os.environ["DATABASE_URL"], user, "analyst")  # its password: PASSWORD
     app = AppTest.from_file(APP, default_timeout=60)
     app.query_params.update(query)
     app.run()

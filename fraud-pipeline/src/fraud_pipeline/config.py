@@ -187,9 +187,7 @@ class Settings(BaseSettings):
         default=None, ge=1_000, description="rows of the training files used (unset = all)"
     )
 
-    # Morning report login
-    dashboard_user: str = "analyst"
-    dashboard_password: SecretStr | None = None
+    # Morning report: people sign in with their own accounts (security.users), never a shared one
     report_database_url: str | None = Field(
         default=None, description="unset = the app database as role fraud_report_reader"
     )
@@ -280,8 +278,6 @@ class Settings(BaseSettings):
             missing.append("CARD_TOKEN_KEY")
         if not self.database_url:
             missing.append("DATABASE_URL")
-        if self.dashboard_password is None:
-            missing.append("DASHBOARD_PASSWORD")
         if missing:
             raise ValueError(f"FRAUD_PROFILE=prod requires these environment variables: {missing}")
         return self

@@ -28,6 +28,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from fraud_pipeline.config import REPO_ROOT
+from fraud_pipeline.security.log_masking import AIRFLOW_LOGGING_CONFIG_CLASS
 
 ADMIN_USER = "admin"
 JWT_SECRET_BYTES = 64  # Airflow warns about a JWT secret shorter than 64 bytes
@@ -248,6 +249,8 @@ def airflow_env(
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__SECRET_KEY": home.api_secret_key,
         "AIRFLOW__API_AUTH__JWT_SECRET": home.jwt_secret,
+        # Card numbers masked in the task log files too (security.airflow_logging).
+        "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS": AIRFLOW_LOGGING_CONFIG_CLASS,
         # New or edited DAG files show up within 30 s instead of 5 min.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW_CONN_FRAUD_DB": postgres_connection(database_url),

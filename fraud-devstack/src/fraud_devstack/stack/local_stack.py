@@ -234,7 +234,7 @@ def first_admin(url: str) -> str | None:
     """On a database with no account yet, the account `admin` (role admin); its one-time
     password, printed once by the banner (None: accounts exist already)."""
     with db.transaction(url) as cur:
-        cur.execute("SELECT fraud_users_exist()")
+        cur.execute("SELECT EXISTS (SELECT 1 FROM app_users)")
         row = cur.fetchone()
         if row and row[0]:
             return None

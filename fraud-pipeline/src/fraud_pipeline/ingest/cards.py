@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import string
 
 import pandas as pd
 
+from fraud_pipeline.security.masking import DIGIT_RUN, MIN_DIGITS
 from fraud_pipeline.security.masking import mask_card_numbers as mask_card_numbers
-from fraud_pipeline.security.masking import mask_identifier as mask_identifier
 from fraud_pipeline.security.masking import mask_value as mask_value
 
 _CARD_NUMBER = re.compile(r"\d{11,19}")
@@ -31,6 +32,40 @@ def _digits(card_number: object) -> str:
     if not _CARD_NUMBER.fullmatch(text):
         raise ValueError("card number must be 11 to 19 digits")
     return text
+
+
+# A card-like run in an id becomes this marker and 11 letters (a-z, A-Z: 62 bits of its keyed
+# hash, no digit): 12 characters, no more than the shortest run, so an id never grows.
+ID_RUN_MARKER = "*"
+_ID_TOKEN_LETTERS = 11
+_LETTERS = string.ascii_letters
+
+
+def _as_letters(hexdigest: str) -> str:
+    number, letters = int(hexdigest, 16), []
+    for _ in range(_ID_TOKEN_LETTERS):
+        number, index = divmod(number, len(_LETTERS))
+        letters.append(_LETTERS[index])
+    return "".join(letters)
+
+
+def identifier_token(trans_num: str, key: bytes) -> str:
+    """A transaction id as stored: each run the masking rule would mask (`DIGIT_RUN`: 12+
+    digits, separators included) replaced by `ID_RUN_MARKER` and a keyed token of the run as
+    written (`_token`, the card tokens' HMAC and key).
+
+    Masking the run instead (last four kept) made two ids that differ only inside it one stored
+    id, and the second payment was quarantined as a conflicting re-delivery. The token keeps
+    ids apart (two distinct runs, separators included, share a token with probability 2^-62),
+    maps every re-delivery of an id to the same stored id, and, keyed, cannot be
+    reversed by hashing every card number. Ids without such a run are stored as sent."""
+    if len(trans_num) < MIN_DIGITS or not DIGIT_RUN.search(trans_num):
+        return trans_num
+
+    def token(match: re.Match[str]) -> str:
+        return ID_RUN_MARKER + _as_letters(_token(key, match.group()))
+
+    return DIGIT_RUN.sub(token, trans_num)
 
 
 def card_token(card_number: object, key: bytes) -> str:

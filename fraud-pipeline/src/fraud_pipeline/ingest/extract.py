@@ -27,7 +27,7 @@ import urllib3
 
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest import rows
-from fraud_pipeline.ingest.cards import mask_card_numbers, mask_identifier, tokenise_frame
+from fraud_pipeline.ingest.cards import identifier_token, mask_card_numbers, tokenise_frame
 
 log = logging.getLogger(__name__)
 
@@ -187,18 +187,21 @@ def fetch_current(settings: Settings | None = None) -> pd.DataFrame:
 
 def to_records(raw: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
     """What extract lands, per row (`ingest.rows`): unknown fields dropped (names logged), card
-    numbers in text fields masked, cards tokenised (`cards.tokenise_frame`: invalid numbers
-    masked, token left empty), the event time as received in `trans_time` (validate reads it
+    numbers in text fields masked, a card-like run in an id tokenised (`cards.identifier_token`),
+    cards tokenised (`cards.tokenise_frame`: invalid numbers masked, token left empty), the event time as received in `trans_time` (validate reads it
     per row, whatever its format). Nothing here fails on one row's content."""
     settings = settings or get_settings()
     unknown = [c for c in raw.columns if c not in rows.API_FIELDS and c not in rows.DERIVED_FIELDS]
     if unknown:
         rows.log_unknown(sorted(map(str, unknown)))
     frame = raw.drop(columns=unknown)
+    key = settings.card_token_key.get_secret_value().encode()
     for column in rows.TEXT_FIELDS:
         if column in frame:
-            mask = mask_identifier if column == "trans_num" else mask_card_numbers
-            frame[column] = rows.texts(frame[column], mask)
+            if column == "trans_num":  # a keyed token of a card-like run: ids stay apart
+                frame[column] = rows.texts(frame[column], lambda v: identifier_token(v, key))
+            else:
+                frame[column] = rows.texts(frame[column], mask_card_numbers)
     if rows.CARD_FIELD in frame:  # a card "number" that is a list, a bool...: no card
         cards = frame[rows.CARD_FIELD].map(lambda v: rows.as_text(v, str))  # its type only
         unusable = cards.map(lambda v: not (isinstance(v, str) or rows.is_missing(v)))
@@ -211,7 +214,7 @@ def to_records(raw: pd.DataFrame, settings: Settings | None = None) -> pd.DataFr
                 reason if previous is None else previous.where(previous.notna(), reason)
             )
             frame[rows.CARD_FIELD] = frame[rows.CARD_FIELD].where(~unusable, None)
-    frame = tokenise_frame(frame, settings.card_token_key.get_secret_value().encode())
+    frame = tokenise_frame(frame, key)
     if "trans_time" not in frame and "trans_date_trans_time" in frame:
         frame["trans_time"] = frame["trans_date_trans_time"]
     return frame.drop(columns=["trans_date_trans_time", "unix_time"], errors="ignore")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.ingest.cards import mask_identifier, tokenise_frame
+from fraud_pipeline.ingest.cards import identifier_token, tokenise_frame
 from fraud_pipeline.schema import PAYMENT_COLUMNS, SPARKOV_COLUMNS, TEXT_FIELDS
 
 
@@ -55,8 +55,8 @@ def to_payments(raw: pd.DataFrame, settings: Settings | None = None) -> pd.DataF
     if frame["card_token"].isna().any():  # training and generated data: every card is valid
         raise ValueError("card number must be 11 to 19 digits")
     frame["trans_time"] = localize(frame["trans_date_trans_time"], settings)
-    # Ids as extract stores them (a 12+ digit run masked): verdicts and scores join on them.
-    frame["trans_num"] = frame["trans_num"].astype(str).map(mask_identifier)
+    # Ids as extract stores them (a card-like run tokenised): verdicts and scores join on them.
+    frame["trans_num"] = frame["trans_num"].astype(str).map(lambda v: identifier_token(v, key))
     if "is_fraud" not in frame.columns:
         frame["is_fraud"] = pd.NA
     frame["is_fraud"] = pd.to_numeric(frame["is_fraud"]).astype("Int64")

@@ -110,7 +110,9 @@ def validate(
             flag(frame[column].isna(), f"missing {column}")
     trans_num = frame.get("trans_num", pd.Series("", index=frame.index)).astype(str)
     flag(
-        ~trans_num.str.fullmatch(r"[A-Za-z0-9_\-*]{1,64}"),  # *: a digit masked at extract
+        ~trans_num.str.fullmatch(
+            r"[A-Za-z0-9_\-*]{1,64}"
+        ),  # *: a card-like run tokenised at extract
         "trans_num must be 1-64 letters, digits, -, _ or *",
     )
     flag(

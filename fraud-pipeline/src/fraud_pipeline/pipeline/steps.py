@@ -35,7 +35,7 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.ingest.cards import mask_card_numbers, mask_identifier, mask_value
+from fraud_pipeline.ingest.cards import mask_card_numbers, mask_value
 from fraud_pipeline.pipeline.results import BatchId, Ingested, Loaded, RunId, batch_for
 from fraud_pipeline.schema import PAYMENT_COLUMNS
 from fraud_pipeline.serving.endpoint import ScoreResult, check_served_version
@@ -449,7 +449,7 @@ def quarantine(cur: psycopg2.extensions.cursor, bad: pd.DataFrame, run_id: str) 
             "INSERT INTO payments_quarantine (trans_num, reason, payload, payload_hash, run_id) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (payload_hash) DO NOTHING",
             (
-                mask_identifier(str(row.get("trans_num"))[:200])
+                mask_card_numbers(str(row.get("trans_num"))[:200])  # extract tokenised it
                 if not _missing(row.get("trans_num"))
                 else None,
                 mask_card_numbers(str(row["reason"])),

@@ -8,7 +8,6 @@ these results out; they are tested here against independent SQL.
 
 from __future__ import annotations
 
-import hmac
 import io
 import math
 import sys
@@ -41,8 +40,6 @@ from fraud_pipeline.wording import (
 Db: TypeAlias = Engine | Connection | psycopg2.extensions.connection
 
 REPORT_ROLE: Final = "fraud_report_reader"
-# Used only by the dev profile when DASHBOARD_PASSWORD is unset; prod refuses to start without it.
-DEV_DASHBOARD_PASSWORD: Final = "dev-only-report-password"  # noqa: S105
 
 FRAUD_LABEL: Final = "Flagged as fraud"
 LEGIT_LABEL: Final = "Legitimate"
@@ -106,22 +103,6 @@ def set_reader_password_main(settings: Settings | None = None) -> int:
     return set_role_password_main(
         REPORT_ROLE, settings.report_database_url, "REPORT_DATABASE_URL", settings
     )
-
-
-def expected_password(settings: Settings) -> str:
-    if settings.dashboard_password is not None:
-        return settings.dashboard_password.get_secret_value()
-    if settings.fraud_profile == "prod":  # unreachable: Settings refuses it; belt and braces
-        raise RuntimeError("FRAUD_PROFILE=prod requires DASHBOARD_PASSWORD")
-    return DEV_DASHBOARD_PASSWORD
-
-
-def credentials_ok(user: str, password: str, settings: Settings | None = None) -> bool:
-    """Both fields compared in constant time, and always both, so timing reveals nothing."""
-    settings = settings or get_settings()
-    user_ok = hmac.compare_digest(user.encode(), settings.dashboard_user.encode())
-    password_ok = hmac.compare_digest(password.encode(), expected_password(settings).encode())
-    return user_ok & password_ok
 
 
 def _read(conn: Db, query: str, **params: Any) -> pd.DataFrame:

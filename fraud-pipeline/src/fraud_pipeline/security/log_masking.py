@@ -8,6 +8,9 @@ the uvicorn servers and the report alike) does two things:
   added before or after (uvicorn's, Airflow's, pytest's), later receives it;
 - adds `CardNumberFilter` to every handler configured at that moment (and `install()` again,
   e.g. after `logging.basicConfig`, adds it to the handlers added since).
+
+Airflow's task log files are written through structlog, not by these handlers: `mask_event`
+is the same masking as a structlog processor (`security.airflow_logging`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fraud_pipeline.security.masking import mask_card_numbers
+
+# `[logging] logging_config_class` of every Airflow we run (`make run`, docker-compose, Helm, the
+# tests): Airflow's logging with card numbers masked, task log files included.
+AIRFLOW_LOGGING_CONFIG_CLASS = "fraud_pipeline.security.airflow_logging.LOGGING_CONFIG"
 
 
 def _mask_arg(value: Any) -> Any:
@@ -88,6 +95,35 @@ def mask_record(record: logging.LogRecord) -> logging.LogRecord:
     if record.stack_info:
         record.stack_info = mask_card_numbers(record.stack_info)
     return record
+
+
+def _masked(value: Any) -> Any:
+    """`value` with every card number masked, its type kept where nothing was masked (a
+    timestamp stays a timestamp for the renderer)."""
+    if isinstance(value, str):
+        return mask_card_numbers(value)
+    if isinstance(value, dict):
+        return {_masked(k): _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_masked(item) for item in value)
+    if isinstance(value, BaseException):
+        _mask_exception(value)
+        return value
+    if isinstance(value, bool) or value is None:
+        return value
+    text = str(value)
+    masked = mask_card_numbers(text)
+    return value if masked == text else masked
+
+
+def mask_event(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """A structlog processor: every key and value of the event masked, nested ones too (the
+    traceback Airflow's task runner sends as a list of dicts), whatever the renderer after it
+    writes (`security.airflow_logging`: Airflow's task log files)."""
+    masked: dict[str, Any] = _masked(event_dict)
+    return masked
 
 
 def _values(args: Any) -> list[Any]:

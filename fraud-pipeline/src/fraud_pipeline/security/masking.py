@@ -31,7 +31,7 @@ def mask_card_numbers(text: str) -> str:
     separators (`DIGIT_RUN`), keeps only its last four digits ("************1111").
 
     Used on whatever is stored, logged or mailed that may hold a card number: every text field
-    of a payment and its id, quarantine payloads and reasons, exception messages, HTTP error
+    of a payment (its id gets a keyed token instead: `ingest.cards.identifier_token`), quarantine payloads and reasons, exception messages, HTTP error
     bodies, every log record (`security.log_masking`), mail subjects and bodies, CSV exports.
 
     Its false-positive cost: any legitimate value with 12 or more digits in such a run is
@@ -44,13 +44,6 @@ def mask_card_numbers(text: str) -> str:
     if len(text) < MIN_DIGITS or not DIGIT_RUN.search(text):
         return text
     return DIGIT_RUN.sub(_mask_run, text)
-
-
-def mask_identifier(text: str) -> str:
-    """An identifier (`trans_num`) is masked by the same rule as any text: a card number
-    inside an id is a card number stored. A masked id still names its payment unless two ids
-    differ only inside the masked digits."""
-    return mask_card_numbers(text)
 
 
 def mask_value(value: Any) -> Any:
