@@ -26,11 +26,11 @@ from fraud_pipeline.ingest.cards import mask_last4
 from fraud_pipeline.report.wording import (
     case_link,
     describe_reasons,
+    flagged_by,
     format_count,
     format_money,
     merchant_name,
 )
-from fraud_pipeline.rules.engine import flagged_by
 
 __all__ = ["MAX_PER_EMAIL", "AlertError", "SmtpTarget", "alert_pending", "render"]
 
