@@ -61,7 +61,19 @@ def test_retrain_registers_a_challenger_trained_on_the_window_before_its_holdout
     with clock.frozen(NOW) as now:
         rows = public_sample().sample(1_500, random_state=7)
         start = now - timedelta(days=10)
-        upsert_scored(conn, scored_payments(1_500, start=start, step_s=570, rows=rows))
+        payments = scored_payments(1_500, start=start, step_s=570, rows=rows)
+        upsert_scored(conn, payments)
+        # Verdicts on both sides of the holdout's start: 2 learnt from, 3 only measured on.
+        reviews = [
+            (payments.trans_num[0], "confirmed_fraud"),
+            (payments.trans_num[1], "false_alarm"),
+        ]
+        reviews += [(t, "false_alarm") for t in payments.trans_num[-3:]]
+        with conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO alert_reviews (trans_num, verdict, analyst) VALUES (%s, %s, 'ana')",
+                reviews,
+            )
         assert main(["retrain"]) == 0
     out = capsys.readouterr().out
     (challenger,) = [v for v in versions.list_versions(conn) if v.status == "challenger"]
@@ -82,3 +94,9 @@ def test_retrain_registers_a_challenger_trained_on_the_window_before_its_holdout
     window = challenger.metrics["evaluation_window"]
     assert window["trained_on_payments"] == learnt
     assert window["measured_payments"] == 1_500 - learnt
+    # The record says how many verdicts each side had; the gate's figures on the 3 measured.
+    assert window["trained_on_verdicts"] == {"confirmed_fraud": 1, "false_alarm": 1}
+    assert window["measured_verdicts"] == {"confirmed_fraud": 0, "false_alarm": 3}
+    for evaluation in challenger.metrics["evaluations"].values():
+        assert evaluation["verdicts"]["n"] == 3 and evaluation["verdicts"]["n_fraud"] == 0
+    assert "3 of them labelled by analysts' verdicts" in challenger.reason

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import yaml
 
+from fraud_devstack.stack import airflow_local
 from fraud_pipeline.config import REPO_ROOT
-from fraud_pipeline.devstack import airflow_local
 from fraud_pipeline.net import free_port
 from fraud_pipeline.security import airflow_logging
 from fraud_pipeline.security.log_masking import AIRFLOW_LOGGING_CONFIG_CLASS

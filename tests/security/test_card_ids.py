@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fraud_devstack.stack.airflow_local import local_aws_connection, postgres_connection
 from fraud_pipeline import cli
 from fraud_pipeline.config import get_settings
-from fraud_pipeline.devstack.airflow_local import local_aws_connection, postgres_connection
 from fraud_pipeline.ingest.cards import ID_RUN_MARKER, identifier_token
 from fraud_pipeline.security.masking import DIGIT_RUN
 from fraud_pipeline.storage.db import connect

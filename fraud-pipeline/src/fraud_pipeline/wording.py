@@ -342,6 +342,27 @@ def describe_reasons(reasons: Iterable[Mapping[str, Any]] | None) -> list[str]:
     return sentences
 
 
+# -- what flagged a payment ----------------------------------------------------------------------
+def flagged_by(
+    is_fraud_pred: bool, hits: list[dict[str, Any]], card_last4: str | None = None
+) -> list[str]:
+    """What alerted a payment, in words: the model, the enabled rules (none on an allow-listed
+    payment), the block lists (`rule_hits` as `rules.engine.check` stores them)."""
+    out = ["model"] if is_fraud_pred else []
+    allowed = [h for h in hits if h.get("kind") == "allow"]
+    if not allowed:
+        out += [
+            f"rule “{h['name']}” (v{h['version']})"
+            for h in hits
+            if h.get("kind") == "rule" and h.get("mode") == "enabled"
+        ]
+    for h in hits:
+        if h.get("kind") == "block":
+            value = h.get("value") or (f"card ending {card_last4}" if card_last4 else "card")
+            out.append(f"block list: {h['field'].replace('_token', '')} {value}")
+    return out
+
+
 # -- links ---------------------------------------------------------------------------------------
 REPORT_DAY_PARAM: Final = "day"
 CASE_PARAM: Final = "case"
@@ -355,7 +376,12 @@ def report_link(report_url: str, day: date | None = None) -> str:
     return f"{report_url.rstrip('/')}/?{REPORT_DAY_PARAM}={day.isoformat()}"
 
 
+def queue_link(report_url: str) -> str:
+    """The To review page (its queue)."""
+    return f"{report_url.rstrip('/')}/{REVIEW_PATH}"
+
+
 def case_link(report_url: str, trans_num: str) -> str:
     """The To review page opened on the case of one alert (`/review?case=...`); a person who
     is not signed in signs in first and lands on it."""
-    return f"{report_url.rstrip('/')}/{REVIEW_PATH}?{urlencode({CASE_PARAM: trans_num})}"
+    return f"{queue_link(report_url)}?{urlencode({CASE_PARAM: trans_num})}"

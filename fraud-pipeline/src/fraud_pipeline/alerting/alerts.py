@@ -23,10 +23,10 @@ from fraud_pipeline.alerting import digest
 from fraud_pipeline.alerting.mail import AlertError, SmtpTarget, compose, deliver, email_id
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
-from fraud_pipeline.rules.engine import flagged_by
 from fraud_pipeline.wording import (
     case_link,
     describe_reasons,
+    flagged_by,
     format_count,
     format_money,
     merchant_name,

@@ -4,7 +4,8 @@ A back-fill (yesterday on the first start of the day) or the DAG catching up aft
 scores payments long after they were made. Pending frauds older than ALERT_MAX_AGE_MIN (against
 `clock.now()`) are not news an analyst can act on one by one: they wait until the catch-up is
 over and then go out together in one digest (counts and amounts per day and category, links to
-the report), marked `alerted_at` with `alert_kind = 'digest'` in the transaction that sent it,
+the report; what flagged them, in the live alert's words, counted over all and said for each
+payment — the first LISTED of them, the rest in the To review queue), marked `alerted_at` with `alert_kind = 'digest'` in the transaction that sent it,
 exactly as alerts are: a payment in a digest is never alerted nor summarised again, and an SMTP
 failure leaves them all pending for the next try.
 
@@ -19,7 +20,7 @@ after it: a second, small digest.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -32,11 +33,23 @@ import psycopg2.extensions
 from fraud_pipeline import clock
 from fraud_pipeline.alerting.mail import SmtpTarget, compose, deliver, email_id
 from fraud_pipeline.config import Settings
+from fraud_pipeline.ingest.cards import mask_last4
 from fraud_pipeline.storage import watermark
-from fraud_pipeline.wording import format_count, format_money, report_link
+from fraud_pipeline.wording import (
+    case_link,
+    flagged_by,
+    format_count,
+    format_money,
+    merchant_name,
+    queue_link,
+    report_link,
+)
 
 log = logging.getLogger(__name__)
 
+# Payments listed one by one in a digest: a catch-up of days can hold thousands (an email of
+# megabytes); the counts cover them all and the queue lists the rest.
+LISTED: Final = 200
 CATCH_UP_LOCK: Final = 0x46524355  # "FRCU"
 When: TypeAlias = Literal["auto", "now", "hold"]
 
@@ -57,7 +70,8 @@ def catching_up(conn: psycopg2.extensions.connection) -> Iterator[None]:
 
 
 _OLD = """
-SELECT trans_num, trans_time, category, amt::float8
+SELECT trans_num, trans_time, category, amt::float8, card_last4, merchant, fraud_probability,
+       is_fraud_pred, rule_hits
 FROM payments_scored
 WHERE (is_fraud_pred OR rule_flagged) AND alerted_at IS NULL AND trans_time < %s
 ORDER BY trans_time, trans_num
@@ -130,10 +144,31 @@ def _totals(frauds: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     ]
 
 
+def _flagged(fraud: dict[str, Any]) -> list[str]:
+    return flagged_by(fraud["is_fraud_pred"], fraud["rule_hits"] or [], fraud["card_last4"])
+
+
+def _listed(frauds: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """The first LISTED payments as the alert email shows them: masked card, what flagged it."""
+    return [
+        {
+            **f,
+            "card": mask_last4(f["card_last4"]),
+            "merchant": merchant_name(f["merchant"]),
+            "local_time": f["trans_time"].astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z"),
+            "case_url": case_link(settings.report_url, str(f["trans_num"])),
+        }
+        for f in frauds[:LISTED]
+    ]
+
+
 def render(frauds: list[dict[str, Any]], digest_id: str, settings: Settings) -> EmailMessage:
-    """The digest: how many, how much, when, per day (with its report) and per category."""
+    """The digest: how many, how much, when, per day (with its report), per category, what
+    flagged them, and each payment (the first LISTED) with what flagged it."""
     for fraud in frauds:
         fraud["day"] = clock.business_day(fraud["trans_time"])
+        fraud["flagged_by"] = _flagged(fraud)
+    flags = Counter(flag for fraud in frauds for flag in fraud["flagged_by"])
     days = sorted(_totals(frauds, "day"), key=lambda d: d["name"])
     for day in days:
         day["link"] = report_link(settings.report_url, day["name"])
@@ -148,6 +183,10 @@ def render(frauds: list[dict[str, Any]], digest_id: str, settings: Settings) -> 
         "max_age_min": settings.alert_max_age_min,
         "days": days,
         "categories": categories,
+        "flags": sorted(flags.items(), key=lambda item: (-item[1], item[0])),
+        "listed": _listed(frauds, settings),
+        "unlisted": max(len(frauds) - LISTED, 0),
+        "queue_url": queue_link(settings.report_url),
         "digest_id": digest_id,
         "report_url": settings.report_url,
         "generated_at": clock.now().strftime("%Y-%m-%d %H:%M %Z"),

@@ -4,7 +4,9 @@
    in a temporary folder, and register the result as a challenger (its verified copy in
    MODEL_STORE). The same window gives the same version: a re-run finds it registered.
 2. `judge`: score the holdout with the champion and the challenger (each verified against the
-   registry), record both evaluations and the gate's decision on the challenger's row
+   registry) — all its payments, its new cards, and its analysts' verdicts, none of which the
+   challenger trained on (the holdout is after its training rows) — record both evaluations,
+   how many verdicts each side had, and the gate's decision on the challenger's row
    (metrics['evaluations'], metrics['gate']; the reason when it stays a challenger), and promote
    it when it passes.
    The promotion reloads the endpoint in the registry's transaction (versions._switch): if the
@@ -156,7 +158,13 @@ def judge(conn: Connection, window: Window, version: str, settings: Settings) ->
     )
     gate = Gate.from_settings(settings)
     verdict = decide(gate, evaluations["champion"]["all"], evaluations["challenger"]["all"])
-    log.info("%s against %s: %s", version, champion.version, verdict.reason)
+    measured_verdicts = holdout.verdict_counts()
+    reason = (
+        f"{verdict.reason}; measured on {len(holdout):,} payments, "
+        f"{sum(measured_verdicts.values()):,} of them labelled by analysts' verdicts "
+        "(after the payments it trained on)"
+    )
+    log.info("%s against %s: %s", version, champion.version, reason)
     metrics = {
         "evaluations": {
             champion.version: {"role": "champion", **evaluations["champion"]},
@@ -167,23 +175,23 @@ def judge(conn: Connection, window: Window, version: str, settings: Settings) ->
             "trained_on_payments": len(learn),
             "measured_payments": len(holdout),
             "measured_frauds": int(holdout.labels.sum()),
+            "trained_on_verdicts": learn.verdict_counts(),
+            "measured_verdicts": measured_verdicts,
         },
-        "gate": {**gate.as_json(), "passed": verdict.passed, "reason": verdict.reason},
+        "gate": {**gate.as_json(), "passed": verdict.passed, "reason": reason},
     }
     versions.record_evaluation(
         conn,
         version,
         metrics,
-        None if verdict.passed else verdict.reason,
+        None if verdict.passed else reason,
         training_data_to=window.holdout_start,
     )
     if verdict.passed:  # served with the registry change, or not promoted (SwitchError)
         from fraud_pipeline.registry.rollout import deployer
 
-        versions.promote(
-            conn, version, RETRAINED_BY, verdict.reason, deploy=deployer(settings, store)
-        )
-    return Decision(version, champion.version, verdict.passed, verdict.reason)
+        versions.promote(conn, version, RETRAINED_BY, reason, deploy=deployer(settings, store))
+    return Decision(version, champion.version, verdict.passed, reason)
 
 
 def serve_champion(conn: Connection, settings: Settings) -> str:

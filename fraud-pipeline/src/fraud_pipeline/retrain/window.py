@@ -89,6 +89,15 @@ class LabelledPayments:
             ).to_numpy()
         )
 
+    def reviewed(self) -> np.ndarray:
+        """Which rows an analyst's verdict labels (the rest: their `is_fraud`)."""
+        return self.payments["verdict"].notna().to_numpy(dtype=bool)
+
+    def verdict_counts(self) -> dict[str, int]:
+        """How many rows each verdict labels: what the run's record says it used."""
+        verdicts = self.payments["verdict"]
+        return {verdict: int((verdicts == verdict).sum()) for verdict in VERDICT_LABELS}
+
     def on_cards_outside(self, other: LabelledPayments) -> np.ndarray:
         """Which rows are on a card `other` never has: new customers to whoever learnt `other`."""
         return ~self.payments["card_token"].isin(set(other.payments["card_token"])).to_numpy()

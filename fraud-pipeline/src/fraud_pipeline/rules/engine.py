@@ -137,22 +137,3 @@ def check(ruleset: RuleSet, payments: pd.DataFrame, features: pd.DataFrame) -> C
         else:
             allowed |= matched
     return Checks(hits, blocked | (alerting & ~allowed))
-
-
-def flagged_by(
-    is_fraud_pred: bool, hits: list[dict[str, Any]], card_last4: str | None = None
-) -> list[str]:
-    """What alerted a payment, in words: the model, the enabled rules, the block lists."""
-    out = ["model"] if is_fraud_pred else []
-    allowed = [h for h in hits if h.get("kind") == "allow"]
-    if not allowed:
-        out += [
-            f"rule “{h['name']}” (v{h['version']})"
-            for h in hits
-            if h.get("kind") == "rule" and h.get("mode") == "enabled"
-        ]
-    for h in hits:
-        if h.get("kind") == "block":
-            value = h.get("value") or (f"card ending {card_last4}" if card_last4 else "card")
-            out.append(f"block list: {h['field'].replace('_token', '')} {value}")
-    return out
