@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -153,6 +155,78 @@ def test_a_broken_layer_breaks_the_contract(tmp_path: Path, module: str, line: s
     report = " ".join(result.stdout.split())
     assert result.returncode == 1, report
     assert f"{contract} BROKEN" in report and "Contracts: 1 kept, 1 broken." in report
+
+
+@dataclass(frozen=True)
+class LateImport:
+    """An import statement inside a function: where, of what, and whether it says why."""
+
+    file: str
+    line: int
+    module: str
+    reason: bool
+
+    @property
+    def internal(self) -> bool:
+        return self.module.split(".")[0] == "fraud_pipeline"
+
+
+def late_imports(path: Path, root: Path) -> list[LateImport]:
+    """The function-level imports of one file; a reason is a comment on the statement or on the
+    line just above it."""
+    text = path.read_text()
+    lines = text.splitlines()
+    found = []
+    for function in ast.walk(ast.parse(text)):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                statement = lines[node.lineno - 1 : node.end_lineno]
+                above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+                reason = any("#" in line for line in statement) or above.startswith("#")
+                relative = path.relative_to(root).as_posix()
+                found.append(LateImport(relative, node.lineno, module or "", reason))
+    return found
+
+
+def package_late_imports() -> list[LateImport]:
+    return [i for p in sorted(SOURCE.rglob("*.py")) for i in late_imports(p, SOURCE)]
+
+
+def test_no_import_inside_a_function_gets_round_a_layer() -> None:
+    """Issue #28: lazy imports of the package's own modules only where nothing is hidden: in the
+    command line, the top layer (each adapter imports its command's module when it runs, so
+    `--help` stays fast), and in airflow_support, which the DAG files import at parse time
+    (each says so). lint-imports sees function-level imports too."""
+    internal = [i for i in package_late_imports() if i.internal and i.file != "cli.py"]
+    assert Counter(i.file for i in internal) == {"pipeline/airflow_support.py": 4}
+    assert [i for i in internal if not i.reason] == []
+
+
+def test_every_other_import_inside_a_function_says_why() -> None:
+    """Third-party imports inside functions: optional or heavy ones (xgboost, boto3, Airflow,
+    matplotlib), each with a one-line reason; no standard-library one (nothing to save)."""
+    late = [i for i in package_late_imports() if not i.internal]
+    assert [i for i in late if i.module.split(".")[0] in sys.stdlib_module_names] == []
+    assert [f"{i.file}:{i.line} {i.module}" for i in late if not i.reason] == []
+    assert len(late) >= 40  # the scan sees them (xgboost, sklearn, boto3, Airflow, ...)
+
+
+def test_the_scan_sees_an_unexplained_import_inside_a_function(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def f():\n    import xgboost\n    from fraud_pipeline import clock\n\n"
+        "def g():\n    # heavy; only here\n    import boto3\n    import shap  # heavy\n"
+    )
+    found = {(i.module, i.internal, i.reason) for i in late_imports(module, tmp_path)}
+    assert found == {
+        ("xgboost", False, False),
+        ("fraud_pipeline", True, False),
+        ("boto3", False, True),
+        ("shap", False, True),
+    }
 
 
 def test_no_flat_module_is_left_beside_the_stages() -> None:

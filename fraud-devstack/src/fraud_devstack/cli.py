@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from fraud_pipeline import cli
 
 
 def _airflow(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from fraud_devstack.stack.airflow_local import cli
     from fraud_pipeline.config import get_settings
 
@@ -165,8 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--chart", help="chart PNG (default docs/bench.png)")
 
     def _bench(args: argparse.Namespace) -> int:
-        from pathlib import Path
-
         from fraud_devstack.bench.run import main as bench_main
 
         return bench_main(

@@ -24,7 +24,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from fraud_pipeline.ingest.cards import mask_card_numbers
+from fraud_pipeline.ingest.cards import mask_card_numbers, mask_value
 from fraud_pipeline.schema import NUMBER_FIELDS, TEXT_FIELDS
 
 log = logging.getLogger(__name__)
@@ -199,8 +199,6 @@ def event_times(values: Iterable[Any], tz: str) -> tuple[pd.Series, list[str | N
 def from_api(items: list[Any]) -> list[dict[str, Any]]:
     """The API's `payments` list → one dict per row: unknown fields dropped (names logged once),
     anything that is not an object kept as {"rejected": ..., "value": masked}."""
-    from fraud_pipeline.ingest.cards import mask_value
-
     records: list[dict[str, Any]] = []
     unknown: set[str] = set()
     for item in items:

@@ -37,9 +37,9 @@ VERIFIED_LIBRARIES: Final = ("scikit-learn", "xgboost", "joblib")
 
 
 def library_versions() -> dict[str, str]:
-    import joblib
-    import sklearn
-    import xgboost
+    import joblib  # heavy; only where a model is used
+    import sklearn  # heavy; only where a model is used
+    import xgboost  # heavy; only where a model is used
 
     return {
         "scikit-learn": sklearn.__version__,
@@ -115,7 +115,7 @@ class Model:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """In-process probabilities (evaluation and tests; the DAG scores through the endpoint)."""
-        import xgboost
+        import xgboost  # heavy; only where a model is used
 
         dmatrix = xgboost.DMatrix(matrix, feature_names=self.feature_names)
         return np.asarray(self.booster.predict(dmatrix), dtype=np.float64)
@@ -128,8 +128,8 @@ def _without(metadata: dict[str, Any], name: str | None) -> dict[str, Any]:
 def load_model(artifacts_dir: Path | None = None, *, rebuilding: str | None = None) -> Model:
     """Load the artifacts after verifying every checksum and library version (but that of
     `rebuilding`, a derived file about to be written again, e.g. the monitoring reference)."""
-    import joblib
-    import xgboost
+    import joblib  # heavy; only where a model is used
+    import xgboost  # heavy; only where a model is used
 
     artifacts_dir = Path(artifacts_dir or get_settings().artifacts_dir)
     metadata = read_metadata(artifacts_dir)
@@ -155,7 +155,7 @@ def save_model(
 ) -> dict[str, Any]:
     """Write every artifact (and `extra_files`, e.g. the monitoring reference), then
     metadata.json with their checksums (last); return it."""
-    import joblib
+    import joblib  # heavy; only where a model is used
 
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(preprocess, artifacts_dir / PREPROCESS_FILE)

@@ -144,11 +144,11 @@ def write_plots(
     out_dir: Path, metrics: dict[str, Any], label: np.ndarray, score: np.ndarray
 ) -> list[Path]:
     """PR curve and confusion matrix as PNG files."""
-    import matplotlib
+    import matplotlib  # heavy; only for the chart
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import precision_recall_curve
+    import matplotlib.pyplot as plt  # heavy; only for the chart
+    from sklearn.metrics import precision_recall_curve  # heavy; only when measuring
 
     out_dir.mkdir(parents=True, exist_ok=True)
     precision, recall, _ = precision_recall_curve(label, score)

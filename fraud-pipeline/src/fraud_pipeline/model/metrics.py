@@ -9,7 +9,7 @@ import numpy as np
 
 def binary_metrics(label: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, Any]:
     """PR-AUC, ROC-AUC, and precision/recall/F1/false-positive rate with counts at `threshold`."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.metrics import average_precision_score, roc_auc_score  # heavy; only when measuring
 
     label = np.asarray(label, dtype=int)
     predicted = np.asarray(score) >= threshold
@@ -45,7 +45,7 @@ def choose_threshold(
     min_precision: float = 0.9,
 ) -> float:
     """The decision threshold that maximises F1, or recall subject to a minimum precision."""
-    from sklearn.metrics import precision_recall_curve
+    from sklearn.metrics import precision_recall_curve  # heavy; only when measuring
 
     precision, recall, thresholds = precision_recall_curve(label, score)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
@@ -61,7 +61,7 @@ def choose_threshold(
 
 def recall_at_fpr(label: np.ndarray, score: np.ndarray, *, max_fpr: float) -> dict[str, float]:
     """The best recall reachable while the false-positive rate stays at most `max_fpr`."""
-    from sklearn.metrics import roc_curve
+    from sklearn.metrics import roc_curve  # heavy; only when measuring
 
     fpr, tpr, thresholds = roc_curve(label, score)
     ok = np.flatnonzero(fpr <= max_fpr)

@@ -41,7 +41,7 @@ def top_reasons(
     the score are never reasons. One-hot columns keep their name (e.g. `category_shopping_net`).
     Each reason: `feature`, `value`, `contribution` and `baseline` (BASELINE's values of the row).
     """
-    import xgboost
+    import xgboost  # heavy; only where a model is used
 
     if len(matrix) == 0:
         return []

@@ -141,8 +141,8 @@ def labelled(path: Path, *, sample_rows: int | None = None) -> tuple[pd.DataFram
 
 
 def build_preprocess(numeric: tuple[str, ...] = NUMERIC) -> Any:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.compose import ColumnTransformer  # heavy; only when training
+    from sklearn.preprocessing import OneHotEncoder  # heavy; only when training
 
     encoder = OneHotEncoder(
         categories=[list(CATEGORIES), ["F", "M"]],
@@ -167,8 +167,8 @@ class _Progress:
     """A tqdm bar over boosting rounds (XGBoost callback)."""
 
     def __init__(self, total: int) -> None:
-        import xgboost
-        from tqdm import tqdm
+        import xgboost  # heavy; only where a model is used
+        from tqdm import tqdm  # only for training's progress bar
 
         self.bar = tqdm(total=total, desc="boosting", unit="round", leave=False, disable=None)
 
@@ -188,7 +188,7 @@ def _calibrated(booster: Any, class_weight: float) -> Any:
     log-odds, so the ranking, the reasons and what is flagged at the matching threshold do not
     change. (Reloaded: XGBoost applies a new base_score from its saved form.)
     """
-    import xgboost
+    import xgboost  # heavy; only where a model is used
 
     config = json.loads(booster.save_config())
     base = float(str(config["learner"]["learner_model_param"]["base_score"]).strip("[]"))
@@ -319,7 +319,7 @@ class Fitted:
 
 
 def _matrix(preprocess: Any, frame: pd.DataFrame, label: Any = None, weight: Any = None) -> Any:
-    import xgboost
+    import xgboost  # heavy; only where a model is used
 
     x = np.asarray(preprocess.transform(frame), dtype=np.float32)
     names = [str(n) for n in preprocess.get_feature_names_out()]
@@ -341,7 +341,7 @@ def fit(
 ) -> Fitted:
     """Boost on `frame` (only `numeric` of the numeric features), stop early on the tune half,
     calibrate, and choose the threshold (tune half's goal, raised to REAL_MAX_FPR's)."""
-    import xgboost
+    import xgboost  # heavy; only where a model is used
 
     preprocess = build_preprocess(numeric).fit(frame.loc[:, list(FEATURE_COLUMNS)])
     dtune = _matrix(preprocess, parts.tune_feat, parts.tune_label)

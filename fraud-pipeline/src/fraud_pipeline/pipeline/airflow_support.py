@@ -54,8 +54,8 @@ def _airflow_connection(conn_id: str) -> Any | None:
     connection as undefined, so "not defined" is trusted only without a configured backend.
     """
     try:
-        from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow.sdk import BaseHook  # there only inside Airflow
+        from airflow.sdk.exceptions import AirflowNotFoundException  # there only inside Airflow
     except ImportError:  # not inside Airflow (the CLI, the model server image)
         return None
     try:
@@ -77,7 +77,7 @@ def _airflow_connection(conn_id: str) -> Any | None:
 
 def _secrets_backend() -> str:
     """The configured secrets backend (`[secrets] backend`), empty when none."""
-    from airflow.configuration import conf
+    from airflow.configuration import conf  # there only inside Airflow
 
     return str(conf.get("secrets", "backend", fallback="") or "")
 
@@ -98,7 +98,7 @@ def _psycopg2_from_airflow(connection: Any) -> psycopg2.extensions.connection:
 @contextmanager
 def db_connection() -> Iterator[psycopg2.extensions.connection]:
     """A connection to fraud_db for one task, closed afterwards."""
-    from fraud_pipeline.storage.db import connect
+    from fraud_pipeline.storage.db import connect  # lazy: DAG files import this module
 
     airflow_connection = _airflow_connection(DB_CONN_ID)
     conn = connect() if airflow_connection is None else _psycopg2_from_airflow(airflow_connection)
@@ -111,7 +111,7 @@ def db_connection() -> Iterator[psycopg2.extensions.connection]:
 @contextmanager
 def no_retry(*errors: type[Exception]) -> Iterator[None]:
     """`errors` a retry cannot mend (no data, no champion) fail the task at once, saying why."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException  # there only inside Airflow
 
     try:
         yield
@@ -120,11 +120,12 @@ def no_retry(*errors: type[Exception]) -> Iterator[None]:
 
 
 def scoring_client() -> Any:
-    from fraud_pipeline.serving.endpoint import EndpointClient
+    from fraud_pipeline.serving.endpoint import EndpointClient  # lazy: DAG files import this module
 
     if _airflow_connection(AWS_CONN_ID) is not None:
+        # there only inside Airflow
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-        from botocore.config import Config
+        from botocore.config import Config  # heavy; only when AWS is used
 
         hook = AwsBaseHook(
             aws_conn_id=AWS_CONN_ID,
@@ -136,7 +137,7 @@ def scoring_client() -> Any:
 
 
 def smtp_target() -> SmtpTarget:
-    from fraud_pipeline.alerting.alerts import SmtpTarget
+    from fraud_pipeline.alerting.alerts import SmtpTarget  # lazy: DAG files import this module
 
     connection = _airflow_connection(SMTP_CONN_ID)
     if connection is None:
@@ -164,7 +165,7 @@ def earliest_reported_day() -> date:
     as soon as it is unpaused, so a first start before 07:00 asks for the day before yesterday
     too. The first start's back-fill begins there, so no first run waits on a day never loaded.
     """
-    from croniter import croniter
+    from croniter import croniter  # only for the daily DAGs
 
     now = clock.local(clock.now())
     slots = (croniter(cron, now).get_prev(datetime) for cron in DAILY_CRONS)
@@ -174,6 +175,7 @@ def earliest_reported_day() -> date:
 def day_loaded(day: date, waiting: str = "the summary") -> bool:
     """Whether every payment of `day` is loaded, late ones within the bound included (the runs'
     look-back has re-read the day's last minutes); if not, the log says what is missing."""
+    # lazy: DAG files import this module
     from fraud_pipeline.storage.watermark import day_incomplete
 
     bound = timedelta(minutes=get_settings().late_payment_lookback_min)
@@ -187,8 +189,8 @@ def day_loaded(day: date, waiting: str = "the summary") -> bool:
 def daily_dag_args(cron: str) -> dict[str, Any]:
     """What the daily DAGs share: a cron on the business clock, no catch-up of missed days
     (each run waits for its own day), one run at a time, retries with backoff."""
-    import pendulum
-    from airflow.timetables.trigger import CronTriggerTimetable
+    import pendulum  # Airflow's; there only inside Airflow
+    from airflow.timetables.trigger import CronTriggerTimetable  # there only inside Airflow
 
     business_tz = get_settings().business_tz
     return {
@@ -220,7 +222,7 @@ def day_sensor_args() -> dict[str, Any]:
 def poke_day_loaded(logical_date: datetime | None, waiting: str = "the summary") -> Any:
     """One poke of a daily DAG's day sensor: done once the day before the run is loaded; the
     day (ISO) goes to the next task."""
-    from airflow.sdk import PokeReturnValue
+    from airflow.sdk import PokeReturnValue  # there only inside Airflow
 
     day = summary_day(logical_date)
     return PokeReturnValue(is_done=day_loaded(day, waiting), xcom_value=day.isoformat())

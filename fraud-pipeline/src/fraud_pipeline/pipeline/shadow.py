@@ -26,7 +26,7 @@ from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.registry import versions
 from fraud_pipeline.registry.models import model_store, version_model
 from fraud_pipeline.schema import PAYMENT_COLUMNS
-from fraud_pipeline.storage.history import payment_columns, payments_frame
+from fraud_pipeline.storage.history import load_card_history, payment_columns, payments_frame
 
 if TYPE_CHECKING:
     from fraud_pipeline.model.artifacts import Model
@@ -65,8 +65,6 @@ def latest_challenger(conn: Connection) -> versions.ModelVersion | None:
 
 def score_payments(conn: Connection, payments: pd.DataFrame, model: Model) -> int:
     """The challenger's probabilities and decisions for `payments` (already stored), upserted."""
-    from fraud_pipeline.storage.history import load_card_history
-
     if payments.empty:
         return 0
     matrix = model.features(payments, load_card_history(conn, payments))

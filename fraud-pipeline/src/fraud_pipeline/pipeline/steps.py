@@ -34,11 +34,22 @@ import pyarrow as pa
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
+from fraud_pipeline import clock
+from fraud_pipeline.alerting.alerts import alert_pending
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_card_numbers, mask_value
+from fraud_pipeline.ingest.extract import fetch_current, fetch_window, to_records
+from fraud_pipeline.ingest.validate import Validated
+from fraud_pipeline.ingest.validate import validate as validate_rows
+from fraud_pipeline.model.reasons import top_reasons
 from fraud_pipeline.pipeline.results import BatchId, Ingested, Loaded, RunId, batch_for
+from fraud_pipeline.pipeline.shadow import shadow_loaded
+from fraud_pipeline.registry.models import champion_model
+from fraud_pipeline.rules.engine import check, live_checks
 from fraud_pipeline.schema import PAYMENT_COLUMNS
-from fraud_pipeline.serving.endpoint import ScoreResult, check_served_version
+from fraud_pipeline.serving.endpoint import EndpointClient, ScoreResult, check_served_version
+from fraud_pipeline.storage import late, watermark
+from fraud_pipeline.storage.history import load_card_history
 from fraud_pipeline.storage.upsert import copy_into, merge_scored, prepare
 
 # What PostgreSQL or the COPY encoding raise for a value that cannot be stored.
@@ -106,10 +117,6 @@ def extract(
     `watermark.lookback_start`): a payment delivered after its minute was fetched is new there,
     the others are re-deliveries that validate sets aside. The mark moves with the landing.
     """
-    from fraud_pipeline import clock
-    from fraud_pipeline.ingest.extract import fetch_current, fetch_window, to_records
-    from fraud_pipeline.storage import watermark
-
     settings = settings or get_settings()
     asked = (start, end)
     windowed = settings.payments_api_mode == "windowed"
@@ -328,9 +335,6 @@ def record_late(
     """The new payments (trans_num, trans_time) with time before `late_before`: recorded as late
     (`storage.late`), those before `beyond_before` as beyond the bound; how many. None: the run
     re-read nothing before its own interval."""
-    from fraud_pipeline import clock
-    from fraud_pipeline.storage import late
-
     if late_before is None or new.empty:
         return 0
     times = pd.to_datetime(new["trans_time"], utc=True)
@@ -411,11 +415,8 @@ def _to_inbox(
 def check_rows(records: pd.DataFrame) -> Validated:
     """`ingest.validate.validate`, and should it fail on the batch, each row alone: a row it
     cannot judge is quarantined ("unreadable: TypeError"), never the batch."""
-    from fraud_pipeline.ingest.validate import Validated
-    from fraud_pipeline.ingest.validate import validate as check
-
     try:
-        return check(records)
+        return validate_rows(records)
     except Exception as error:  # any row content: the batch goes on row by row
         log.warning(
             "validation failed on the batch (%s): validating its %d rows one by one",
@@ -426,13 +427,13 @@ def check_rows(records: pd.DataFrame) -> Validated:
     for position in range(len(records)):
         row = records.iloc[[position]]
         try:
-            one = check(row)
+            one = validate_rows(row)
         except Exception as error:
             bads.append(row.assign(reason=f"unreadable: {type(error).__name__}"))
             continue
         goods.append(one.good)
         bads.append(one.bad)
-    good = pd.concat(goods, ignore_index=True) if goods else check(records.iloc[:0]).good
+    good = pd.concat(goods, ignore_index=True) if goods else validate_rows(records.iloc[:0]).good
     bad = pd.concat(bads, ignore_index=True) if bads else records.iloc[:0].assign(reason="")
     return Validated(good=good, bad=bad)
 
@@ -641,9 +642,6 @@ def score_chunk(
     (PostgreSQL's own process). Payments the model refuses are quarantined in the same
     transaction, alone: they never block the others.
     """
-    from fraud_pipeline.rules.engine import check, live_checks
-    from fraud_pipeline.storage.history import load_card_history
-
     named, matrix = model.feature_table(payments, load_card_history(conn, payments))
     result = endpoint_scores(client, matrix)
     if result.model_version != model.version:  # pending again: the next run rebuilds them
@@ -736,8 +734,6 @@ def scored_frame(
     model: Model,
 ) -> pd.DataFrame:
     """Payments plus their scores, decisions and reasons (schema.SCORED_COLUMNS)."""
-    from fraud_pipeline.model.reasons import top_reasons
-
     flagged = probabilities >= model.threshold
     reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(payments))]
     if flagged.any():
@@ -757,8 +753,6 @@ def scored_frame(
 
 # -- alert ------------------------------------------------------------------------------------
 def alert(conn: Connection, settings: Settings | None = None, target: Any = None) -> dict[str, Any]:
-    from fraud_pipeline.alerting.alerts import alert_pending
-
     return alert_pending(conn, settings, target)
 
 
@@ -781,9 +775,6 @@ def receive(
 ) -> Received:
     """Extract and validate an interval in memory (`process_interval`'s first half); with
     `recheck`, that earlier slice too (late payments, `backfill.late_plan`)."""
-    from fraud_pipeline import clock
-    from fraud_pipeline.ingest.extract import fetch_window, to_records
-
     settings = settings or get_settings()
     fetched_at = clock.now()
     raw = fetch_window(start, end, settings)
@@ -817,8 +808,6 @@ def process_interval(
     `beyond_before`: its re-check): they are recorded as late. A chunk run again admits
     nothing new (re-deliveries are set aside) and stores nothing new.
     """
-    from fraud_pipeline.pipeline.shadow import shadow_loaded
-
     settings = settings or get_settings()
     received = receive(start, end, settings) if received is None else received
     batch_id = batch_for(run_id)
@@ -874,10 +863,6 @@ def run_interval(
 ) -> Processed:
     """The DAG's tasks for one interval, in order, in one process: ingest -> score_and_load
     -> alert, then the challenger's shadow scoring; `catch_up` as the DAG's ingest (the mark)."""
-    from fraud_pipeline.pipeline.shadow import shadow_loaded
-    from fraud_pipeline.registry.models import champion_model
-    from fraud_pipeline.serving.endpoint import EndpointClient
-
     settings = settings or get_settings()
     run = RunId(run_id or f"manual__{start.isoformat()}__{end.isoformat()}")
     model = model or champion_model(conn, settings)

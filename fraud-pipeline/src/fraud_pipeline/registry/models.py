@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from psycopg2.extensions import connection as Connection
 
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.model.artifacts import load_model, read_metadata
 from fraud_pipeline.model.checksums import ArtifactError
 from fraud_pipeline.registry import versions
 from fraud_pipeline.registry.store import ModelStore, store_from_url
@@ -40,8 +41,6 @@ def forget_models() -> None:
 
 def version_model(version: versions.ModelVersion, store: ModelStore) -> Model:
     """`version`'s artifacts, verified against the registry then loaded, once per process."""
-    from fraud_pipeline.model.artifacts import load_model
-
     with _LOADED_LOCK:
         model = _LOADED.get(version.version)
         if model is None:
@@ -56,8 +55,6 @@ def version_model(version: versions.ModelVersion, store: ModelStore) -> Model:
 
 def promoted_champion(conn: Connection, settings: Settings) -> versions.ModelVersion | None:
     """The registry's champion when it is not the committed model in ARTIFACTS_DIR, else None."""
-    from fraud_pipeline.model.artifacts import read_metadata
-
     with conn:
         champion = versions.champion(conn)
     if champion is None:
@@ -72,8 +69,6 @@ def promoted_champion(conn: Connection, settings: Settings) -> versions.ModelVer
 def champion_version(conn: Connection, settings: Settings | None = None) -> str:
     """The version `champion_model` builds features with, without loading it: the registry's
     champion, else (an empty registry) the committed model's."""
-    from fraud_pipeline.model.artifacts import read_metadata
-
     with conn:
         champion = versions.champion(conn)
     if champion is not None:
@@ -83,8 +78,6 @@ def champion_version(conn: Connection, settings: Settings | None = None) -> str:
 
 def champion_model(conn: Connection, settings: Settings | None = None) -> Model:
     """The model to build features and reasons with: the registry's champion (see above)."""
-    from fraud_pipeline.model.artifacts import load_model
-
     settings = settings or get_settings()
     champion = promoted_champion(conn, settings)
     if champion is None:

@@ -21,6 +21,7 @@ from typing import Any
 from fraud_pipeline.config import Settings
 from fraud_pipeline.registry.store import ModelStore
 from fraud_pipeline.registry.versions import Deploy, ModelVersion, fetch_verified
+from fraud_pipeline.serving.sagemaker_deploy import Release, deployer_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def reload_local_server(
     url: str, model_dir: Path, version: ModelVersion, timeout_s: float = 60
 ) -> str:
     """POST /reload to the local model server; the version it now serves."""
-    import requests
+    import requests  # only for the local server's /reload
 
     try:
         response = requests.post(
@@ -111,8 +112,6 @@ def reload_local_server(
 
 def update_sagemaker(deployer: Any, model_dir: Path, *, wait: bool = True) -> Any:
     """The deploy steps on the champion's verified artifacts; the existing endpoint is updated."""
-    from fraud_pipeline.serving.sagemaker_deploy import Release
-
     return deployer.deploy(Release.from_artifacts(model_dir), must_exist=True, wait=wait)
 
 
@@ -125,7 +124,6 @@ def roll_out(
     if url:
         served = reload_local_server(url, model_dir, version)
         return f"model server {url} now serves {served}"
-    from fraud_pipeline.serving.sagemaker_deploy import deployer_from_settings
 
     try:
         result = update_sagemaker(deployer_from_settings(settings), model_dir)
@@ -157,7 +155,7 @@ def verifier(store: ModelStore) -> Deploy:
 def served_version(url: str, timeout_s: float = 5) -> str | None:
     """The version the model server at `url` serves (the attribute on every answer, /ping's
     included); None when it cannot be reached."""
-    import requests
+    import requests  # only for the local server's /reload
 
     try:
         response = requests.get(f"{url.rstrip('/')}/ping", timeout=timeout_s)

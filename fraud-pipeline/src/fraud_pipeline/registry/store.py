@@ -85,7 +85,7 @@ def store_from_url(url: str, cache_dir: Path, s3_client: Any = None) -> ModelSto
     if url.startswith("s3://"):
         parsed = urlparse(url)
         if s3_client is None:
-            import boto3
+            import boto3  # heavy; only when AWS is used
 
             s3_client = boto3.client("s3")
         return S3Store(s3_client, parsed.netloc, parsed.path.strip("/"), cache_dir)

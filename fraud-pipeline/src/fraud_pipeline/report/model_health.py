@@ -13,6 +13,7 @@ from typing import Final
 
 import pandas as pd
 
+from fraud_pipeline import clock
 from fraud_pipeline.report.queries import Db, _read
 
 HISTORY_DAYS: Final = 90
@@ -31,8 +32,6 @@ EVENT_DAYS: Final = 180
 
 def model_events(conn: Db, until: date, days: int = EVENT_DAYS) -> pd.DataFrame:
     """The model events of the `days` days up to `until` (and after), newest first."""
-    from fraud_pipeline import clock
-
     return _read(
         conn,
         "SELECT * FROM fraud_model_events(:since)",

@@ -28,10 +28,15 @@ from psycopg2.extensions import connection as Connection
 
 from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.model.artifacts import load_model
+from fraud_pipeline.model.train import train
 from fraud_pipeline.registry import versions
 from fraud_pipeline.registry.models import model_store
+from fraud_pipeline.registry.rollout import deployer, roll_out
+from fraud_pipeline.retrain.evaluate import compare
 from fraud_pipeline.retrain.gate import Gate, decide
 from fraud_pipeline.retrain.window import LabelledPayments, Window, load_labelled, stored_span
+from fraud_pipeline.storage.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +125,6 @@ def _split(conn: Connection, window: Window) -> tuple[LabelledPayments, Labelled
 
 def train_challenger(conn: Connection, window: Window, settings: Settings) -> versions.ModelVersion:
     """Train on the files and the window before its holdout; the registered challenger."""
-    from fraud_pipeline.model.train import train
-
     if versions.champion(conn) is None:
         raise RetrainError("no champion to compare a challenger with: `fraud-pipeline db migrate`")
     learn, _ = _split(conn, window)
@@ -138,9 +141,6 @@ def train_challenger(conn: Connection, window: Window, settings: Settings) -> ve
 
 def judge(conn: Connection, window: Window, version: str, settings: Settings) -> Decision:
     """Measure the champion and `version` on the holdout, record both, promote past the gate."""
-    from fraud_pipeline.model.artifacts import load_model
-    from fraud_pipeline.retrain.evaluate import compare
-
     challenger = versions.get_version(conn, version)
     champion = versions.champion(conn)
     if challenger is None or champion is None:
@@ -188,16 +188,12 @@ def judge(conn: Connection, window: Window, version: str, settings: Settings) ->
         training_data_to=window.holdout_start,
     )
     if verdict.passed:  # served with the registry change, or not promoted (SwitchError)
-        from fraud_pipeline.registry.rollout import deployer
-
         versions.promote(conn, version, RETRAINED_BY, reason, deploy=deployer(settings, store))
     return Decision(version, champion.version, verdict.passed, reason)
 
 
 def serve_champion(conn: Connection, settings: Settings) -> str:
     """Make the endpoint serve the registry's champion (local server reload or SageMaker)."""
-    from fraud_pipeline.registry.rollout import roll_out
-
     champion = versions.champion(conn)
     if champion is None:
         raise RetrainError("no champion to serve")
@@ -217,8 +213,6 @@ def retrain(
 
 def main(*, window_days: int | None = None) -> int:
     """`fraud-pipeline retrain`: one retraining now; exit 0 whether promoted or not."""
-    from fraud_pipeline.storage.db import connect
-
     settings = get_settings()
     conn = connect()
     try:

@@ -20,12 +20,13 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from fraud_pipeline import clock
+from fraud_pipeline.model.artifacts import load_model
 from fraud_pipeline.rules import store
 from fraud_pipeline.rules.engine import columns_for
 from fraud_pipeline.rules.language import PAYMENT_FIELDS, Compiled, compile_rule
 from fraud_pipeline.schema import PAYMENT_COLUMNS
 from fraud_pipeline.security import audit
-from fraud_pipeline.storage.history import payment_columns
+from fraud_pipeline.storage.history import load_card_history, payment_columns
 
 MAX_DAYS = 366
 
@@ -54,9 +55,6 @@ def matches(
     """The rule on stored payments; the model's named features are rebuilt only if it reads one."""
     features = pd.DataFrame(index=payments.index)
     if not compiled.fields <= set(PAYMENT_FIELDS) and len(payments):
-        from fraud_pipeline.model.artifacts import load_model
-        from fraud_pipeline.storage.history import load_card_history
-
         features = load_model().feature_table(payments, load_card_history(conn, payments))[0]
     if not len(payments):
         return np.zeros(0, dtype=bool)

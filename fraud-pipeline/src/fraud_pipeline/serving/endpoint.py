@@ -123,7 +123,7 @@ def _status_of(error: Exception) -> tuple[int | str | None, bool]:
         ConnectTimeoutError,
         EndpointConnectionError,
         ReadTimeoutError,
-    )
+    )  # heavy; only when AWS is used
 
     if isinstance(error, ClientError):
         response = error.response
@@ -174,9 +174,9 @@ def _read_body(body: Any, deadline: float, deadline_s: float) -> bytes:
     raw = getattr(body, "_raw_stream", None)
     if raw is None or not hasattr(raw, "read1"):
         return bytes(body.read())
-    from botocore.exceptions import ReadTimeoutError, ResponseStreamingError
-    from urllib3.exceptions import ProtocolError
-    from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
+    from botocore.exceptions import ReadTimeoutError, ResponseStreamingError  # AWS only; heavy
+    from urllib3.exceptions import ProtocolError  # botocore's transport
+    from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout  # botocore's transport
 
     chunks, size = [], 0
     while True:
@@ -200,8 +200,8 @@ def _read_body(body: Any, deadline: float, deadline_s: float) -> bytes:
 
 def runtime_client(settings: Settings) -> Any:
     """boto3 sagemaker-runtime with our own retries (botocore's are switched off)."""
-    import boto3
-    from botocore.config import Config
+    import boto3  # heavy; only when AWS is used
+    from botocore.config import Config  # heavy; only when AWS is used
 
     config = Config(
         retries={"total_max_attempts": 1},

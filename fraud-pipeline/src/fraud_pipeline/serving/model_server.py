@@ -41,6 +41,7 @@ from fraud_pipeline.model.checksums import (
     verify_files,
 )
 from fraud_pipeline.model.tarballs import read_member
+from fraud_pipeline.serving import http_server
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def load_booster(
     match it: the server never serves an artifact it cannot vouch for. The version is
     metadata.json's, else `model_version`, else "unknown"; `threads` 0 = every core.
     """
-    import xgboost
+    import xgboost  # heavy; only where a model is used
 
     model_dir = Path(model_dir)
     booster = xgboost.Booster()
@@ -346,8 +347,6 @@ def serve(
     On SIGTERM the requests in flight get `timeout_s` to finish; a worker that does not answer
     uvicorn's health check for `timeout_s` is replaced.
     """
-    from fraud_pipeline.serving import http_server
-
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     reloadable = workers == 1 and reload
     scoring = build_app(

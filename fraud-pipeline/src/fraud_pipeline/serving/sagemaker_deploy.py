@@ -210,7 +210,7 @@ class DeployResult:
 
 
 def _not_found(error: Exception) -> bool:
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError  # heavy; only when AWS is used
 
     if not isinstance(error, ClientError):
         return False
@@ -247,7 +247,7 @@ class Deployer:
 
     def _scaling(self) -> Any:
         if self.autoscaling is None:
-            import boto3
+            import boto3  # heavy; only when AWS is used
 
             region = self.sagemaker.meta.region_name
             self.autoscaling = boto3.client("application-autoscaling", region_name=region)
@@ -362,7 +362,7 @@ class Deployer:
     def wait_deleted(self) -> None:
         """Until the endpoint is gone (boto3's `endpoint_deleted` waiter: it stops the cost only
         then); DeployError if its deletion failed or outlasts timeout_s."""
-        from botocore.exceptions import WaiterError
+        from botocore.exceptions import WaiterError  # heavy; only when AWS is used
 
         attempts = max(1, int(self.timeout_s / self.poll_s)) if self.poll_s else 60
         try:
@@ -570,7 +570,7 @@ class Deployer:
 def control_plane_clients(settings: Settings) -> tuple[Any, Any, Any]:
     """boto3 `sagemaker`, `s3` and `application-autoscaling` clients in the configured region
     (credentials: boto3's chain)."""
-    import boto3
+    import boto3  # heavy; only when AWS is used
 
     session = boto3.Session(region_name=settings.aws_region)
     return (
@@ -604,6 +604,7 @@ def main(
     `artifacts_dir` (default ARTIFACTS_DIR), `endpoint_type` and `wait` concern deploy/update,
     `delete_models` teardown.
     """
+    # heavy; only when AWS is used
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     settings = get_settings()

@@ -22,7 +22,8 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from fraud_pipeline import clock
-from fraud_pipeline.config import Settings
+from fraud_pipeline.config import Settings, get_settings
+from fraud_pipeline.storage.db import connect, database_url
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,6 @@ def main(
     max_batches: int | None = None,
 ) -> int:
     """`fraud-pipeline db archive`: defaults RETENTION_DAYS and ARCHIVE_BATCH_SIZE; exit code."""
-    from fraud_pipeline.config import get_settings
-    from fraud_pipeline.storage.db import connect, database_url
-
     settings = get_settings()
     days = settings.retention_days if older_than_days is None else older_than_days
     conn = connect(database_url(settings))

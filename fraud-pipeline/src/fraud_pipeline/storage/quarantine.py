@@ -15,6 +15,7 @@ from typing import Any
 import psycopg2.extensions
 
 from fraud_pipeline.ingest.cards import mask_value
+from fraud_pipeline.storage.db import connect
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,6 @@ def retry(conn: psycopg2.extensions.connection, quarantine_ids: list[int]) -> li
 
 def main(command: str, ids: list[int], limit: int = 50, reason: str | None = None) -> int:
     """`fraud-pipeline quarantine list|show|retry`."""
-    from fraud_pipeline.storage.db import connect
-
     conn = connect()
     try:
         if command == "list":
