@@ -28,7 +28,7 @@ from fraud_pipeline import clock
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
 from fraud_pipeline.report.queries import Db, _read, display_table, set_role_password_main
-from fraud_pipeline.report.wording import describe_reasons, merchant_name
+from fraud_pipeline.report.wording import describe_reasons, flagged_by, merchant_name
 from fraud_pipeline.security import audit
 from fraud_pipeline.security.masking import mask_card_numbers
 from fraud_pipeline.storage import db
@@ -88,6 +88,7 @@ class Alert:
     reasons: list[str]
     verdict: str | None = None
     live: bool = True  # mailed on its own line (not only counted in a catch-up digest)
+    flagged_by: tuple[str, ...] = ()  # the model, rules, lists: as the alert email says
 
 
 # -- cases: one per card episode, filtered and paged in the database ------------------------------
@@ -229,6 +230,9 @@ def review_case(conn: Db, trans_num: str) -> Case | None:
             reasons=describe_reasons(row.reasons),
             verdict=None if pd.isna(row.verdict) else str(row.verdict),
             live=row.alert_kind != "digest",
+            flagged_by=tuple(
+                flagged_by(bool(row.is_fraud_pred), row.rule_hits or [], str(row.card_last4))
+            ),
         )
         for row in rows.itertuples(index=False)
     ]
