@@ -489,7 +489,8 @@ def alert_card(alert: reviews.Alert, case_key: str, may_act: bool) -> None:
         f"**{wording.format_money(alert.amount)}** · {alert.place} · "
         f"probability **{wording.format_percent(alert.probability)}** · "
         f"{'live alert' if alert.live else 'catch-up digest'} · "
-        f"model {alert.model_version} · `{alert.trans_num}`{verdict}"
+        f"model {alert.model_version} · `{alert.trans_num}`{verdict}  \n"
+        f"flagged by: {literal('; '.join(alert.flagged_by))}"
     )
     if alert.reasons:
         facts.markdown("\n".join(f"- {reason}" for reason in alert.reasons))
@@ -618,6 +619,11 @@ def case_filter(url: str) -> reviews.CaseFilter:
     )
 
 
+def literal(text: str) -> str:
+    """`text` shown as it is inside Markdown: a masked card's asterisks are not emphasis."""
+    return text.replace("*", r"\*")
+
+
 def queue_view(url: str) -> None:
     where = case_filter(url)
     size_column, page_column, count_column = st.columns([1, 1, 3])
@@ -638,7 +644,7 @@ def queue_view(url: str) -> None:
         with st.container(border=True, key=f"case-{case.key}"):
             facts, actions = st.columns([4, 1])
             facts.markdown(
-                f"**{case.card} · {case.cardholder}** · {case.alerts} alert"
+                f"**{literal(case.card)} · {literal(case.cardholder)}** · {case.alerts} alert"
                 f"{'s' if case.alerts != 1 else ''} ({case.open_alerts} without a verdict) · "
                 f"{'live alert' if case.live else 'catch-up digest'} · top probability "
                 f"**{wording.format_percent(case.top_probability)}** · latest "

@@ -54,22 +54,19 @@ def test_each_payment_of_a_digest_says_what_flagged_it(
     assert message["X-Fraud-Digest-Id"]
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
     html = message.get_body(("html",)).get_content()
-    listed = text.split("Each payment, in time order:\n", 1)[1].split("\n- ")
+    listed = text.split("Each payment, riskiest first:\n", 1)[1].split("\n\n", 1)[0]
+    entries = listed.removeprefix("- ").split("\n- ")
     merchant = f"block list: merchant {old.merchant[2]}"
-    expected = [
-        "model",
-        "rule “Big online” (v2)",
-        merchant,
-        "model",
-        f"model; rule “Big online” (v2); {merchant}",
-    ]
-    assert len(listed) == 5
-    for i, (entry, flags) in enumerate(zip(listed, expected, strict=True)):
+    rule = "rule “Big online” (v2)"
+    expected = ["model", rule, merchant, "model", f"model; {rule}; {merchant}"]
+    order = old.fraud_probability.sort_values(ascending=False, kind="stable").index
+    assert len(entries) == 5
+    for entry, i in zip(entries, order, strict=True):  # the riskiest first, as live alerts
         assert f"card **** **** **** {old.card_last4[i]}" in entry
         assert format_percent(old.fraud_probability[i]) in entry  # the model's score
-        assert f"  flagged by: {flags}\n" in entry
-        assert f"  case: {case_link(settings.report_url, old.trans_num[i])}" in entry
-        assert flags.replace("“", "&#8220;") in html or flags in html
+        assert f"\n  flagged by: {expected[i]}\n" in entry
+        assert entry.endswith(f"  case: {case_link(settings.report_url, old.trans_num[i])}")
+        assert f"<td>{expected[i]}</td>" in html
     assert "Night test" not in text  # a shadow rule alerts nobody
     counted = text.split("What flagged them:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert counted == ["- model: 3", f"- {merchant}: 2", "- rule “Big online” (v2): 2"]
@@ -89,6 +86,8 @@ def test_a_long_digest_lists_the_first_payments_and_sends_to_the_queue_for_the_r
     get_settings.cache_clear()
     (message,) = mail.messages()
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
-    assert f"(the first 3, in time order; 2 more in the queue: {settings.report_url}" in text
+    assert f"(the 3 riskiest; 2 more in the queue: {settings.report_url}/review)" in text
     assert text.count("  flagged by: model\n") == 3
+    lowest = old.fraud_probability.nsmallest(2)
+    assert all(format_percent(p) + "  " not in text for p in lowest)
     assert "- model: 5\n" in text

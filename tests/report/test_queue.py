@@ -9,6 +9,7 @@ Python, never from the report's functions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -104,11 +105,26 @@ def test_a_payment_flagged_by_a_rule_alone_is_a_case(seeded: SeededDay, reader: 
         "ORDER BY trans_num LIMIT 1"
     )
     assert trans_num not in {case.key for case in every_case(reader, EVERYTHING)}
+    hits = json.dumps(
+        [
+            {"kind": "rule", "rule_id": 1, "version": 3, "name": "big online", "mode": "enabled"},
+            {"kind": "block", "entry_id": 2, "field": "merchant", "value": "fraud_Kilback LLC"},
+        ]
+    )
     execute(
-        seeded, "UPDATE payments_scored SET rule_flagged = true WHERE trans_num = %s", trans_num
+        seeded,
+        "UPDATE payments_scored SET rule_flagged = true, rule_hits = %s WHERE trans_num = %s",
+        hits,
+        trans_num,
     )
     assert trans_num in {case.key for case in every_case(reader, EVERYTHING)}
     assert trans_num in expected_cases(seeded)
+    # The case says what flagged it, in the alert email's words.
+    case = reviews.review_case(reader, trans_num)
+    assert case is not None
+    assert [alert.flagged_by for alert in case.alerts] == [
+        ("rule “big online” (v3)", "block list: merchant fraud_Kilback LLC")
+    ]
 
 
 @pytest.mark.usefixtures("report_env")

@@ -20,7 +20,14 @@ import psycopg2.extensions
 
 from fraud_pipeline import clock
 from fraud_pipeline.alerting import digest
-from fraud_pipeline.alerting.mail import AlertError, SmtpTarget, compose, deliver, email_id
+from fraud_pipeline.alerting.mail import (
+    AlertError,
+    SmtpTarget,
+    by_risk,
+    compose,
+    deliver,
+    email_id,
+)
 from fraud_pipeline.config import Settings, get_settings
 from fraud_pipeline.ingest.cards import mask_last4
 from fraud_pipeline.wording import (
@@ -37,11 +44,6 @@ __all__ = ["MAX_PER_EMAIL", "AlertError", "SmtpTarget", "alert_pending", "render
 log = logging.getLogger(__name__)
 
 MAX_PER_EMAIL = 500
-
-
-def by_risk(fraud: dict[str, Any]) -> tuple[float, datetime, str]:
-    """Sort key: the riskiest first, then the oldest, then by payment id (stable)."""
-    return (-float(fraud["fraud_probability"]), fraud["trans_time"], str(fraud["trans_num"]))
 
 
 def render(frauds: list[dict[str, Any]], alert_id: str, settings: Settings) -> EmailMessage:

@@ -5,7 +5,7 @@ scores payments long after they were made. Pending frauds older than ALERT_MAX_A
 `clock.now()`) are not news an analyst can act on one by one: they wait until the catch-up is
 over and then go out together in one digest (counts and amounts per day and category, links to
 the report; what flagged them, in the live alert's words, counted over all and said for each
-payment — the first LISTED of them, the rest in the To review queue), marked `alerted_at` with `alert_kind = 'digest'` in the transaction that sent it,
+payment — the LISTED riskiest, the rest in the To review queue), marked `alerted_at` with `alert_kind = 'digest'` in the transaction that sent it,
 exactly as alerts are: a payment in a digest is never alerted nor summarised again, and an SMTP
 failure leaves them all pending for the next try.
 
@@ -31,7 +31,7 @@ import psycopg2
 import psycopg2.extensions
 
 from fraud_pipeline import clock
-from fraud_pipeline.alerting.mail import SmtpTarget, compose, deliver, email_id
+from fraud_pipeline.alerting.mail import SmtpTarget, by_risk, compose, deliver, email_id
 from fraud_pipeline.config import Settings
 from fraud_pipeline.ingest.cards import mask_last4
 from fraud_pipeline.storage import watermark
@@ -149,7 +149,7 @@ def _flagged(fraud: dict[str, Any]) -> list[str]:
 
 
 def _listed(frauds: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
-    """The first LISTED payments as the alert email shows them: masked card, what flagged it."""
+    """The LISTED riskiest payments as the alert email shows them: masked card, what flagged it."""
     return [
         {
             **f,
@@ -158,13 +158,13 @@ def _listed(frauds: list[dict[str, Any]], settings: Settings) -> list[dict[str, 
             "local_time": f["trans_time"].astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z"),
             "case_url": case_link(settings.report_url, str(f["trans_num"])),
         }
-        for f in frauds[:LISTED]
+        for f in sorted(frauds, key=by_risk)[:LISTED]
     ]
 
 
 def render(frauds: list[dict[str, Any]], digest_id: str, settings: Settings) -> EmailMessage:
     """The digest: how many, how much, when, per day (with its report), per category, what
-    flagged them, and each payment (the first LISTED) with what flagged it."""
+    flagged them, and each payment (the LISTED riskiest) with what flagged it."""
     for fraud in frauds:
         fraud["day"] = clock.business_day(fraud["trans_time"])
         fraud["flagged_by"] = _flagged(fraud)

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import smtplib
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any, Literal
@@ -58,6 +59,12 @@ class SmtpTarget:
             password,
             settings.smtp_starttls,
         )
+
+
+def by_risk(fraud: dict[str, Any]) -> tuple[float, datetime, str]:
+    """The order payments are listed in an email: the riskiest first, then the oldest, then by
+    payment id (stable)."""
+    return (-float(fraud["fraud_probability"]), fraud["trans_time"], str(fraud["trans_num"]))
 
 
 def email_id(trans_nums: list[str]) -> str:

@@ -31,7 +31,7 @@ from fraud_pipeline.report.queries import Db, _read, display_table, set_role_pas
 from fraud_pipeline.security import audit
 from fraud_pipeline.security.masking import mask_card_numbers
 from fraud_pipeline.storage import db
-from fraud_pipeline.wording import describe_reasons, merchant_name
+from fraud_pipeline.wording import describe_reasons, flagged_by, merchant_name
 
 REVIEWER_ROLE: Final = "fraud_report_reviewer"
 ADMIN_ROLE: Final = "fraud_report_admin"
@@ -88,6 +88,7 @@ class Alert:
     reasons: list[str]
     verdict: str | None = None
     live: bool = True  # mailed on its own line (not only counted in a catch-up digest)
+    flagged_by: tuple[str, ...] = ()  # the model, rules, lists: as the alert email says
 
 
 # -- cases: one per card episode, filtered and paged in the database ------------------------------
@@ -229,6 +230,9 @@ def review_case(conn: Db, trans_num: str) -> Case | None:
             reasons=describe_reasons(row.reasons),
             verdict=None if pd.isna(row.verdict) else str(row.verdict),
             live=row.alert_kind != "digest",
+            flagged_by=tuple(
+                flagged_by(bool(row.is_fraud_pred), row.rule_hits or [], str(row.card_last4))
+            ),
         )
         for row in rows.itertuples(index=False)
     ]
