@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Two xdist workers (2 cores); tests that start a whole stack share one worker (loadgroup).
 XDIST := -n 2 --dist loadgroup
 
-.PHONY: help install lock lint format test test-clock run smoke bench train reliability endpoint-up endpoint-down clean report report-demo
+.PHONY: help install lock lint format test test-clock run smoke bench bench-capacity train reliability endpoint-up endpoint-down clean report report-demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -58,8 +58,14 @@ test-clock: install  ## only the tests that depend on "today", each at every one
 	$(BIN)/python -m pytest -m clock --clock-instants "$(CLOCK_NOWS)" $(XDIST) -q --durations=10 $(PYTEST_ARGS)
 
 bench: install  ## benchmarks (< 10 min): the harness's quick run, then bench/results.json, docs/bench.png, a table vs the goals
-	$(BIN)/python -m pytest tests/bench -m bench -q $(PYTEST_ARGS)
-	$(BIN)/fraud-dev bench
+	@# FRAUD_BENCH_STARTED: the wall time figure counts the quick run too.
+	started=$$(date +%s); $(BIN)/python -m pytest tests/bench -m bench -q $(PYTEST_ARGS) && \
+	FRAUD_BENCH_STARTED=$$started $(BIN)/fraud-dev bench
+
+CAPACITY_RATES ?= 20000,40000,60000,80000
+CAPACITY_MINUTES ?= 10
+bench-capacity: install  ## the per-minute volume the live stack sustains (CAPACITY_RATES, CAPACITY_MINUTES each; ~45 min by default)
+	$(BIN)/fraud-dev bench-capacity --rates $(CAPACITY_RATES) --minutes $(CAPACITY_MINUTES)
 
 reliability: install  ## fault injection, hostile input, concurrency, security: a scenario table (also in make test)
 	$(BIN)/python -m pytest tests/reliability tests/security tests/pipeline/test_hostile_input.py -v $(PYTEST_ARGS)

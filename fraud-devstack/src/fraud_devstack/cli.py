@@ -60,6 +60,9 @@ def _serve_payments(args: argparse.Namespace) -> int:
         speed=args.speed,
         seed=args.seed,
         late_share=args.late_share,
+        rates=args.rates,
+        step_minutes=args.step_minutes,
+        replay_from=args.replay_from,
     )
 
 
@@ -131,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve_payments.add_argument(
         "--late-share", type=float, help="share delivered late (default PAYMENTS_LATE_SHARE)"
     )
+    serve_payments.add_argument(
+        "--rates",
+        type=_rates,
+        help="csv: replay at these payments/min in turn, each for --step-minutes (e.g. 20000,40000)",
+    )
+    serve_payments.add_argument("--step-minutes", type=int, default=10, help="csv: per rate")
+    serve_payments.add_argument(
+        "--replay-from",
+        help="csv with --rates: when the first rate starts (ISO; default next minute)",
+    )
     serve_payments.set_defaults(handler=_serve_payments)
 
     generate = commands.add_parser("generate", help="write realistic Sparkov-format payments")
@@ -174,7 +187,35 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     bench.set_defaults(handler=_bench)
+    capacity = commands.add_parser(
+        "bench-capacity",
+        help="the per-minute volume the live stack sustains, at rising rates (make bench-capacity)",
+    )
+    capacity.add_argument(
+        "--rates",
+        type=_rates,
+        default=[20_000.0, 40_000.0, 60_000.0, 80_000.0],
+        help="payments per minute, rising (default 20000,40000,60000,80000)",
+    )
+    capacity.add_argument("--minutes", type=int, default=10, help="minutes per rate (default 10)")
+    capacity.add_argument("--out", help="results file to merge into (default bench/results.json)")
+
+    def _bench_capacity(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from fraud_devstack.bench.capacity import main as capacity_main
+
+        return capacity_main(
+            rates=args.rates, minutes=args.minutes, out=Path(args.out) if args.out else None
+        )
+
+    capacity.set_defaults(handler=_bench_capacity)
     return parser
+
+
+def _rates(text: str) -> list[float]:
+    """`20000,40000`: payments per minute."""
+    return [float(part) for part in text.split(",") if part.strip()]
 
 
 def module_with(command: str) -> str | None:

@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,49 +117,67 @@ def alert_latencies(maildir: Path, database_url: str, since: pd.Timestamp) -> li
     return [arrivals[alert_id] - float(event) for alert_id, event in rows]
 
 
-def run(runs_wanted: int = 5, payments_per_min: float = 600.0, budget_s: float = 480.0) -> dict:
-    """Start the stack, wait for `runs_wanted` green scheduled runs, measure, stop it."""
+@contextmanager
+def local_stack(
+    url: str, state: Path, *options: str
+) -> Iterator[tuple[dict[str, Any], AirflowClient]]:
+    """`fraud-dev run` on `url` (free ports, no back-fill, its own Airflow database, `options`
+    added), state in `state`; yields (its stack.json, an Airflow client) once it is ready, and
+    always stops it with SIGTERM (its supervisor stops every service), then drops Airflow's
+    database."""
     airflow_db = f"airflow_bench_{uuid.uuid4().hex[:8]}"
-    with scratch_database() as url, tempfile.TemporaryDirectory() as state:
-        env = {**os.environ, "DATABASE_URL": url, "AIRFLOW_DATABASE_NAME": airflow_db}
-        started = time.monotonic()
-        output = (Path(state) / "stack.out").open("w")
-        command = [sys.executable, "-m", "fraud_devstack.cli", "run", "--state-dir", state]
-        command += ["--free-ports", "--no-backfill", "--status-every", "60"]
-        command += ["--payments-rate", str(payments_per_min)]
-        stack = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+    env = {**os.environ, "DATABASE_URL": url, "AIRFLOW_DATABASE_NAME": airflow_db}
+    started = time.monotonic()
+    output = (state / "stack.out").open("w")
+    command = [sys.executable, "-m", "fraud_devstack.cli", "run", "--state-dir", str(state)]
+    command += ["--free-ports", "--no-backfill", "--status-every", "60", *options]
+    stack = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+    try:
+        info = _wait_for_state(state, stack, timeout=300)
+        print(f"  stack ready after {time.monotonic() - started:.0f} s", flush=True)
+        password = json.loads(
+            (state / "airflow" / "simple_auth_manager_passwords.json").read_text()
+        )[ADMIN_USER]
+        client = AirflowClient(info["urls"]["airflow"], ADMIN_USER, password)
         try:
-            info = _wait_for_state(Path(state), stack, timeout=240)
-            ready = pd.Timestamp.now(tz="UTC")
-            print(f"  stack ready after {time.monotonic() - started:.0f} s", flush=True)
-            password = json.loads(
-                (Path(state) / "airflow" / "simple_auth_manager_passwords.json").read_text()
-            )[ADMIN_USER]
-            client = AirflowClient(info["urls"]["airflow"], ADMIN_USER, password)
-            runs: list[dict[str, Any]] = []
-            while time.monotonic() - started < budget_s:
-                runs = scheduled_runs(client, ready)
-                if len(runs) >= runs_wanted:
-                    break
-                time.sleep(5)
-            print(f"  {len(runs)} green scheduled runs", flush=True)
-            if not runs:
-                raise RuntimeError("no successful scheduled run within the budget")
-            tasks = task_seconds(client, runs)
-            client.close()
-            durations, lags = dag_run_seconds(runs)
-            first_minute = min(pd.Timestamp(r["data_interval_start"]) for r in runs)
-            latencies = alert_latencies(Path(info["maildir"]), url, first_minute)
+            yield info, client
         finally:
-            if stack.poll() is None:
-                stack.send_signal(signal.SIGTERM)  # as Ctrl-C; SIGINT is ignored in background jobs
-            try:
-                stack.wait(timeout=120)  # its supervisor stops every service, SIGKILL after a grace
-            except subprocess.TimeoutExpired:
-                stack.kill()
-                stack.wait()
-            output.close()
-            db.drop_database(db.with_database(url, airflow_db))
+            client.close()
+    finally:
+        if stack.poll() is None:
+            stack.send_signal(signal.SIGTERM)  # as Ctrl-C; SIGINT is ignored in background jobs
+        try:
+            stack.wait(timeout=120)  # its supervisor stops every service, SIGKILL after a grace
+        except subprocess.TimeoutExpired:
+            stack.kill()
+            stack.wait()
+        output.close()
+        db.drop_database(db.with_database(url, airflow_db))
+
+
+def run(runs_wanted: int = 5, payments_per_min: float = 600.0, budget_s: float = 480.0) -> dict:
+    """Start the stack, wait up to `budget_s` once it is ready for `runs_wanted` green scheduled
+    runs, measure, stop it."""
+    with (
+        scratch_database() as url,
+        tempfile.TemporaryDirectory() as state,
+        local_stack(url, Path(state), "--payments-rate", str(payments_per_min)) as (info, client),
+    ):
+        started = time.monotonic()
+        ready = pd.Timestamp.now(tz="UTC")
+        runs: list[dict[str, Any]] = []
+        while time.monotonic() - started < budget_s:
+            runs = scheduled_runs(client, ready)
+            if len(runs) >= runs_wanted:
+                break
+            time.sleep(5)
+        print(f"  {len(runs)} green scheduled runs", flush=True)
+        if not runs:
+            raise RuntimeError("no successful scheduled run within the budget")
+        tasks = task_seconds(client, runs)
+        durations, lags = dag_run_seconds(runs)
+        first_minute = min(pd.Timestamp(r["data_interval_start"]) for r in runs)
+        latencies = alert_latencies(Path(info["maildir"]), url, first_minute)
     figures: dict[str, Any] = {
         "dag_run_s": _summary(durations),
         "run_lag_s": _summary(lags),

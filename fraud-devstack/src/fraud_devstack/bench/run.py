@@ -1,12 +1,12 @@
 """`fraud-dev bench` (`make bench`): every benchmark, one results file, a table and a chart.
 
 Throughput (pipeline, naive, COPY), scoring over HTTP, live latency in a local Airflow, a
-large back-fill, a run's latency with and without a challenger to shadow-score, busy minutes
-(the volume one machine keeps up with), what 50 enabled rules add to a run (`rules.py`) and
-the review queue's page at 100,000 open alerts (`queue.py`), each in its own scratch database.
-Writes
-`bench/results.json` (with the machine, the commit and the command) and `docs/bench.png`, and
-prints the figures against the goals.
+large back-fill, a run's latency with and without a challenger to shadow-score, a busy minute
+run in process (an estimate of the volume one run scores within its minute), what 50 enabled
+rules add to a run (`rules.py`) and the review queue's page at 100,000 open alerts
+(`queue.py`), each in its own scratch database. Writes `bench/results.json` (with the machine,
+the commit and the command; the live capacity figures of `make bench-capacity` are kept) and
+`docs/bench.png`, and prints the figures against the goals, the run's own wall time among them.
 """
 
 from __future__ import annotations
@@ -25,21 +25,25 @@ from fraud_pipeline.config import REPO_ROOT
 RESULTS = REPO_ROOT / "bench" / "results.json"
 CHART = REPO_ROOT / "docs" / "bench.png"
 
-# (figure, goal, higher is better): issue 18's goals
+# (figure, goal, higher is better): issue 28's table, then the earlier issues' goals kept
 GOALS: list[tuple[str, float, bool]] = [
-    ("pipeline_rows_per_s", 30_000, True),
+    ("pipeline_rows_per_s", 30_000, True),  # 100k batch, as the DAG runs it
+    ("copy_ratio", 3, False),  # pipeline time / bare COPY of the same rows
+    ("dag_run_s.p95", 5, False),  # queued -> success, 600 payments/min
+    ("alert_latency_s.p95", 65, False),  # payment -> email
+    ("backfill_s", 60, False),  # 1M payments
+    ("capacity_live_payments_per_min", 60_000, True),  # 10 min, make bench-capacity
+    ("bench_wall_s", 600, False),  # this run's own seconds
     ("speedup_vs_naive", 50, True),
-    ("copy_ratio", 4, False),
     ("scoring_npy_seconds", 5, False),
-    ("dag_run_s.p95", 10, False),
-    ("alert_latency_s.p95", 70, False),
-    ("backfill_s", 60, False),
     ("peak_rss_mb", 1_536, False),
     ("shadow_run_overhead_pct", 10, False),
-    ("capacity_payments_per_min", 20_000, True),
     ("rules_overhead_pct", 10, False),  # issue 30: 50 enabled rules
     ("queue_page_s.p95", 1, False),  # issue 30: a To review page at 100,000 open alerts
 ]
+# Measured by another command than `make bench`: kept from the results file a run replaces.
+KEPT_PREFIX = "capacity_live"
+ELSEWHERE = {"capacity_live_payments_per_min": "make bench-capacity"}
 
 
 def machine() -> dict[str, Any]:
@@ -81,17 +85,23 @@ def lookup(figures: dict[str, Any], name: str) -> float | None:
 
 
 def table(figures: dict[str, Any]) -> list[str]:
-    lines = [f"{'figure':<24}{'measured':>14}{'goal':>12}  met"]
+    """The goals' rows (measured, goal, met), then the other figures worth reading beside them."""
+    lines = [f"{'figure':<32}{'measured':>14}{'goal':>12}  met"]
     for name, goal, higher in GOALS:
         value = lookup(figures, name)
         sign = ">=" if higher else "<="
         if value is None:
             if name in figures:  # measured, and no value meets it (a volume not kept up with)
-                lines.append(f"{name:<24}{'none':>14}{sign:>4}{goal:>8,.0f}  NO")
+                lines.append(f"{name:<32}{'none':>14}{sign:>4}{goal:>8,.0f}  NO")
+            elif name in ELSEWHERE:  # never measured: say how, rather than drop the goal
+                lines.append(f"{name:<32}{'-':>14}{sign:>4}{goal:>8,.0f}  ({ELSEWHERE[name]})")
             continue
         met = value >= goal if higher else value <= goal
-        lines.append(f"{name:<24}{value:>14,.2f}{sign:>4}{goal:>8,.0f}  {'yes' if met else 'NO'}")
+        lines.append(f"{name:<32}{value:>14,.2f}{sign:>4}{goal:>8,.0f}  {'yes' if met else 'NO'}")
     for name in (
+        "busy_minute_payments",
+        "busy_minute_run_s",
+        "busy_minute_fits_per_min",
         "naive_rows_per_s",
         "copy_rows_per_s",
         "run_lag_s.p95",
@@ -105,8 +115,24 @@ def table(figures: dict[str, Any]) -> list[str]:
     ):
         value = lookup(figures, name)
         if value is not None:
-            lines.append(f"{name:<24}{value:>14,.2f}")
+            lines.append(f"{name:<32}{value:>14,.2f}")
     return lines
+
+
+def wall_seconds(began: float) -> float:
+    """Seconds since `make bench` started (FRAUD_BENCH_STARTED, epoch seconds: the harness's
+    quick run counts too), else since `began` (monotonic, this process's benches)."""
+    started = os.environ.get("FRAUD_BENCH_STARTED")
+    seconds = time.time() - float(started) if started else time.monotonic() - began
+    return round(seconds, 1)
+
+
+def kept(out: Path) -> dict[str, Any]:
+    """The figures of `out` that another command measured (`KEPT_PREFIX`): a run keeps them."""
+    if not out.exists():
+        return {}
+    figures: dict[str, Any] = json.loads(out.read_text()).get("figures", {})
+    return {name: value for name, value in figures.items() if name.startswith(KEPT_PREFIX)}
 
 
 def chart(figures: dict[str, Any], path: Path) -> None:
@@ -165,7 +191,7 @@ def main(
     """
     from fraud_devstack.bench import (
         backfill,
-        capacity,
+        busy_minute,
         live,
         pipeline,
         queue,
@@ -180,8 +206,8 @@ def main(
         ("backfill", lambda: backfill.run(5_000 if quick else 1_000_000)),
         ("shadow", lambda: shadow.run(*((3, 200) if quick else (5, 2_000)))),
         (
-            "capacity",
-            lambda: capacity.run(*((1_000, 1) if quick else (capacity.NOMINAL_FOR_20K, 1))),
+            "busy minute (in process)",
+            lambda: busy_minute.run(*((1_000, 1) if quick else (busy_minute.NOMINAL_FOR_20K, 1))),
         ),
         ("rules", lambda: rules.run(*((2, 500) if quick else (10, 2_000)))),
         ("queue", lambda: queue.run(2_000 if quick else 100_000, 2 if quick else 5)),
@@ -194,22 +220,26 @@ def main(
         print(f"== {name} ({time.monotonic() - began:.0f} s)", flush=True)
         figures.update(step())
     if "dag_run_s" in figures:  # Airflow's cost per run, from the live DAG runs
-        figures["capacity_payments_per_min"] = capacity.keeps_up(
+        figures["busy_minute_fits_per_min"] = busy_minute.keeps_up(
             figures, figures["dag_run_s"]["p95"]
         )
         figures["shadow_run_overhead_pct"] = shadow.run_overhead_pct(figures)
+    out = out or RESULTS
+    seconds = round(time.monotonic() - began, 1)
+    figures["bench_wall_s"] = wall_seconds(began)  # before the chart: ~1 s
+    every = {**figures, **kept(out)}
     results = {
         "command": "make bench" if not quick and with_live else " ".join(sys.argv),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "commit": commit(),
         "machine": machine(),
-        "seconds": round(time.monotonic() - began, 1),
-        "figures": figures,
+        "load_avg_1m": os.getloadavg()[0],
+        "seconds": seconds,  # this process's benches
+        "figures": every,
     }
-    out = out or RESULTS
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     chart(figures, chart_path or CHART)
-    print("\n".join(table(figures)))
+    print("\n".join(table(every)))
     print(f"results: {out} (in {results['seconds']:.0f} s)")
     return 0

@@ -38,14 +38,17 @@ def feature_rows(n: int) -> np.ndarray:
 
 
 @contextmanager
-def cli_server(*args: str, processes: int = 1, start_s: float = 60) -> Iterator[str]:
-    """`fraud-pipeline <args> --port P` (or `fraud-dev <args>`) in its own process on a free port; its URL.
+def cli_server(
+    *args: str, processes: int = 1, start_s: float = 60, port: int | None = None
+) -> Iterator[str]:
+    """`fraud-pipeline <args> --port P` (or `fraud-dev <args>`) in its own process on `port` (default
+    a free one); its URL.
 
     Yielded once `processes` server processes have logged that they serve (uvicorn's "Started
     server process", after the app is built): the port listens before worker processes have
     loaded the model, and a measure must not include their start.
     """
-    port = free_port()
+    port = port or free_port()
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(
             [*command_line(*args), "--port", str(port)],

@@ -91,10 +91,16 @@ class Lateness:
 
 def replay_source(path: Path, anchor: pd.Timestamp, speed: float = 1.0) -> Source:
     """Replay a CSV in a loop: its first payment happens at `anchor`, spacing divided by `speed`."""
-    raw = read_sparkov_csv(path)
+    return _replay(read_sparkov_csv(path), anchor, speed)
+
+
+def _replay(raw: pd.DataFrame, anchor: pd.Timestamp, speed: float, tag: str = "") -> Source:
+    """`raw` replayed in a loop from `anchor`; `tag` is appended to every trans_num (a replay
+    at another rate is other payments)."""
     times = localize(raw["trans_date_trans_time"])
-    offsets = ((times - times.min()).dt.total_seconds() / speed).to_numpy()
-    period = float(offsets.max()) + 1.0
+    seconds = (times - times.min()).dt.total_seconds().to_numpy()
+    offsets = seconds / speed
+    period = (float(seconds.max()) + 1.0) / speed  # a second between loops, as replay_rate_per_min
     tz = get_settings().business_tz
 
     def source(start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -108,9 +114,44 @@ def replay_source(path: Path, anchor: pd.Timestamp, speed: float = 1.0) -> Sourc
             event = anchor + pd.to_timedelta(shifted[rows.index], unit="s")
             rows["trans_date_trans_time"] = event.tz_convert(tz).strftime("%Y-%m-%d %H:%M:%S")
             rows["unix_time"] = (event.astype("int64") // 10**9).to_numpy() if len(event) else []
-            if loop:  # a payment replayed in a later loop is a new payment
-                rows["trans_num"] = rows["trans_num"].astype(str) + f"-r{loop}"
+            if loop or tag:  # a payment replayed in a later loop is a new payment
+                rows["trans_num"] = rows["trans_num"].astype(str) + (f"-r{loop}" if loop else "")
+                rows["trans_num"] += tag
             frames.append(rows)
+        return pd.concat(frames, ignore_index=True) if frames else raw.iloc[0:0]
+
+    return source
+
+
+def replay_rate_per_min(raw: pd.DataFrame) -> float:
+    """Payments per minute of `raw` replayed at speed 1 (its rows over its loop's period)."""
+    times = localize(raw["trans_date_trans_time"])
+    period_s = (times.max() - times.min()).total_seconds() + 1.0
+    return len(raw) * 60.0 / period_s
+
+
+def stepped_replay_source(
+    path: Path, anchor: pd.Timestamp, rates_per_min: list[float], step_minutes: int
+) -> Source:
+    """Replay a CSV at rising rates, for the live capacity bench (`make bench-capacity`): from
+    `anchor + k * step_minutes` at `rates_per_min[k]` payments a minute (the last rate on after
+    the last step), nothing before `anchor`. A pure function of the window, as every source:
+    a run that re-reads a window gets the same payments."""
+    raw = read_sparkov_csv(path)
+    base = replay_rate_per_min(raw)
+    step = pd.Timedelta(minutes=step_minutes)
+    steps = [
+        (anchor + k * step, _replay(raw, anchor + k * step, rate / base, f"-s{k}"))
+        for k, rate in enumerate(rates_per_min)
+    ]
+
+    def source(start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        frames = []
+        for k, (begin, replay) in enumerate(steps):
+            until = steps[k + 1][0] if k + 1 < len(steps) else max(end, begin)
+            lo, hi = max(start, begin), min(end, until)
+            if lo < hi:
+                frames.append(replay(lo, hi))
         return pd.concat(frames, ignore_index=True) if frames else raw.iloc[0:0]
 
     return source
@@ -266,18 +307,27 @@ def main(
     speed: float = 1.0,
     seed: int = 42,
     late_share: float | None = None,
+    rates: list[float] | None = None,
+    step_minutes: int = 10,
+    replay_from: str | None = None,
 ) -> int:
     """`fraud-dev serve-payments`: serve payments until interrupted.
 
     `source="generator"` makes `rate` payments per minute from `seed`; `source="csv"` replays
-    the Sparkov file `csv` from now on, `speed` times faster than real time. `late_share`
+    the Sparkov file `csv` from now on, `speed` times faster than real time; with `rates`,
+    from `replay_from` (default the next minute) at each rate for `step_minutes` in turn (see
+    `stepped_replay_source`). `late_share`
     (default PAYMENTS_LATE_SHARE) of them arrive late, by up to PAYMENTS_LATE_DELAY_MAX_S.
     """
     if source == "csv":
         if not csv:
             print("serve-payments: --source csv needs --csv FILE", flush=True)
             return 2
-        payments = replay_source(Path(csv), pd.Timestamp(clock.now()).floor("min"), speed)
+        anchor = pd.Timestamp(replay_from) if replay_from else pd.Timestamp(clock.now()).ceil("min")
+        if rates:
+            payments = stepped_replay_source(Path(csv), anchor, rates, step_minutes)
+        else:
+            payments = replay_source(Path(csv), pd.Timestamp(clock.now()).floor("min"), speed)
     else:
         payments = generator_source(seed, rate)
     settings = get_settings()
