@@ -22,9 +22,9 @@ import streamlit as st
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from fraud_pipeline import clock
+from fraud_pipeline import clock, wording
 from fraud_pipeline.config import Settings, get_settings
-from fraud_pipeline.report import charts, quality, queries, reviews, wording
+from fraud_pipeline.report import charts, quality, queries, reviews
 from fraud_pipeline.security import audit, users
 
 # The pages beside this file: `streamlit run` puts its folder on sys.path, AppTest does not.

@@ -15,8 +15,8 @@ import pandas as pd
 import streamlit as st
 from report_engine import engine, ttl
 
-from fraud_pipeline import clock
-from fraud_pipeline.report import charts, model_health, queries, shadow, wording
+from fraud_pipeline import clock, wording
+from fraud_pipeline.report import charts, model_health, queries, shadow
 
 WARN = ":material/warning:"
 TABLE_COLUMNS = {

@@ -250,7 +250,7 @@ def requested_day(asked: str | None, default: date) -> date:
     return min(day, default + timedelta(days=1))
 
 
-# -- number formatting: report.wording, plus the report's own comparisons ---------------------
+# -- number formatting: fraud_pipeline.wording, plus the report's own comparisons ---------------------
 def format_change(current: float, previous: float) -> str:
     """Relative change, e.g. '+3.2%'; '—' when there is nothing to compare with."""
     if not previous:

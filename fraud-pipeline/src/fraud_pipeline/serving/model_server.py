@@ -41,7 +41,6 @@ from fraud_pipeline.model.checksums import (
     verify_files,
 )
 from fraud_pipeline.model.tarballs import read_member
-from fraud_pipeline.serving import http_server
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +346,8 @@ def serve(
     On SIGTERM the requests in flight get `timeout_s` to finish; a worker that does not answer
     uvicorn's health check for `timeout_s` is replaced.
     """
+    from fraud_pipeline.serving import http_server  # uvicorn: only to serve, not to load a model
+
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     reloadable = workers == 1 and reload
     scoring = build_app(
