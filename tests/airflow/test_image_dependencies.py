@@ -28,8 +28,6 @@ from fraud_pipeline.config import PACKAGE_ROOT, REPO_ROOT
 DAGS = REPO_ROOT / "airflow" / "dags"
 DOCKERFILE = REPO_ROOT / "airflow" / "Dockerfile"
 SOURCE = PACKAGE_ROOT / "src"
-# One module, two builds: the lock file installs the CPU build of what the package names.
-SAME_MODULE = {"xgboost": "xgboost-cpu"}
 # Reachable from a DAG but never run in a deployment, each with why.
 NOT_IN_IMAGE = {
     # storage.db starts an embedded PostgreSQL only when no server answers: a dev machine's
@@ -93,7 +91,7 @@ def third_party_imports(entry_files: Iterable[Path], source: Path) -> set[str]:
 def _requirements(names: Iterable[str]) -> set[str]:
     """`names` and everything they require, by the installed metadata (extras not asked for
     and other platforms' markers left out)."""
-    wanted = {canonicalize_name(SAME_MODULE.get(n, n)) for n in names}
+    wanted = {canonicalize_name(n) for n in names}
     queue = list(wanted)
     while queue:
         try:
