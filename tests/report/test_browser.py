@@ -67,14 +67,23 @@ def test_chromium_signs_in_and_reads_the_report(
     assert (tmp_path / "report.png").stat().st_size > 50_000
 
 
+def click_once_alone(locator: Any) -> None:
+    """Click `locator` once it matches one element: while Streamlit reruns a page, the previous
+    run's element can stay in the page beside the new one (a strict click would then fail)."""
+    from playwright.sync_api import expect
+
+    expect(locator).to_have_count(1, timeout=30_000)
+    locator.click()
+
+
 def open_case(page: Any, seeded: SeededDay, trans_num: str) -> None:
     """Find an alert by its transaction id in the queue (reviewed or not) and open its case."""
     [(key,)] = seeded.rows("SELECT DISTINCT case_key FROM fraud_review_case(%(t)s)", t=trans_num)
-    page.locator(".st-key-q_status").click()
-    page.get_by_role("option", name="All", exact=True).click()
+    click_once_alone(page.locator(".st-key-q_status"))
+    click_once_alone(page.get_by_role("option", name="All", exact=True))
     page.locator(".st-key-q_search input").fill(trans_num)
     page.locator(".st-key-q_search input").press("Enter")
-    page.locator(f".st-key-open-{key} button").click()
+    click_once_alone(page.locator(f".st-key-open-{key} button"))
     page.locator(f".st-key-note-{trans_num}").wait_for(timeout=30_000)
 
 
@@ -107,14 +116,16 @@ def test_chromium_triages_two_alerts_and_the_report_measures_them(
             page.screenshot(path=tmp_path / "review.png")
 
             open_case(page, seeded, first)
-            page.locator(f".st-key-confirmed_fraud-{first} button").click()
+            click_once_alone(page.locator(f".st-key-confirmed_fraud-{first} button"))
             page.get_by_text("confirmed fraud (1 verdict, by analyst)").wait_for(timeout=30_000)
-            page.locator(".st-key-release-case button").click()  # the next case may be its own
+            click_once_alone(
+                page.locator(".st-key-release-case button")
+            )  # the next case may be its own
             page.get_by_text("Case released.").wait_for(timeout=30_000)
-            page.get_by_role("button", name="Back to the queue").click()
+            click_once_alone(page.get_by_role("button", name="Back to the queue"))
             open_case(page, seeded, second)
             page.locator(f".st-key-note-{second} input").fill("known customer, travelling")
-            page.locator(f".st-key-false_alarm-{second} button").click()
+            click_once_alone(page.locator(f".st-key-false_alarm-{second} button"))
             page.get_by_text("false alarm (1 verdict, by analyst)").wait_for(timeout=30_000)
 
             nav.filter(has_text="Morning report").click()
