@@ -57,7 +57,7 @@ CATCH_UP_BUDGET_S = 180.0  # issue 13: the gap stored and alerted within 3 min o
 # than ALERT_MAX_AGE_MIN: a fraud at the limit may look this much older in it.
 DATE_SLACK = timedelta(minutes=1)
 LIST_RUNS = ("dags", "list-runs", "fraud_pipeline")
-FRAUD_PIPELINE = str(Path(sys.executable).parent / "fraud-pipeline")
+FRAUD_DEV = str(Path(sys.executable).parent / "fraud-dev")  # the dev stack's CLI
 # One hour of yesterday, no history days before it: yesterday stays incomplete, so the morning
 # summary waits through the first stop (what the restart proves); `make run` loads a whole day
 # and a week before it (README; backfill_window is tested in tests/code/test_clock.py).
@@ -295,7 +295,7 @@ def first_start(stack: Stack, state_dir: Path, airflow_url: str) -> None:
         assert followed, "no successful scheduled run after the back-fill (or it never ended)"
         # The on-call engineer's first tool works on the stack's own state (issue 15).
         listed = subprocess.run(
-            [FRAUD_PIPELINE, "airflow", "--state-dir", str(state_dir), "--", *LIST_RUNS],
+            [FRAUD_DEV, "airflow", "--state-dir", str(state_dir), "--", *LIST_RUNS],
             capture_output=True,
             text=True,
             timeout=300,
