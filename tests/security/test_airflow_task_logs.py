@@ -22,6 +22,7 @@ from fraud_pipeline.security import airflow_logging
 from fraud_pipeline.security.log_masking import AIRFLOW_LOGGING_CONFIG_CLASS
 from tests.support.airflow_runs import airflow_home, close_interpreter, run_python
 from tests.support.cards import SHAPED, broad_scan, leaks, written
+from tests.support.processes import stop_process
 from tests.support.servers import serve
 
 # A task as a careless one would be (it imports nothing of ours): it prints, logs through
@@ -91,12 +92,7 @@ def execution_api(env: dict[str, str], port: int) -> Iterator[None]:
             time.sleep(0.5)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace_s=60)
 
 
 def test_the_project_logging_config_is_airflows_with_every_handler_masked():

@@ -29,6 +29,7 @@ from fraud_pipeline.net import free_port
 from fraud_pipeline.serving.endpoint import EndpointClient, ScoringError
 from fraud_pipeline.serving.model_server import BadRequest, load_booster, parse_body
 from tests.support.aws import runtime_for
+from tests.support.processes import stop_process
 from tests.support.servers import running
 
 
@@ -235,9 +236,7 @@ def test_workers_from_sagemaker_env_and_sigterm_lets_a_request_in_flight_finish(
         )
         assert server.wait(timeout=60) == 0
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        stop_process(server)
 
 
 def test_a_body_over_6_mb_is_refused_unread(model_server_url):

@@ -15,6 +15,7 @@ import pytest
 
 from fraud_pipeline.config import REPO_ROOT
 from fraud_pipeline.net import free_port, wait_for_port
+from tests.support.processes import stop_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -71,11 +72,7 @@ def streamlit_report(
             wait_for_port("127.0.0.1", port, timeout=60)
             yield f"http://127.0.0.1:{port}/"
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_process(server)
 
 
 def sign_in_at(page: Any, address: str, user: str, password: str) -> None:

@@ -20,6 +20,18 @@ from pathlib import Path
 from fraud_devstack.stack.local_stack import STACK_ID_ENV
 
 
+def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM a test's server and reap it; SIGKILL if it is still there after `grace_s`
+    (every test that starts a process stops it this way, in a `finally`)."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def processes_with(stack_id: str) -> list[int]:
     """PIDs whose environment carries the stack's id: the stack and all its descendants."""
     found = []

@@ -19,6 +19,7 @@ from fraud_pipeline import clock
 from fraud_pipeline.config import Settings
 from fraud_pipeline.net import wait_for_port
 from fraud_pipeline.serving import http_server
+from tests.support.processes import stop_process
 
 
 class ServerThread:
@@ -97,5 +98,4 @@ def running(command: list[str], port: int, env: dict[str, str] | None = None) ->
             raise AssertionError(process.communicate()[0]) from None
         yield
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)

@@ -14,6 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2.extensions
+
 from fraud_pipeline.config import REPO_ROOT, get_settings
 from fraud_pipeline.storage.db import (
     connect,
@@ -56,40 +58,50 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Create the database if needed, apply pending migrations; return those applied now."""
     url = url or database_url()
-    if ensure_database(url):
-        log.info("created database %s", database_name(url))
     applied_now: list[Migration] = []
-    conn = connect(url)
-    try:
-        with server_lock(url, _LOCK_ID), conn, conn.cursor() as cur:
-            cur.execute(
-                """CREATE TABLE IF NOT EXISTS schema_migrations (
-                       version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
-                       applied_at timestamptz NOT NULL DEFAULT now())"""
-            )
-            cur.execute("SELECT version, checksum FROM schema_migrations")
-            done = dict(cur.fetchall())
-            for migration in discover(directory):
-                if migration.version in done:
-                    if done[migration.version] != migration.checksum:
-                        raise RuntimeError(
-                            f"migration {migration.version}_{migration.name} changed after it "
-                            "was applied; add a new migration instead of editing it"
-                        )
-                    continue
-                log.info("applying migration %03d_%s", migration.version, migration.name)
-                cur.execute(migration.sql)
-                cur.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, migration.checksum),
-                )
-                applied_now.append(migration)
-            cur.execute(
-                """INSERT INTO app_settings (key, value) VALUES ('business_tz', %s)
-                   ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
-                   WHERE app_settings.value IS DISTINCT FROM EXCLUDED.value""",
-                (get_settings().business_tz,),
-            )
-    finally:
-        conn.close()
+    # The lock first: two services starting on a fresh server would both find the database
+    # missing and one CREATE DATABASE would fail.
+    with server_lock(url, _LOCK_ID):
+        if ensure_database(url):
+            log.info("created database %s", database_name(url))
+        conn = connect(url)
+        try:
+            with conn, conn.cursor() as cur:
+                _apply(cur, discover(directory), applied_now)
+        finally:
+            conn.close()
     return applied_now
+
+
+def _apply(
+    cur: psycopg2.extensions.cursor, migrations: list[Migration], applied_now: list[Migration]
+) -> None:
+    """Apply the migrations not yet recorded (in one transaction); refuse an edited one."""
+    cur.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+               version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())"""
+    )
+    cur.execute("SELECT version, checksum FROM schema_migrations")
+    done = dict(cur.fetchall())
+    for migration in migrations:
+        if migration.version in done:
+            if done[migration.version] != migration.checksum:
+                raise RuntimeError(
+                    f"migration {migration.version}_{migration.name} changed after it "
+                    "was applied; add a new migration instead of editing it"
+                )
+            continue
+        log.info("applying migration %03d_%s", migration.version, migration.name)
+        cur.execute(migration.sql)
+        cur.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+            (migration.version, migration.name, migration.checksum),
+        )
+        applied_now.append(migration)
+    cur.execute(
+        """INSERT INTO app_settings (key, value) VALUES ('business_tz', %s)
+           ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+           WHERE app_settings.value IS DISTINCT FROM EXCLUDED.value""",
+        (get_settings().business_tz,),
+    )
