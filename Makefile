@@ -5,8 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# Two xdist workers (2 cores); tests that start a whole stack share one worker (loadgroup).
-XDIST := -n 2 --dist loadgroup
+# xdist workers: one more than the 2 cores, because a third of a run's time is tests waiting
+# (whole stacks on minute boundaries, servers, browsers): measured in the README. Tests that
+# start a whole stack share one worker (loadgroup).
+TEST_WORKERS ?= 3
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: help install lock lint format test test-clock run smoke bench bench-capacity train reliability endpoint-up endpoint-down clean report report-demo
 
