@@ -53,14 +53,14 @@ format: install  ## apply ruff's fixes and formatting
 CLOCK_NOWS := 2026-11-29T23:30:00+01:00 2026-03-29T12:00:00+02:00 2026-03-30T09:00:00+02:00 \
 	2026-10-25T12:00:00+01:00 2026-12-31T23:59:00+01:00
 
-test: lint  ## lint, then the whole suite against real services, `clock` tests at each CLOCK_NOWS (2 workers; 25 slowest shown)
+test: lint  ## lint, then the whole suite against real services, `clock` tests at each CLOCK_NOWS (TEST_WORKERS=3 workers; 25 slowest shown)
 	$(BIN)/python -m pytest $(XDIST) -m "not bench" --clock-instants "$(CLOCK_NOWS)" --durations=25 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests were collected" >&2; exit 5; fi; exit $$rc
 
 test-clock: install  ## only the tests that depend on "today", each at every one of CLOCK_NOWS (part of make test)
 	$(BIN)/python -m pytest -m clock --clock-instants "$(CLOCK_NOWS)" $(XDIST) -q --durations=10 $(PYTEST_ARGS)
 
-bench: install  ## benchmarks (< 10 min): the harness's quick run, then bench/results.json, docs/bench.png, a table vs the goals
+bench: install  ## benchmarks (goal 10 min; 12 min measured, README): the harness's quick run, then bench/results.json, docs/bench.png, a table vs the goals
 	@# FRAUD_BENCH_STARTED: the wall time figure counts the quick run too.
 	started=$$(date +%s); $(BIN)/python -m pytest tests/bench -m bench -q $(PYTEST_ARGS) && \
 	FRAUD_BENCH_STARTED=$$started $(BIN)/fraud-dev bench

@@ -1,7 +1,8 @@
 """Late payments: the record of each payment found after its minute had been fetched.
 
-`pipeline/late.py` says how they are found (the runs' look-back, the daily reconciliation);
-this module only writes what was found to `late_payments` (migration 023), once per payment.
+`steps.ingest` finds them (each run's look-back and re-check, `storage/watermark.py`; the
+back-fill's `backfill.late_plan`); this module only writes what was found to `late_payments`
+(migration 023), once per payment.
 """
 
 from __future__ import annotations
