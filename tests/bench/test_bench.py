@@ -50,6 +50,10 @@ def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
     assert figures["busy_minute_payments"] > 0 and figures["busy_minute_run_s"] > 0
     assert "busy_minute_fits_per_min" not in figures  # needs the live DAG runs' cost
     assert figures["bench_wall_s"] >= results["seconds"] > 0  # the run's own wall time, a figure
+    # ... and where it went: every step timed, together no more than the run.
+    steps = figures["bench_step_s"]
+    assert {"throughput", "backfill", "queue"} <= set(steps) and min(steps.values()) > 0
+    assert sum(steps.values()) <= results["seconds"]
     assert not any(name.startswith("capacity_live") for name in figures)  # bench-capacity's
     # The review queue's page (issue 30): its reads timed on the open alerts it stored.
     assert figures["queue_open_alerts"] == 2_000 and figures["queue_cases"] > 0
