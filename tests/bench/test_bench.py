@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from fraud_devstack.bench import busy_minute, queue, shadow
+from fraud_devstack.bench import queue, shadow
 from fraud_devstack.bench.run import GOALS, lookup, table
 
 
@@ -46,9 +46,6 @@ def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
         100 * (path["with"] / path["without"] - 1)
     )
     assert figures["shadow_payments"] > 0  # every payment of the runs shadow-scored
-    # A busy minute's run in process (an estimate): measured on the payments it stored.
-    assert figures["busy_minute_payments"] > 0 and figures["busy_minute_run_s"] > 0
-    assert "busy_minute_fits_per_min" not in figures  # needs the live DAG runs' cost
     assert figures["bench_wall_s"] >= results["seconds"] > 0  # the run's own wall time, a figure
     # ... and where it went: every step timed, together no more than the run.
     steps = figures["bench_step_s"]
@@ -75,13 +72,6 @@ def test_quick_bench_writes_every_figure_and_the_chart(database_url, tmp_path):
     assert figures["rules_overhead_pct"] == pytest.approx(
         100 * (rules["with"] / rules["without"] - 1)
     )
-
-
-def test_the_busy_minute_fits_only_if_its_run_ends_within_the_minute():
-    measured = {"busy_minute_run_s": 12.0, "busy_minute_payments": 20_300}
-    assert busy_minute.keeps_up(measured, dag_overhead_s=13.0) == 20_300
-    assert busy_minute.keeps_up(measured, dag_overhead_s=48.5) is None
-    assert busy_minute.keeps_up({}, dag_overhead_s=1.0) is None
 
 
 def test_a_challengers_extra_is_weighed_against_the_live_dag_run():

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 import psycopg2
 
-from fraud_devstack.bench.busy_minute import BUSY, NOMINAL_FOR_20K
 from fraud_devstack.bench.live import local_stack
 from fraud_devstack.bench.run import RESULTS
 from fraud_devstack.bench.scoring import cli_server
@@ -46,6 +45,9 @@ from fraud_devstack.stack.local_stack import COMPOSE_SERVICES
 from fraud_pipeline.net import free_port
 
 MINUTE_S = 60.0
+BUSY = datetime.fromisoformat("2026-03-03T12:00:00+01:00")  # a Tuesday noon in Paris
+# The generator's nominal rate that makes a little over 20,000 payments a minute at BUSY.
+NOMINAL_FOR_20K = 24_000.0
 POOL_MINUTES = 3  # busy minutes generated once and replayed at every rate (~60,000 payments)
 JUDGE_AT_S = 2 * MINUTE_S + 5.0  # a minute is judged this long after its start
 # The stack without its payments API (the replay stands in), the report or a back-fill.

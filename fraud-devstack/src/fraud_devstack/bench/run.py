@@ -1,8 +1,7 @@
 """`fraud-dev bench` (`make bench`): every benchmark, one results file, a table and a chart.
 
 Throughput (pipeline, naive, COPY), scoring over HTTP, live latency in a local Airflow, a
-large back-fill, a run's latency with and without a challenger to shadow-score, a busy minute
-run in process (an estimate of the volume one run scores within its minute), what 50 enabled
+large back-fill, a run's latency with and without a challenger to shadow-score, what 50 enabled
 rules add to a run (`rules.py`) and the review queue's page at 100,000 open alerts
 (`queue.py`), each in its own scratch database. Writes `bench/results.json` (with the machine,
 the commit and the command; the live capacity figures of `make bench-capacity` are kept) and
@@ -99,9 +98,6 @@ def table(figures: dict[str, Any]) -> list[str]:
         met = value >= goal if higher else value <= goal
         lines.append(f"{name:<32}{value:>14,.2f}{sign:>4}{goal:>8,.0f}  {'yes' if met else 'NO'}")
     for name in (
-        "busy_minute_payments",
-        "busy_minute_run_s",
-        "busy_minute_fits_per_min",
         "naive_rows_per_s",
         "copy_rows_per_s",
         "run_lag_s.p95",
@@ -191,7 +187,6 @@ def main(
     """
     from fraud_devstack.bench import (
         backfill,
-        busy_minute,
         live,
         pipeline,
         queue,
@@ -205,10 +200,6 @@ def main(
         ("scoring", lambda: scoring.run(5_000 if quick else 100_000)),
         ("backfill", lambda: backfill.run(5_000 if quick else 1_000_000)),
         ("shadow", lambda: shadow.run(*((3, 200) if quick else (5, 2_000)))),
-        (
-            "busy minute (in process)",
-            lambda: busy_minute.run(*((1_000, 1) if quick else (busy_minute.NOMINAL_FOR_20K, 1))),
-        ),
         ("rules", lambda: rules.run(*((2, 500) if quick else (10, 2_000)))),
         ("queue", lambda: queue.run(2_000 if quick else 100_000, 2 if quick else 5)),
     ]
@@ -224,9 +215,6 @@ def main(
         step_s[name] = round(time.monotonic() - step_began, 1)
     figures["bench_step_s"] = step_s
     if "dag_run_s" in figures:  # Airflow's cost per run, from the live DAG runs
-        figures["busy_minute_fits_per_min"] = busy_minute.keeps_up(
-            figures, figures["dag_run_s"]["p95"]
-        )
         figures["shadow_run_overhead_pct"] = shadow.run_overhead_pct(figures)
     out = out or RESULTS
     seconds = round(time.monotonic() - began, 1)
