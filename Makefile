@@ -60,7 +60,7 @@ test: lint  ## lint, then the whole suite against real services, `clock` tests a
 test-clock: install  ## only the tests that depend on "today", each at every one of CLOCK_NOWS (part of make test)
 	$(BIN)/python -m pytest -m clock --clock-instants "$(CLOCK_NOWS)" $(XDIST) -q --durations=10 $(PYTEST_ARGS)
 
-bench: install  ## benchmarks (goal 10 min; 12 min measured, README): the harness's quick run, then bench/results.json, docs/bench.png, a table vs the goals
+bench: install  ## benchmarks (goal 10 min; 554 s measured, README): the harness's quick run, then bench/results.json, docs/bench.png, a table vs the goals
 	@# FRAUD_BENCH_STARTED: the wall time figure counts the quick run too.
 	started=$$(date +%s); $(BIN)/python -m pytest tests/bench -m bench -q $(PYTEST_ARGS) && \
 	FRAUD_BENCH_STARTED=$$started $(BIN)/fraud-dev bench

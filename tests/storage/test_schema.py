@@ -15,7 +15,12 @@ import psycopg2
 import pytest
 
 from fraud_pipeline.storage import migrate as migrate_module
-from fraud_pipeline.storage.db import database_name, drop_database, server_lock, with_database
+from fraud_pipeline.storage.db import (
+    database_exists,
+    drop_database,
+    server_lock,
+    with_database,
+)
 from fraud_pipeline.storage.migrate import discover, migrate
 from fraud_pipeline.storage.upsert import upsert_scored
 from tests.support.factories import real_rows, scored_payments
@@ -79,14 +84,6 @@ def test_migrations_of_two_databases_of_one_server_take_turns(database_url):
         assert done and done[0], "the migration did not finish after the lock was released"
     finally:
         drop_database(url)
-
-
-def database_exists(url: str) -> bool:
-    with psycopg2.connect(with_database(url, "postgres")) as admin, admin.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database_name(url),))
-        found = cur.fetchone() is not None
-    admin.close()
-    return found
 
 
 def _report(conn, day: str) -> set[str]:

@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     dag_catchup: bool = False
     dag_max_active_runs: int = Field(default=2, ge=1, le=8)
     dag_catchup_max_span_min: int = Field(default=60, ge=1, le=24 * 60)
-    # Late payments (steps.ingest, storage/watermark.py): each run re-reads this many minutes before its interval,
-    # so a payment delivered up to this long after its time is stored and alerted once...
+    # Late payments (steps.ingest, storage/watermark.py): each run re-reads this many minutes
+    # before its interval, so a payment delivered up to this long after its time is stored and
+    # alerted once...
     late_payment_lookback_min: int = Field(default=10, ge=0, le=24 * 60)
     # ...and re-reads once more the minute(s) this long before it: a payment new there arrived
     # beyond the bound; it is stored, alerted (digest when old) and counted as such.

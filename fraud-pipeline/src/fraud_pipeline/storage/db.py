@@ -161,12 +161,22 @@ def _admin_cursor(url: str) -> Iterator[psycopg2.extensions.cursor]:
         admin.close()
 
 
+def _exists(cur: psycopg2.extensions.cursor, name: str) -> bool:
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+    return cur.fetchone() is not None
+
+
+def database_exists(url: str) -> bool:
+    """Whether the server holds the database named in `url`."""
+    with _admin_cursor(url) as cur:
+        return _exists(cur, database_name(url))
+
+
 def ensure_database(url: str) -> bool:
     """Create the database named in `url` if it does not exist; True when it was created."""
     name = database_name(url)
     with _admin_cursor(url) as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if cur.fetchone():
+        if _exists(cur, name):
             return False
         cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return True
@@ -177,8 +187,7 @@ def drop_database(url: str) -> bool:
     when there was one to drop."""
     name = database_name(url)
     with _admin_cursor(url) as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        existed = cur.fetchone() is not None
+        existed = _exists(cur, name)
         cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     return existed
 

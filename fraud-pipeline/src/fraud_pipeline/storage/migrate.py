@@ -58,7 +58,6 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Create the database if needed, apply pending migrations; return those applied now."""
     url = url or database_url()
-    applied_now: list[Migration] = []
     # The lock first: two services starting on a fresh server would both find the database
     # missing and one CREATE DATABASE would fail.
     with server_lock(url, _LOCK_ID):
@@ -67,16 +66,14 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
         conn = connect(url)
         try:
             with conn, conn.cursor() as cur:
-                _apply(cur, discover(directory), applied_now)
+                return _apply(cur, discover(directory))
         finally:
             conn.close()
-    return applied_now
 
 
-def _apply(
-    cur: psycopg2.extensions.cursor, migrations: list[Migration], applied_now: list[Migration]
-) -> None:
-    """Apply the migrations not yet recorded (in one transaction); refuse an edited one."""
+def _apply(cur: psycopg2.extensions.cursor, migrations: list[Migration]) -> list[Migration]:
+    """Apply the migrations not yet recorded (in one transaction), refusing an edited one;
+    those applied now."""
     cur.execute(
         """CREATE TABLE IF NOT EXISTS schema_migrations (
                version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
@@ -84,6 +81,7 @@ def _apply(
     )
     cur.execute("SELECT version, checksum FROM schema_migrations")
     done = dict(cur.fetchall())
+    applied_now = []
     for migration in migrations:
         if migration.version in done:
             if done[migration.version] != migration.checksum:
@@ -105,3 +103,4 @@ def _apply(
            WHERE app_settings.value IS DISTINCT FROM EXCLUDED.value""",
         (get_settings().business_tz,),
     )
+    return applied_now
