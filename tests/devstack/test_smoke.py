@@ -245,7 +245,10 @@ def gap_outcome(url: str, maildir: str, gap: set[str]) -> dict[str, int]:
 @pytest.mark.slow
 @pytest.mark.airflow
 @pytest.mark.timeout(2400)  # the budgets, the downtime, and stops that may take minutes
-def test_make_run_end_to_end(database_url, tmp_path, monkeypatch, launch_stack):
+def test_make_run_end_to_end(clean_db, tmp_path, monkeypatch, launch_stack):
+    # A fresh start: the worker's database emptied first (a `clock` test run before it on this
+    # worker at 31 Dec 2026 left a high-water mark in the future, and the stop waited for it).
+    database_url = clean_db
     airflow_db = f"airflow_smoke_{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("AIRFLOW_DATABASE_NAME", airflow_db)
     state_dir = tmp_path / "state"
