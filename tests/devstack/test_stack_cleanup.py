@@ -5,13 +5,10 @@ real pytest run of two failing tests, each starting a real `fraud-dev run`."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from fraud_pipeline.config import REPO_ROOT
-from tests.support.processes import processes_with
+from tests.support.processes import processes_with, run_inner_pytest
 
 INNER_TESTS = """
 import os
@@ -47,23 +44,8 @@ def test_times_out(launch_stack, tmp_path):
 def test_a_failed_or_timed_out_stack_test_leaves_no_process(database_url, tmp_path):
     (tmp_path / "test_inner.py").write_text(INNER_TESTS)
     seen = tmp_path / "stacks_seen"
-    inner = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "tests.support.fixtures",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            str(tmp_path / "test_inner.py"),
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "STACKS_SEEN": str(seen)},
-        capture_output=True,
-        text=True,
-        timeout=900,
+    inner = run_inner_pytest(
+        tmp_path / "test_inner.py", env={"STACKS_SEEN": str(seen)}, timeout=900
     )
     assert inner.returncode == 1, inner.stdout[-3000:] + inner.stderr[-3000:]
     assert "2 failed" in inner.stdout and "Timeout" in inner.stdout, inner.stdout[-3000:]

@@ -238,6 +238,7 @@ def test_formatting_reads_well() -> None:
     ],
 )
 @pytest.mark.clock
+@pytest.mark.xdist_group("cluster-roles")  # a role is the whole server's: one worker at a time
 def test_role_password_is_set_from_its_url(
     seeded: SeededDay, monkeypatch: pytest.MonkeyPatch, command: str, variable: str, role: str
 ) -> None:

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from fraud_devstack.stack.local_stack import STACK_ID_ENV
+from fraud_pipeline.config import REPO_ROOT
 
 
 def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -30,6 +31,24 @@ def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+_SUITE_PLUGINS = ("-p", "tests.support.fixtures", "-p", "no:cacheprovider")
+
+
+def run_inner_pytest(
+    test_file: Path, *args: str, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run pytest on `test_file` in a child, with this suite's fixtures (`tests.support.fixtures`),
+    to check how the suite itself behaves: clean-up after a failure, worker groups."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *_SUITE_PLUGINS, "-q", *args, str(test_file)],
+        cwd=test_file.parent,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def processes_with(stack_id: str) -> list[int]:
