@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fraud_pipeline.model.artifacts import ArtifactError, load_model, sha256_of
-from fraud_pipeline.model.metrics import choose_threshold
+from fraud_pipeline.model.features import LONG_HISTORY
+from fraud_pipeline.model.metrics import choose_threshold, rate_within_bound
 from fraud_pipeline.model.reasons import top_reasons
 from tests.support.factories import real_rows
 
@@ -18,6 +19,38 @@ def test_committed_artifacts_load_and_match_their_metadata():
     assert model.version.startswith("xgb-")
     assert 0 < model.threshold < 1
     assert len(model.feature_names) == model.booster.num_features()
+
+
+def test_the_model_reads_no_feature_that_needs_30_days_of_history():
+    """A card whose earlier payments the system did not see (a start loads one week) must not
+    look suspicious for it: the 30-day features stay out of the model (README, Model)."""
+    model = load_model()
+    assert not set(LONG_HISTORY) & set(model.feature_names)
+    assert "card_count_7d" in model.feature_names  # the week's history is still read
+
+
+def test_the_real_rows_floor_is_an_upper_bound_not_the_measured_rate():
+    """The saved threshold keeps the validation customers' real false alarms few enough that
+    the exact 95% upper bound of their rate stays within the cap, not only the measured rate."""
+    model = load_model()
+    goal = model.metadata["threshold_goal"]
+    real = model.metadata["metrics"]["validation_real_rows"]
+    legitimate = real["fp"] + real["tn"]
+    allowed = round(rate_within_bound(legitimate, goal["max_fpr_real"]) * legitimate)
+    assert real["threshold"] == model.threshold >= goal["max_fpr_threshold"]
+    assert real["fp"] <= allowed < goal["max_fpr_real"] * legitimate
+
+
+def test_the_false_alarms_allowed_keep_the_upper_bound_within_the_cap():
+    """Clopper-Pearson: k false alarms of n legitimate rows have a 95% upper bound of
+    beta.ppf(0.95, k + 1, n - k); k = 0 gives 1 - 0.05 ** (1 / n) in closed form."""
+    assert rate_within_bound(7_755, 0.003) * 7_755 == pytest.approx(15)  # not 23 (the rate)
+    assert rate_within_bound(998, 0.003) == 0  # 1 - 0.05 ** (1 / 998) = 0.2997%: none allowed
+    assert rate_within_bound(997, 0.003) == 0  # the bound of none is over the cap: still none
+    assert rate_within_bound(0, 0.003) == 0
+    rates = [rate_within_bound(n, 0.003) for n in (2_000, 10_000, 100_000, 1_000_000)]
+    assert rates == sorted(rates) and 0.0027 < rates[-1] < 0.003  # more rows, closer to the cap
+    assert rate_within_bound(10_000, 0.003, confidence=0.5) > rates[1]
 
 
 def test_a_tampered_transformer_is_refused_before_unpickling(artifacts_copy):
@@ -89,8 +122,8 @@ def test_reasons_are_the_strongest_positive_contributions():
 
     model = load_model()
     payments = to_payments(real_rows().head(400))
-    matrix = model.features(payments)
-    reasons = top_reasons(model, matrix, k=3)
+    named, matrix = model.feature_table(payments)
+    reasons = top_reasons(model, matrix, named, k=3)
     contribs = model.booster.predict(
         xgboost.DMatrix(matrix, feature_names=model.feature_names), pred_contribs=True
     )
@@ -101,4 +134,4 @@ def test_reasons_are_the_strongest_positive_contributions():
     assert values[0] == pytest.approx(contribs[top_row, :-1].max(), abs=1e-4)
     assert {r["feature"] for r in reasons[top_row]} <= set(model.feature_names)
     assert all(r["contribution"] > 0 for row in reasons for r in row)
-    assert top_reasons(model.booster, matrix, k=3) == reasons  # a bare booster works the same
+    assert top_reasons(model.booster, matrix, named, k=3) == reasons  # a bare booster too

@@ -10,7 +10,12 @@ import pytest
 
 from fraud_pipeline.ingest.payments import read_sparkov_csv, to_payments
 from fraud_pipeline.model.artifacts import load_model
-from fraud_pipeline.model.features import FEATURE_COLUMNS, feature_frame, history_features
+from fraud_pipeline.model.features import (
+    FEATURE_COLUMNS,
+    NUMERIC,
+    feature_frame,
+    history_features,
+)
 from fraud_pipeline.model.train import GENERATED_FILE
 from fraud_pipeline.schema import LOOKBACK, PAYMENT_COLUMNS
 from fraud_pipeline.storage.history import load_card_history
@@ -41,7 +46,13 @@ def _as_scored(batch: pd.DataFrame) -> pd.DataFrame:
 
 def test_online_features_equal_offline_batch_by_batch(conn, weeks):
     model = load_model()
-    offline = model.features(weeks)
+
+    def features(batch: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
+        """Every numeric feature, also the 30-day ones the model does not read (reasons, rules)."""
+        return model.feature_table(batch, history)[0].loc[:, list(NUMERIC)].to_numpy(float)
+
+    offline = features(weeks)
+    offline_matrix = model.features(weeks)
     online = []
     # Batches of uneven size, in time order, as the per-minute DAG would see them.
     n = len(weeks)
@@ -53,17 +64,21 @@ def test_online_features_equal_offline_batch_by_batch(conn, weeks):
         first = batch["trans_time"].min()
         assert history["trans_time"].between(first - LOOKBACK, first, inclusive="left").all()
         assert tuple(history.columns) == PAYMENT_COLUMNS
-        online.append(model.features(batch, history))
+        online.append(features(batch, history))
         # The batch form (cards from LOOKBACK before the batch to its end) gives the same.
         np.testing.assert_allclose(
-            model.features(batch, load_card_history(conn, batch)), online[-1], atol=1e-6
+            features(batch, load_card_history(conn, batch)), online[-1], atol=1e-6
+        )
+        # And so does the model's input, built from them.
+        np.testing.assert_allclose(
+            model.features(batch, history), offline_matrix[start:end], rtol=1e-6, atol=1e-6
         )
         upsert_scored(conn, _as_scored(batch))
     np.testing.assert_allclose(np.vstack(online), offline, rtol=1e-6, atol=1e-6)
     # Without the stored history the first batches' features would differ: history was used.
     later = slice(n // 2, 3 * n // 4)
-    assert not np.allclose(model.features(weeks.iloc[later]), offline[later], atol=1e-6)
-    assert offline[:, model.feature_names.index("card_count_30d")].max() > 40
+    assert not np.allclose(features(weeks.iloc[later]), offline[later], atol=1e-6)
+    assert offline[:, NUMERIC.index("card_count_30d")].max() > 40
 
 
 def test_history_counts_only_earlier_payments_of_the_same_card(weeks):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fraud_pipeline.model.features import NUMERIC
+from fraud_pipeline.model.features import MODEL_NUMERIC, NUMERIC
 from fraud_pipeline.model.train import PARAMS, train
 from fraud_pipeline.model.tune import EPISODE, VARIANTS, Variant, run
 
@@ -34,5 +34,6 @@ def test_each_variant_names_one_change_on_known_features():
     assert len(set(names)) == len(names)
     assert VARIANTS[0] == Variant("final setting")
     for variant in VARIANTS:
-        assert set(variant.drop) <= set(NUMERIC)
+        assert set(variant.drop) <= set(MODEL_NUMERIC)  # drops what the model reads
+        assert set(variant.add) <= set(NUMERIC) - set(MODEL_NUMERIC)  # adds what it does not
         assert set(variant.params) <= set(PARAMS)

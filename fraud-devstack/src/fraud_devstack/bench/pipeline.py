@@ -60,10 +60,10 @@ def naive_one(
     client: EndpointClient,
 ) -> None:
     """The peers' design for one payment: its features, one HTTP call, one INSERT + commit."""
-    matrix = model.features(payment, load_card_history(conn, payment))
+    named, matrix = model.feature_table(payment, load_card_history(conn, payment))
     result = client.predict(matrix)
     scored = steps.scored_frame(
-        payment, matrix, result.probabilities, result.model_version or "unknown", model
+        payment, named, matrix, result.probabilities, result.model_version or "unknown", model
     )
     upsert_scored(conn, scored, method="values")  # one INSERT ... ON CONFLICT, one commit
 

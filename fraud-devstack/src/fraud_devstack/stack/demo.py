@@ -94,8 +94,8 @@ def seed_demo(
     payments = to_payments(raw)
     print(f"scoring {len(payments):,} payments with the model ...", file=sys.stderr)
     model = load_model()
-    matrix = model.features(payments)
-    scored = scored_frame(payments, matrix, model.predict(matrix), model.version, model)
+    named, matrix = model.feature_table(payments)
+    scored = scored_frame(payments, named, matrix, model.predict(matrix), model.version, model)
     # The DAG scores each payment within a minute or two of it happening.
     delay = np.random.default_rng(seed).uniform(20, 110, len(scored))
     scored["scored_at"] = (scored["trans_time"] + pd.to_timedelta(delay, unit="s")).clip(

@@ -61,6 +61,19 @@ HISTORY_NUMERIC: Final[tuple[str, ...]] = (
 )
 NUMERIC: Final[tuple[str, ...]] = ROW_NUMERIC + HISTORY_NUMERIC
 FEATURE_COLUMNS: Final[tuple[str, ...]] = NUMERIC + CATEGORICAL
+# What needs a card's complete last 30 days. Computed (the reasons' baseline, the rules) but not
+# given to the model: a card whose earlier payments the system did not see (the first weeks after
+# a start, which loads one week of history; a sampled file) looks new over 30 days while its last
+# day is complete, and these features raised false alarms in such windows (README, Model).
+LONG_HISTORY: Final[tuple[str, ...]] = (
+    "card_count_30d",
+    "card_sum_30d",
+    "card_night_share_30d",
+    "amt_vs_card_mean_30d",
+    "card_category_share_30d",
+    "amt_vs_card_category_mean_30d",
+)
+MODEL_NUMERIC: Final[tuple[str, ...]] = tuple(c for c in NUMERIC if c not in LONG_HISTORY)
 
 
 def _haversine_km(

@@ -74,6 +74,26 @@ def recall_at_fpr(label: np.ndarray, score: np.ndarray, *, max_fpr: float) -> di
     }
 
 
+def rate_within_bound(legitimate: int, cap: float, confidence: float = 0.95) -> float:
+    """The highest false-positive rate k/n on `legitimate` rows whose exact one-sided upper bound
+    (Clopper-Pearson, `confidence`) stays within `cap`.
+
+    A threshold set where the measured rate just meets the cap exceeds it on a fresh sample about
+    half the time; allowing only this many false alarms keeps the true rate within the cap.
+    """
+    from scipy.stats import beta  # heavy; only when measuring
+
+    def upper_bound(false_alarms: int) -> float:
+        return float(beta.ppf(confidence, false_alarms + 1, legitimate - false_alarms))
+
+    if legitimate == 0 or upper_bound(0) > cap:
+        return 0.0
+    allowed = 0
+    while allowed + 1 < legitimate and upper_bound(allowed + 1) <= cap:
+        allowed += 1
+    return allowed / legitimate
+
+
 def calibration(label: np.ndarray, score: np.ndarray, bins: int = 10) -> dict[str, float]:
     """How far probabilities are from the observed fraud rates: the mean score beside the fraud
     rate, the Brier score, and the expected calibration error over `bins` equal-width bins."""

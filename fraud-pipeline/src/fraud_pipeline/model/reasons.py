@@ -15,11 +15,13 @@ import numpy as np
 from fraud_pipeline.model.artifacts import Model
 
 if TYPE_CHECKING:
+    import pandas as pd
     import xgboost
 
 Reason = dict[str, Any]
 
-# The card's own history every reason carries (when the model has these features).
+# The card's own history every reason carries, from the named features (the model itself does not
+# read the 30-day ones: features.LONG_HISTORY).
 BASELINE: Final = (
     "amt",
     "is_night",
@@ -33,13 +35,17 @@ BASELINE: Final = (
 
 
 def top_reasons(
-    model_or_booster: Model | xgboost.Booster, matrix: np.ndarray, k: int = 3
+    model_or_booster: Model | xgboost.Booster,
+    matrix: np.ndarray,
+    named: pd.DataFrame,
+    k: int = 3,
 ) -> list[list[Reason]]:
     """Per row, up to `k` features with the largest positive contribution, strongest first.
 
     Contributions are XGBoost's own SHAP values (`pred_contribs`, log-odds); features that lowered
     the score are never reasons. One-hot columns keep their name (e.g. `category_shopping_net`).
-    Each reason: `feature`, `value`, `contribution` and `baseline` (BASELINE's values of the row).
+    Each reason: `feature`, `value`, `contribution` and `baseline` (BASELINE's values of the
+    row in `named`, the same rows' named features: `Model.feature_table`).
     """
     import xgboost  # heavy; only where a model is used
 
@@ -51,13 +57,16 @@ def top_reasons(
         booster, names = model_or_booster, list(model_or_booster.feature_names or [])
     if len(names) != matrix.shape[1]:
         raise ValueError(f"matrix has {matrix.shape[1]} columns, the model {len(names)} features")
+    if len(named) != len(matrix):
+        raise ValueError(f"{len(named)} rows of named features for a matrix of {len(matrix)}")
     dmatrix = xgboost.DMatrix(matrix, feature_names=names)
     contributions = booster.predict(dmatrix, pred_contribs=True)[:, :-1]  # drop the bias
     order = np.argsort(-contributions, axis=1)[:, :k]
-    known = [(name, names.index(name)) for name in BASELINE if name in names]
+    known = [name for name in BASELINE if name in named.columns]
+    baselines = named.loc[:, known].to_numpy(dtype=float)
     reasons: list[list[Reason]] = []
     for row, columns in enumerate(order):
-        baseline = {name: float(matrix[row, column]) for name, column in known}
+        baseline = dict(zip(known, map(float, baselines[row]), strict=True))
         picked = []
         for column in columns:
             contribution = float(contributions[row, column])

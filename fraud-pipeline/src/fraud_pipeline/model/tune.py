@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from fraud_pipeline.model.features import NUMERIC
+from fraud_pipeline.model.features import LONG_HISTORY, MODEL_NUMERIC, NUMERIC
 from fraud_pipeline.model.metrics import binary_metrics
 from fraud_pipeline.model.train import MONOTONE, PARAMS, ROUNDS, Parts, fit, read_parts
 
@@ -30,11 +30,13 @@ EPISODE: Final = ("prev_amt", "card_max_amt_24h", "card_night_sum_24h", *EPISODE
 
 @dataclass(frozen=True)
 class Variant:
-    """The final setting (`train.PARAMS`, every feature, ROUNDS, replicas) with one change."""
+    """The final setting (`train.PARAMS`, the model's features, ROUNDS, replicas) with one
+    change: features dropped, or others of the feature definition added."""
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
     drop: tuple[str, ...] = ()
+    add: tuple[str, ...] = ()
     rounds: int = ROUNDS
     replicas: bool = True
 
@@ -42,6 +44,7 @@ class Variant:
 VARIANTS: Final = (
     Variant("final setting"),
     Variant("final setting, seed 7 (the noise)", params={"seed": 7}),
+    Variant("with the 30-day features (the previous setting)", add=LONG_HISTORY),
     Variant("without the episode features", drop=EPISODE),
     Variant("without the 7 d episode features and previous at night", drop=EPISODE_7D),
     Variant("without monotone constraints", params={"monotone_constraints": {}}),
@@ -81,7 +84,9 @@ def measure(parts: Parts, variant: Variant, threads: int = 1) -> dict[str, Any]:
         parts.train_label[keep],
         parts.train_weight[keep],
         params={**PARAMS, "nthread": threads, **variant.params},
-        numeric=tuple(c for c in NUMERIC if c not in variant.drop),
+        numeric=tuple(
+            c for c in NUMERIC if (c in MODEL_NUMERIC or c in variant.add) and c not in variant.drop
+        ),
         rounds=variant.rounds,
     )
     label, score, january = parts.tune_label, fitted.tune_score, parts.tune_first_month

@@ -656,7 +656,9 @@ def score_chunk(
     hits = pd.Series(checks.hits, dtype=object)
 
     def scored(rows: np.ndarray) -> pd.DataFrame:
-        frame = scored_frame(payments[rows], matrix[rows], probabilities[rows], version, model)
+        frame = scored_frame(
+            payments[rows], named[rows], matrix[rows], probabilities[rows], version, model
+        )
         return frame.assign(rule_hits=hits[rows].to_list(), rule_flagged=checks.flagged[rows])
 
     trans_nums = payments["trans_num"].tolist()
@@ -728,17 +730,21 @@ def _set_aside_refused(
 
 def scored_frame(
     payments: pd.DataFrame,
+    named: pd.DataFrame,
     matrix: np.ndarray,
     probabilities: np.ndarray,
     model_version: str,
     model: Model,
 ) -> pd.DataFrame:
-    """Payments plus their scores, decisions and reasons (schema.SCORED_COLUMNS)."""
+    """Payments plus their scores, decisions and reasons (schema.SCORED_COLUMNS); `named` and
+    `matrix` are the payments' named features and model input (`Model.feature_table`)."""
     flagged = probabilities >= model.threshold
     reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(payments))]
     if flagged.any():
         for position, why in zip(
-            np.flatnonzero(flagged), top_reasons(model, matrix[flagged]), strict=True
+            np.flatnonzero(flagged),
+            top_reasons(model, matrix[flagged], named[flagged]),
+            strict=True,
         ):
             reasons[position] = why
     return payments.assign(
