@@ -165,8 +165,7 @@ def test_validation_run_halves_are_disjoint_customers(validation_raw):
 def test_the_validation_runs_untouched_half(validation_raw):
     """Issue 31's bar on customers of another run, that nothing read but this measurement: the
     whole half-year and its first month (every card new), at the saved threshold. The tune half
-    gives what metadata.json saved. Recall: issue 31 asks 0.88; this model reaches 0.879 (735 of
-    836 frauds, one short), so this asserts 0.87 and the README says the miss (Model)."""
+    gives what metadata.json saved."""
     model = load_model()
     saved = model.metadata["metrics"]["validation_run_tune"]
     tune, _, _ = evaluate_file(VALIDATION_FILE, model, split="validation-tune")
@@ -175,7 +174,7 @@ def test_the_validation_runs_untouched_half(validation_raw):
     assert metrics["n_fraud"] > 700
     assert metrics["pr_auc"] >= 0.965
     assert metrics["precision"] >= 0.90
-    assert metrics["recall"] >= 0.87
+    assert metrics["recall"] >= 0.88
     january = monthly_figures(scored, model.threshold).iloc[0]
     assert january["month"] == "2020-01"
     assert january["precision"] >= 0.85
