@@ -226,9 +226,12 @@ class Parts:
     replica_rows: int
     train_frame: pd.DataFrame
     train_label: np.ndarray
-    train_weight: np.ndarray
     replica: np.ndarray  # which train_frame rows are cold-start replicas
     real: np.ndarray  # which train_frame rows are real Kaggle rows
+
+    def train_weight(self, real_weight: float = REAL_WEIGHT) -> np.ndarray:
+        """Each train_frame row's weight: `real_weight` for the real rows, 1 for the others."""
+        return np.where(self.real, real_weight, 1.0)
 
     @property
     def tune_label(self) -> np.ndarray:
@@ -294,7 +297,6 @@ def read_parts(sample_rows: int | None = None) -> Parts:
         train_label=np.concatenate(
             [gen_pay.is_fraud[gen_train], replicas.is_fraud, real_pay.is_fraud[real_train]]
         ),
-        train_weight=np.where(kinds == 2, REAL_WEIGHT, 1.0),
         replica=kinds == 1,
         real=kinds == 2,
     )
@@ -418,7 +420,7 @@ def train(
     train_frame, train_label, train_weight = (
         parts.train_frame,
         parts.train_label,
-        parts.train_weight,
+        parts.train_weight(),
     )
     # Database rows never on a card whose rows are measured (validation, test) nor a file row.
     measured_cards = pd.concat(

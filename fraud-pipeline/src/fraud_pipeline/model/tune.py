@@ -24,7 +24,15 @@ import pandas as pd
 from fraud_pipeline.ingest.payments import local_wall_clock
 from fraud_pipeline.model.features import LONG_HISTORY, MODEL_NUMERIC, NUMERIC, feature_frame
 from fraud_pipeline.model.metrics import binary_metrics
-from fraud_pipeline.model.train import MONOTONE, PARAMS, ROUNDS, Parts, fit, read_parts
+from fraud_pipeline.model.train import (
+    MONOTONE,
+    PARAMS,
+    REAL_WEIGHT,
+    ROUNDS,
+    Parts,
+    fit,
+    read_parts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +51,7 @@ class Variant:
     add: tuple[str, ...] = ()
     rounds: int = ROUNDS
     replicas: bool = True
-    real_weight: float | None = None  # the real rows' weight, if not train's
+    real_weight: float = REAL_WEIGHT
 
 
 VARIANTS: Final = (
@@ -100,11 +108,12 @@ class SampledWindows:
 
 
 def sampled_like_public(payments: pd.DataFrame, seed: int) -> SampledWindows:
-    """Every fraud, every payment of a WINDOW every WINDOW_EVERY from the second week on, and
-    SAMPLED_SHARE of the other legitimate payments (seeded): cards whose complete day follows
-    a history the file holds only in part, as in the real test period's first rows."""
+    """Every fraud, every payment of a WINDOW every WINDOW_EVERY (the first at noon, WINDOW_EVERY
+    after the first day), and SAMPLED_SHARE of the other legitimate payments (seeded): cards
+    whose complete day follows a history the file holds only in part, as in the real test
+    period's first rows (from 12:14)."""
     times = local_wall_clock(payments["trans_time"])
-    first = times.min().normalize() + pd.Timedelta(days=14, hours=12)
+    first = times.min().normalize() + WINDOW_EVERY + pd.Timedelta(hours=12)
     starts = pd.date_range(first, times.max(), freq=WINDOW_EVERY)
     in_window = np.zeros(len(payments), dtype=bool)
     for start in starts:
@@ -121,9 +130,7 @@ def measure(
 ) -> dict[str, Any]:
     """Fit `variant` as `train` would and measure it (COLUMNS, and `threshold`)."""
     keep = np.ones(len(parts.train_frame), dtype=bool) if variant.replicas else ~parts.replica
-    weight = parts.train_weight
-    if variant.real_weight is not None:
-        weight = np.where(parts.real, variant.real_weight, weight)
+    weight = parts.train_weight(variant.real_weight)
     fitted = fit(
         parts,
         parts.train_frame[keep],
